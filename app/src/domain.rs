@@ -1,0 +1,390 @@
+//! Domain vocabulary shared by client and server: roles, connection types, environments and the
+//! validated newtypes for names a person types. The client validates with the same `parse()` the
+//! server enforces, so a form shows the same message before and after the round trip.
+
+use crate::error::AppError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Who a user is in a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    SuperAdmin,
+    Admin,
+    Developer,
+    User,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::SuperAdmin, Role::Admin, Role::Developer, Role::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super_admin",
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::User => "user",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "Super admin",
+            Role::Admin => "Admin",
+            Role::Developer => "Developer",
+            Role::User => "User",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, AppError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| AppError::invalid("role", format!("Unknown role '{s}'.")))
+    }
+
+    /// Super admins, admins and developers build and manage the application.
+    pub fn is_builder(self) -> bool {
+        !matches!(self, Role::User)
+    }
+}
+
+/// Who a connection's authorization belongs to (seed 000 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConnectionType {
+    /// Created by the platform for integrations; authorized by builders on behalf of the app.
+    System,
+    /// One authorization shared by every user, given by an admin.
+    Admin,
+    /// Each user authorizes with their own account.
+    LoggedInUser,
+}
+
+impl ConnectionType {
+    pub const ALL: [ConnectionType; 3] =
+        [ConnectionType::System, ConnectionType::Admin, ConnectionType::LoggedInUser];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionType::System => "system",
+            ConnectionType::Admin => "admin",
+            ConnectionType::LoggedInUser => "user",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionType::System => "System connection",
+            ConnectionType::Admin => "Admin connection",
+            ConnectionType::LoggedInUser => "User connection",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, AppError> {
+        ConnectionType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| AppError::invalid("connection_type", format!("Unknown connection type '{s}'.")))
+    }
+}
+
+/// The environments an application is deployed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Environment {
+    Development,
+    Stage,
+    Production,
+}
+
+impl Environment {
+    pub const ALL: [Environment; 3] =
+        [Environment::Development, Environment::Stage, Environment::Production];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Stage => "stage",
+            Environment::Production => "production",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Environment::Development => "Development",
+            Environment::Stage => "Stage",
+            Environment::Production => "Production",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, AppError> {
+        Environment::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| AppError::invalid("environment", format!("Unknown environment '{s}'.")))
+    }
+}
+
+/// How a connector authenticates against its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuthType {
+    OAuth2,
+    ApiKey,
+    Basic,
+}
+
+impl AuthType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::OAuth2 => "oauth2",
+            AuthType::ApiKey => "api_key",
+            AuthType::Basic => "basic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, AppError> {
+        match s {
+            "oauth2" => Ok(AuthType::OAuth2),
+            "api_key" => Ok(AuthType::ApiKey),
+            "basic" => Ok(AuthType::Basic),
+            _ => Err(AppError::invalid("auth_type", format!("Unknown authentication type '{s}'."))),
+        }
+    }
+}
+
+/// The kinds of application component that can reference connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ComponentKind {
+    Form,
+    Page,
+    Report,
+    IntegrationReport,
+    Workflow,
+    Function,
+    Blueprint,
+    Schedule,
+}
+
+impl ComponentKind {
+    pub const ALL: [ComponentKind; 8] = [
+        ComponentKind::Form,
+        ComponentKind::Page,
+        ComponentKind::Report,
+        ComponentKind::IntegrationReport,
+        ComponentKind::Workflow,
+        ComponentKind::Function,
+        ComponentKind::Blueprint,
+        ComponentKind::Schedule,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Form => "form",
+            ComponentKind::Page => "page",
+            ComponentKind::Report => "report",
+            ComponentKind::IntegrationReport => "integration_report",
+            ComponentKind::Workflow => "workflow",
+            ComponentKind::Function => "function",
+            ComponentKind::Blueprint => "blueprint",
+            ComponentKind::Schedule => "schedule",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ComponentKind::Form => "Form",
+            ComponentKind::Page => "Page",
+            ComponentKind::Report => "Report",
+            ComponentKind::IntegrationReport => "Integration report",
+            ComponentKind::Workflow => "Workflow",
+            ComponentKind::Function => "Function",
+            ComponentKind::Blueprint => "Blueprint",
+            ComponentKind::Schedule => "Schedule",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, AppError> {
+        ComponentKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| AppError::invalid("kind", format!("Unknown component kind '{s}'.")))
+    }
+}
+
+const NAME_MAX: usize = 50;
+const NAME_SPECIALS: &str = "*_-@/!:|&~\\+ .";
+
+/// A display name typed by a person (connection names, connector names, authorized account
+/// names): 1–50 characters, starting with a letter, digit or underscore, and only the special
+/// characters `* _ - @ / ! : | & ~ \ +`, spaces and dots after that. Markup characters such as
+/// `<`, `>`, `"` are refused rather than escaped away.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, AppError> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(AppError::invalid(field, "Enter a name."));
+        }
+        let count = s.chars().count();
+        if count > NAME_MAX {
+            return Err(AppError::invalid(
+                field,
+                format!("Use at most {NAME_MAX} characters (this one has {count})."),
+            ));
+        }
+        let first = s.chars().next().unwrap_or(' ');
+        if !(first.is_alphanumeric() || first == '_') {
+            return Err(AppError::invalid(field, "Start with a letter, a digit or an underscore."));
+        }
+        if let Some(bad) = s.chars().find(|c| !(c.is_alphanumeric() || NAME_SPECIALS.contains(*c))) {
+            return Err(AppError::invalid(
+                field,
+                format!("'{bad}' is not allowed. Use letters, digits, spaces and * _ - @ / ! : | & ~ \\ + ."),
+            ));
+        }
+        Ok(DisplayName(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The stable identifier used in scripts (`invokeurl ... connection: "zoho_crm"`): lowercase
+/// ASCII letters, digits and underscores, starting with a letter, at most 50 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LinkName(String);
+
+impl LinkName {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(AppError::invalid("link_name", "Enter a link name."));
+        }
+        if s.len() > NAME_MAX {
+            return Err(AppError::invalid("link_name", format!("Use at most {NAME_MAX} characters.")));
+        }
+        if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(AppError::invalid("link_name", "Start the link name with a lowercase letter."));
+        }
+        if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(AppError::invalid(
+                "link_name",
+                "Use only lowercase letters, digits and underscores in a link name.",
+            ));
+        }
+        Ok(LinkName(s.to_string()))
+    }
+
+    /// Derives a link name from a display name: "Zoho CRM (Sales)" → "zoho_crm_sales".
+    pub fn derive_from(name: &str) -> String {
+        let mut out = String::new();
+        for c in name.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.ends_with('_') && !out.is_empty() {
+                out.push('_');
+            }
+        }
+        let trimmed = out.trim_end_matches('_');
+        let mut s: String = trimmed.chars().take(NAME_MAX).collect();
+        if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+            s = format!("c_{s}").chars().take(NAME_MAX).collect();
+        }
+        s
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LinkName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address used to sign in (only the shape is checked; it is compared lowercase).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let s = raw.trim().to_lowercase();
+        let valid = s.len() <= 254
+            && s.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            })
+            && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>');
+        if valid {
+            Ok(Email(s))
+        } else {
+            Err(AppError::invalid("email", "Enter an email address like name@example.com."))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names() {
+        assert!(DisplayName::parse("name", "Zoho CRM").is_ok());
+        assert!(DisplayName::parse("name", "_crm-1 @ eu/*").is_ok());
+        assert_eq!(DisplayName::parse("name", "  Spaced  ").unwrap().as_str(), "Spaced");
+        for bad in ["", "   ", "-starts", "<script>", "a\"b", "x".repeat(51).as_str(), "é".repeat(51).as_str()] {
+            let err = DisplayName::parse("name", bad).unwrap_err();
+            assert_eq!(err.field(), Some("name"), "{bad:?}");
+        }
+        assert!(DisplayName::parse("name", &"é".repeat(50)).is_ok(), "counts characters, not bytes");
+    }
+
+    #[test]
+    fn link_names() {
+        assert!(LinkName::parse("zoho_crm_1").is_ok());
+        for bad in ["", "Zoho", "1abc", "has space", "dash-ed", &"a".repeat(51)] {
+            assert!(LinkName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(LinkName::derive_from("Zoho CRM (Sales)"), "zoho_crm_sales");
+        assert_eq!(LinkName::derive_from("123 Go"), "c_123_go");
+        assert!(LinkName::parse(&LinkName::derive_from("  ** ")).is_ok());
+    }
+
+    #[test]
+    fn enums_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()).unwrap(), r);
+        }
+        for t in ConnectionType::ALL {
+            assert_eq!(ConnectionType::parse(t.as_str()).unwrap(), t);
+        }
+        for e in Environment::ALL {
+            assert_eq!(Environment::parse(e.as_str()).unwrap(), e);
+        }
+        for k in ComponentKind::ALL {
+            assert_eq!(ComponentKind::parse(k.as_str()).unwrap(), k);
+        }
+        assert!(Role::parse("root").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(Email::parse(" Admin@Demo.Test ").unwrap().as_str(), "admin@demo.test");
+        for bad in ["", "nobody", "a@b", "@x.y", "a b@c.d", "<a@b.c>"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The one error type shared by client and server.
+//!
+//! User-facing variants carry a message meant to be shown as it is. Internal causes are logged on
+//! the server with their context and answered with the opaque [`AppError::Internal`] variant, so
+//! no SQL text, file path or credential ever reaches a browser.
+
+use serde::{Deserialize, Serialize};
+use server_fn_error::*;
+
+/// Re-exported pieces of `server_fn` needed to plug [`AppError`] into `#[server]` functions.
+mod server_fn_error {
+    pub use leptos::server_fn::codec::JsonEncoding;
+    pub use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    #[error("Please sign in to continue.")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Input that failed validation; `field` names the form control it belongs to.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The request itself could not be read (malformed or over-long body, missing argument).
+    #[error("The request could not be understood: {0}")]
+    BadRequest(String),
+    /// A failure in a third-party service, described for a person.
+    #[error("{0}")]
+    Upstream(String),
+    /// Anything else. The cause was logged on the server under `reference`.
+    #[error("Something went wrong on our side (reference {reference}). Please try again.")]
+    Internal { reference: String },
+    /// The browser could not reach the server or read its answer.
+    #[error("Could not reach the server: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Invalid { field: field.into(), message: message.into() }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        AppError::Forbidden(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        AppError::NotFound(message.into())
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Unauthenticated => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound(_) => 404,
+            AppError::Invalid { .. } | AppError::BadRequest(_) => 400,
+            AppError::Conflict(_) => 409,
+            AppError::TooManyRequests(_) => 429,
+            AppError::Upstream(_) => 502,
+            AppError::Internal { .. } | AppError::Transport(_) => 500,
+        }
+    }
+
+    /// The form field an error belongs to, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
+                AppError::BadRequest(short(&m))
+            }
+            ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) => {
+                AppError::Transport(short(&m))
+            }
+            other => AppError::Transport(short(&other.to_string())),
+        }
+    }
+}
+
+/// Keeps decoder messages readable (and bounded) when they are shown to a person.
+fn short(message: &str) -> String {
+    let mut s: String = message.chars().take(200).collect();
+    if s.len() < message.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::AppError;
+
+    impl AppError {
+        /// Logs an internal cause with its context and returns the opaque error the user sees.
+        #[track_caller]
+        pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
+            let reference = crate::ssr::ids::short_reference();
+            let at = std::panic::Location::caller();
+            tracing::error!(%reference, context, %cause, location = %at, "internal error");
+            AppError::Internal { reference }
+        }
+    }
+
+    impl From<sqlx::Error> for AppError {
+        #[track_caller]
+        fn from(e: sqlx::Error) -> Self {
+            AppError::internal("database", e)
+        }
+    }
+
+    impl From<tower_sessions::session::Error> for AppError {
+        #[track_caller]
+        fn from(e: tower_sessions::session::Error) -> Self {
+            AppError::internal("session store", e)
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,58 @@
+//! The connections manager: Leptos components, routes and `#[server]` functions shared by the
+//! server (feature `ssr`) and the browser (feature `hydrate`).
+#![recursion_limit = "256"]
+
+pub mod applications;
+pub mod auth;
+pub mod connections;
+pub mod domain;
+pub mod error;
+pub mod operations;
+pub mod pages;
+pub mod policy;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document the server renders around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    pages::provide_session();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/connections.css"/>
+        <Title text="Connections"/>
+        <Router>
+            <Routes fallback=|| view! { <main class="page"><h1>"Page not found"</h1><a href="/">"Go home"</a></main> }>
+                <Route path=path!("/") view=pages::home::HomePage/>
+                <Route path=path!("/login") view=pages::login::LoginPage/>
+                <Route path=path!("/app/:app") view=pages::live::LivePage/>
+                <Route path=path!("/app/:app/edit") view=pages::edit::EditPage/>
+                <Route path=path!("/microservices") view=pages::microservices::MicroservicesPage/>
+                <Route path=path!("/operations") view=pages::operations::OperationsPage/>
+            </Routes>
+        </Router>
+    }
+}

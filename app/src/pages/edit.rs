@@ -1,0 +1,97 @@
+//! Edit mode: the builder for an application, with the integrations icon in the top-right
+//! corner that opens the Connections tab for the component being edited (seed 000 §4.1).
+
+use super::panel::ConnectionsList;
+use super::{ErrorMessage, RequireUser, SignOut};
+use crate::applications::get_application;
+use crate::domain::Environment;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+#[component]
+pub fn EditPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let app = move || params.read().get("app").unwrap_or_default();
+    view! {
+        <RequireUser children=move |user| {
+            if !user.role.is_builder() {
+                return view! {
+                    <main class="page">
+                        <h1>"Edit mode"</h1>
+                        <p class="error" role="alert">"Only super admins, admins and developers can edit applications."</p>
+                        <a href="/">"Back to applications"</a>
+                    </main>
+                }.into_any();
+            }
+            let view_res = Resource::new(app, get_application);
+            let panel_open = RwSignal::new(false);
+            view! {
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match view_res.await {
+                            Err(e) => view! { <main class="page"><ErrorMessage error=e/></main> }.into_any(),
+                            Ok(v) => {
+                                let link = v.app.link_name.clone();
+                                let first = v.components.first().map(|c| c.link_name.clone());
+                                let selected = Signal::derive(move || query.read().get("component").or_else(|| first.clone()));
+                                let components = v.components.clone();
+                                view! {
+                                    <div class="builder">
+                                        <header class="builder-header">
+                                            <a href="/" class="brand" aria-label="All applications">"◧"</a>
+                                            <h1>"Builder · " {v.app.name.clone()}</h1>
+                                            <a href=format!("/app/{link}")>"Open live mode"</a>
+                                            <SignOut/>
+                                            <button
+                                                type="button"
+                                                class="icon-button integrations"
+                                                aria-label="Integrations"
+                                                aria-expanded=move || panel_open.get().to_string()
+                                                on:click=move |_| panel_open.update(|o| *o = !*o)
+                                            >"⇄"</button>
+                                        </header>
+                                        <div class="builder-body">
+                                            <nav aria-label="Components" class="component-list">
+                                                <ul>
+                                                    {components.into_iter().map(|c| {
+                                                        let href = format!("?component={}", c.link_name);
+                                                        let this = c.link_name.clone();
+                                                        let current = move || selected.read().as_deref() == Some(this.as_str());
+                                                        view! {
+                                                            <li>
+                                                                <a href=href aria-current=move || current().then_some("page")>
+                                                                    <span class="kind">{c.kind.label()}</span> " " {c.name.clone()}
+                                                                </a>
+                                                            </li>
+                                                        }
+                                                    }).collect_view()}
+                                                </ul>
+                                            </nav>
+                                            <section class="canvas" aria-label="Component editor">
+                                                <p>"Editing " <strong>{selected}</strong></p>
+                                            </section>
+                                            <Show when=move || panel_open.get()>
+                                                <aside class="slider" role="dialog" aria-label="Integrations">
+                                                    <div role="tablist" aria-label="Integrations">
+                                                        <button type="button" role="tab" aria-selected="true">"Connections"</button>
+                                                    </div>
+                                                    <div role="tabpanel" aria-label="Connections">
+                                                        {
+                                                            let link = link.clone();
+                                                            move || view! { <ConnectionsList app=link.clone() component=selected.get() environment=Environment::Development/> }
+                                                        }
+                                                    </div>
+                                                </aside>
+                                            </Show>
+                                        </div>
+                                    </div>
+                                }.into_any()
+                            }
+                        }
+                    })}
+                </Suspense>
+            }.into_any()
+        }/>
+    }
+}

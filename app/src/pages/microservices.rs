@@ -1,0 +1,46 @@
+//! The Microservices page: every connection in the workspace (super admins, admins and
+//! developers only; the server refuses anyone else).
+
+use super::panel::TypeIcon;
+use super::{ErrorMessage, RequireUser, TopNav};
+use crate::connections::workspace_connections;
+use leptos::prelude::*;
+
+#[component]
+pub fn MicroservicesPage() -> impl IntoView {
+    view! {
+        <RequireUser children=move |user| {
+            let list = Resource::new(|| (), |_| workspace_connections());
+            view! {
+                <TopNav user=user/>
+                <main class="page">
+                    <h1>"Microservices"</h1>
+                    <h2>"Connections"</h2>
+                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match list.await {
+                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                                Ok(list) => view! {
+                                    <table aria-label="Connections">
+                                        <thead><tr><th>"Type"</th><th>"Name"</th><th>"Link name"</th><th>"Service"</th><th>"Status"</th></tr></thead>
+                                        <tbody>
+                                            {list.into_iter().map(|c| view! {
+                                                <tr>
+                                                    <td><TypeIcon kind=c.conn_type/></td>
+                                                    <td>{c.display_name}</td>
+                                                    <td><code>{c.link_name}</code></td>
+                                                    <td>{c.service_name}</td>
+                                                    <td>{c.status.label()}</td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                }.into_any(),
+                            }
+                        })}
+                    </Suspense>
+                </main>
+            }
+        }/>
+    }
+}

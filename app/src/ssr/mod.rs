@@ -1,0 +1,12 @@
+//! Server-only infrastructure: settings, state, database, cipher, sessions. Domain modules
+//! (connections, policy, operations, …) live beside this one and use it.
+
+pub mod crypto;
+pub mod db;
+pub mod ids;
+pub mod seed;
+pub mod sessions;
+pub mod settings;
+pub mod state;
+
+pub use state::AppState;

@@ -1,0 +1,198 @@
+//! The demo workspace: one user per role, two applications with every kind of component, the
+//! sandbox service's connectors and connections of each type.
+
+use super::db::Db;
+use super::ids::now_ms;
+use crate::auth::ssr::hash_password;
+use crate::error::AppResult;
+use serde_json::json;
+
+/// The demo sign-ins, printed by the run command.
+pub const DEMO_USERS: [(&str, &str, &str); 4] = [
+    ("superadmin@demo.test", "Sam Super", "super_admin"),
+    ("admin@demo.test", "Ada Admin", "admin"),
+    ("developer@demo.test", "Dev Developer", "developer"),
+    ("user@demo.test", "Uma User", "user"),
+];
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// Seeds the demo workspace unless the database already has one. Returns whether it seeded.
+pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces").fetch_one(&db.pool).await?;
+    if existing > 0 {
+        return Ok(false);
+    }
+    let now = now_ms();
+    let sandbox = sandbox_url.trim_end_matches('/');
+    let ws: i64 = sqlx::query_scalar(
+        "INSERT INTO workspaces (name, data_center, created_at) VALUES ($1, 'us', $2) RETURNING id",
+    )
+    .bind("Demo Workspace")
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?;
+    let hash = hash_password(DEMO_PASSWORD).await?;
+    let mut users = Vec::new();
+    for (email, name, role) in DEMO_USERS {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (workspace_id, email, display_name, role, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(ws)
+        .bind(email)
+        .bind(name)
+        .bind(role)
+        .bind(&hash)
+        .bind(now)
+        .fetch_one(&db.pool)
+        .await?;
+        users.push(id);
+    }
+    let admin = users[1];
+    let plain_user = users[3];
+
+    let crm_config = json!({
+        "authorize_url": format!("{sandbox}/auth"),
+        "token_url": format!("{sandbox}/token"),
+        "revoke_url": format!("{sandbox}/token/revocation"),
+        "api_base": sandbox,
+        "client_id": "crm-connector",
+        "scopes": [
+            {"name": "crm.deals.read", "required": true},
+            {"name": "crm.contacts.read", "required": false},
+            {"name": "crm.deals.write", "required": false}
+        ],
+        "scope_delimiter": " ",
+        "modules": ["Deals", "Contacts"]
+    })
+    .to_string();
+    let weather_config = json!({
+        "api_base": sandbox, "key_name": "X-Api-Key", "placement": "header"
+    })
+    .to_string();
+    let atlassian_config = json!({ "api_base": sandbox }).to_string();
+    let connector = |name: &'static str, link: &'static str, auth: &'static str, config: String| async move {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO connectors (workspace_id, kind, name, link_name, auth_type, config, created_at)
+             VALUES (NULL, 'builtin', $1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(link)
+        .bind(auth)
+        .bind(config)
+        .bind(now)
+        .fetch_one(&db.pool)
+        .await
+    };
+    let crm = connector("Sandbox CRM", "sandbox_crm", "oauth2", crm_config).await?;
+    let weather = connector("Sandbox Weather", "sandbox_weather", "api_key", weather_config).await?;
+    let atlassian = connector("Sandbox Atlassian", "sandbox_atlassian", "basic", atlassian_config).await?;
+
+    let app = |name: &'static str, link: &'static str, theme: &'static str, installed: Option<&'static str>| async move {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO applications (workspace_id, name, link_name, theme, installed_from, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(ws)
+        .bind(name)
+        .bind(link)
+        .bind(theme)
+        .bind(installed)
+        .bind(now)
+        .fetch_one(&db.pool)
+        .await
+    };
+    let sales = app("Sales Hub", "sales_hub", "classic", None).await?;
+    let field = app("Field Service", "field_service", "modern", Some("Marketplace: Field Service Kit")).await?;
+
+    let conn = |display: &'static str, link: &'static str, connector: i64, kind: &'static str, scopes: &'static str, same: bool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, scopes,
+                                      same_for_all_envs, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(ws)
+        .bind(connector)
+        .bind(display)
+        .bind(link)
+        .bind(kind)
+        .bind(scopes)
+        .bind(same)
+        .bind(admin)
+        .bind(now)
+        .fetch_one(&db.pool)
+        .await
+    };
+    let crm_admin = conn("Sales CRM", "sales_crm", crm, "admin", "crm.deals.read crm.contacts.read", true).await?;
+    let crm_user = conn("My CRM", "my_crm", crm, "user", "crm.deals.read", true).await?;
+    let crm_system = conn("CRM System", "crm_system", crm, "system", "crm.deals.read crm.contacts.read", false).await?;
+    let weather_conn = conn("Weather", "weather", weather, "admin", "", true).await?;
+    let jira = conn("Issue Tracker", "issue_tracker", atlassian, "admin", "", false).await?;
+
+    let component = |app: i64, kind: &'static str, name: &'static str, link: &'static str, definition: serde_json::Value| async move {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO components (application_id, kind, name, link_name, definition) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(app)
+        .bind(kind)
+        .bind(name)
+        .bind(link)
+        .bind(definition.to_string())
+        .fetch_one(&db.pool)
+        .await
+    };
+    let deal_form = component(sales, "form", "Deal Intake", "deal_intake", json!({"on_load": "load_deals"})).await?;
+    let contact_form = component(sales, "form", "Contact Lookup", "contact_lookup", json!({})).await?;
+    let pipeline = component(sales, "page", "Pipeline", "pipeline", json!({"panels": ["deals"]})).await?;
+    let deals_report = component(sales, "integration_report", "CRM Deals", "crm_deals", json!({"module": "Deals"})).await?;
+    let load_deals = component(sales, "workflow", "Load Deals", "load_deals", json!({})).await?;
+    let forecast = component(sales, "function", "Forecast", "forecast", json!({})).await?;
+    let approval = component(sales, "blueprint", "Deal Approval", "deal_approval", json!({})).await?;
+    let nightly = component(sales, "schedule", "Nightly Refresh", "nightly_refresh", json!({})).await?;
+    let weather_page = component(field, "page", "Site Weather", "site_weather", json!({})).await?;
+    let tickets = component(field, "report", "Tickets", "tickets", json!({})).await?;
+
+    for (c, k) in [
+        (deal_form, crm_admin),
+        (deal_form, crm_user),
+        (contact_form, crm_user),
+        (pipeline, crm_user),
+        (deals_report, crm_system),
+        (load_deals, crm_admin),
+        (forecast, crm_admin),
+        (approval, crm_admin),
+        (nightly, crm_admin),
+        (weather_page, weather_conn),
+        (tickets, jira),
+        (weather_page, crm_system),
+    ] {
+        sqlx::query("INSERT INTO component_connections (component_id, connection_id) VALUES ($1, $2)")
+            .bind(c)
+            .bind(k)
+            .execute(&db.pool)
+            .await?;
+    }
+    for c in [deal_form, contact_form, pipeline, deals_report, weather_page] {
+        sqlx::query("INSERT INTO component_permissions (component_id, user_id) VALUES ($1, $2)")
+            .bind(c)
+            .bind(plain_user)
+            .execute(&db.pool)
+            .await?;
+    }
+    for (k, a) in [
+        (crm_admin, sales),
+        (crm_user, sales),
+        (crm_system, sales),
+        (crm_system, field),
+        (weather_conn, field),
+        (jira, field),
+    ] {
+        sqlx::query("INSERT INTO connection_access (connection_id, application_id, enabled) VALUES ($1, $2, TRUE)")
+            .bind(k)
+            .bind(a)
+            .execute(&db.pool)
+            .await?;
+    }
+    tracing::info!(workspace_id = ws, "seeded the demo workspace");
+    Ok(true)
+}

@@ -1,0 +1,154 @@
+//! Typed settings, loaded once from flags and environment. `server --help` lists them all.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Parser)]
+#[command(name = "server", about = "The connections manager: web app, server functions and OAuth callbacks.")]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Public base URL browsers use to reach this server (used for OAuth redirect URIs).
+    /// Defaults to http://<listen>.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Database URL: `sqlite://path/to/file.db` or `postgres://user@host:port/db`.
+    /// Defaults to a SQLite file in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the SQLite file and the generated demo key.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// The credentials encryption key: 32 bytes, base64-encoded.
+    #[arg(long, env = "CONNECTIONS_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+
+    /// A file holding the base64 encryption key (alternative to --encryption-key).
+    #[arg(long, env = "CONNECTIONS_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+
+    /// The version number stamped on every new ciphertext (raise it when rotating keys).
+    #[arg(long, env = "CONNECTIONS_ENCRYPTION_KEY_VERSION", default_value_t = 1)]
+    pub encryption_key_version: u8,
+
+    /// Generate a key into <data-dir>/encryption.key when none is configured (demo only).
+    #[arg(long, env = "GENERATE_KEY")]
+    pub generate_key: bool,
+
+    /// Seed the demo workspace (users, applications, connections) when the database is empty.
+    #[arg(long, env = "SEED_DEMO")]
+    pub seed_demo: bool,
+
+    /// Base URL of the sandbox third-party service used by the demo's connectors.
+    #[arg(long, env = "SANDBOX_URL", default_value = "http://127.0.0.1:4010")]
+    pub sandbox_url: String,
+
+    /// Hosts (host:port) outbound calls may reach although they are loopback or private.
+    #[arg(long, env = "OUTBOUND_ALLOWLIST", value_delimiter = ',')]
+    pub outbound_allowlist: Vec<String>,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+
+    /// Mark session cookies Secure (set when served over HTTPS).
+    #[arg(long, env = "SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Minutes of inactivity after which a session ends.
+    #[arg(long, env = "SESSION_IDLE_MINUTES", default_value_t = 60)]
+    pub session_idle_minutes: i64,
+
+    /// Seconds an OAuth2 authorization may take. The product is 90; tests shorten it.
+    #[arg(long, env = "OAUTH_WINDOW_SECS", default_value_t = 90)]
+    pub oauth_window_secs: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Where the built site (pkg/*.wasm, *.js, *.css) is served from.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url())
+            .field("database", &self.database_url().split('?').next().map(redact_url))
+            .field("data_dir", &self.data_dir)
+            .field("encryption_key", &self.encryption_key.as_ref().map(|_| "<redacted>"))
+            .field("encryption_key_file", &self.encryption_key_file)
+            .field("seed_demo", &self.seed_demo)
+            .field("sandbox_url", &self.sandbox_url)
+            .field("outbound_allowlist", &self.outbound_allowlist)
+            .field("oauth_window_secs", &self.oauth_window_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password in `scheme://user:password@host/...`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{}:<redacted>{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Settings {
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/connections.db?mode=rwc", self.data_dir.display()))
+    }
+
+    /// Settings for tests: every default, with the given database and data directory.
+    pub fn for_tests(database_url: &str, data_dir: PathBuf) -> Self {
+        let mut s = Settings::parse_from(["server"]);
+        s.database_url = Some(database_url.to_string());
+        s.data_dir = data_dir;
+        s.listen = "127.0.0.1:0".parse().expect("literal address");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_password_is_redacted() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:<redacted>@db:5432/x");
+        let mut s = Settings::parse_from(["server"]);
+        s.database_url = Some("postgres://app:s3cret@db/x".into());
+        s.encryption_key = Some("c2VjcmV0LWtleQ==".into());
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("s3cret") && !dbg.contains("c2VjcmV0LWtleQ"), "{dbg}");
+    }
+}

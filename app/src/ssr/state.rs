@@ -1,0 +1,35 @@
+//! The application state handed to every handler, server function and SSR render.
+
+use super::crypto::Cipher;
+use super::db::Db;
+use super::settings::Settings;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub cipher: Cipher,
+    /// Outbound HTTP client for third-party services: never follows redirects on its own.
+    pub http: reqwest::Client,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("db", &self.db.backend).field("cipher", &self.cipher).finish_non_exhaustive()
+    }
+}
+
+/// The outbound client: bounded timeouts, no automatic redirects (callers re-check each hop).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(20))
+        .user_agent(concat!("connections-manager/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("static reqwest configuration is valid")
+}

@@ -1,0 +1,219 @@
+//! Wiring only: state from settings, the router with its layers, and serving with graceful
+//! shutdown. Domain code lives in the `app` crate.
+
+use anyhow::Context as _;
+use app::error::AppError;
+use app::ssr::crypto::Cipher;
+use app::ssr::db::Db;
+use app::ssr::sessions::Store;
+use app::ssr::settings::Settings;
+use app::ssr::state::{http_client, AppState};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub mod telemetry;
+
+/// Everything the router needs, built once at start-up.
+pub struct Built {
+    pub state: AppState,
+    pub sessions: Store,
+}
+
+/// Connects to the database, loads the encryption key, checks it against stored credentials,
+/// and seeds the demo workspace when asked.
+pub async fn build(settings: Settings) -> anyhow::Result<Built> {
+    let url = settings.database_url();
+    let db = Db::connect(&url).await.context("could not open the database")?;
+    let cipher = load_cipher(&settings)?;
+    check_key(&db, &cipher).await?;
+    if settings.seed_demo {
+        app::ssr::seed::seed_demo(&db, &settings.sandbox_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("could not seed the demo workspace: {e}"))?;
+    }
+    let sessions = Store::connect(&url).await.context("could not open the session store")?;
+    let leptos_options = LeptosOptions::builder()
+        .output_name("connections")
+        .site_root(settings.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.listen)
+        .build();
+    let state = AppState { leptos_options, db, settings: Arc::new(settings), cipher, http: http_client() };
+    Ok(Built { state, sessions })
+}
+
+fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
+    let version = settings.encryption_key_version;
+    if let Some(key) = &settings.encryption_key {
+        return Cipher::from_base64(version, key).context("CONNECTIONS_ENCRYPTION_KEY is not usable");
+    }
+    if let Some(path) = &settings.encryption_key_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+        return Cipher::from_base64(version, &text).with_context(|| format!("the key in {} is not usable", path.display()));
+    }
+    if settings.generate_key {
+        let path = settings.data_dir.join("encryption.key");
+        return Cipher::load_or_generate(version, &path)
+            .with_context(|| format!("could not create {}", path.display()))?
+            .with_context(|| format!("the key in {} is not usable", path.display()));
+    }
+    anyhow::bail!(
+        "no encryption key: set CONNECTIONS_ENCRYPTION_KEY (32 bytes, base64) or CONNECTIONS_ENCRYPTION_KEY_FILE, \
+         or pass --generate-key for a demo"
+    )
+}
+
+const KEY_CHECK_AAD: &[u8] = b"server_facts:key_check";
+
+/// Refuses to start with a key that cannot read what is stored.
+async fn check_key(db: &Db, cipher: &Cipher) -> anyhow::Result<()> {
+    let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM server_facts WHERE name = 'key_check'")
+        .fetch_optional(&db.pool)
+        .await?;
+    match stored {
+        Some(blob) => {
+            cipher.decrypt(KEY_CHECK_AAD, &blob).map_err(|e| {
+                anyhow::anyhow!("the configured encryption key cannot read the stored credentials ({e}); refusing to start")
+            })?;
+        }
+        None => {
+            let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM authorized_accounts").fetch_one(&db.pool).await?;
+            anyhow::ensure!(accounts == 0, "credentials exist but no key check is stored; refusing to start");
+            sqlx::query("INSERT INTO server_facts (name, value) VALUES ('key_check', $1)")
+                .bind(cipher.encrypt(KEY_CHECK_AAD, b"ok"))
+                .execute(&db.pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The Prometheus recorder is process-wide; it is installed once.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // A recorder may already be installed (e.g. by a test harness); then ours only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The whole application: pages, server functions, health, metrics and static files.
+pub fn router(built: Built) -> Router {
+    let Built { state, sessions } = built;
+    let settings = state.settings.clone();
+    let routes = generate_route_list(app::App);
+    let metrics = metrics_handle();
+
+    // A background task that removes expired sessions.
+    {
+        use tower_sessions::session_store::ExpiredDeletion;
+        let store = sessions.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.continuously_delete_expired(std::time::Duration::from_secs(600)).await {
+                tracing::warn!(error = %e, "expired-session cleanup stopped");
+            }
+        });
+    }
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(middleware::from_fn(api_error_status))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(sessions.layer(&settings))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+/// Server functions answer every error with 500; this gives each its real status (403, 404,
+/// 400, …) from the shared [`AppError`] it carries.
+async fn api_error_status(req: Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if !is_api || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    };
+    if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| if req.uri().path().starts_with("/api/") { req.uri().path().to_owned() } else { "other".into() });
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "path" => path)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
