@@ -42,7 +42,7 @@ pub async fn current_user() -> Result<Option<SessionUser>, AppError> {
 
 /// Only same-site paths may be used as a post-login destination (no open redirects).
 pub fn is_local_path(p: &str) -> bool {
-    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && p.len() <= 512
+    p.starts_with('/') && !p.starts_with("//") && p.len() <= 512 && p.chars().all(|c| c.is_ascii_graphic() && c != '\\')
 }
 
 #[cfg(feature = "ssr")]

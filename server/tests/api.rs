@@ -1,0 +1,183 @@
+//! The real router on port 0 with a fresh database: sign-in, sessions, roles, bad input, health.
+
+mod common;
+
+use app::error::AppError;
+use common::spawn;
+use serde_json::Value;
+
+async fn error_of(res: reqwest::Response) -> (u16, AppError) {
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    (status, serde_json::from_str(&body).unwrap_or_else(|_| panic!("not an AppError: {body}")))
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = spawn().await;
+    let c = app.client();
+    let res = c.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "ok");
+    let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn sign_in_sessions_and_sign_out() {
+    let app = spawn().await;
+    let c = app.client();
+
+    // Not signed in: no user.
+    let res = app.call(&c, "current_user", &[]).await;
+    assert_eq!(res.json::<Option<Value>>().await.unwrap(), None);
+
+    // Wrong password and unknown user get the same answer.
+    for (email, password) in [("admin@demo.test", "wrong"), ("nobody@demo.test", "demo-password")] {
+        let (status, err) = error_of(app.call(&c, "login", &[("email", email), ("password", password)]).await).await;
+        assert_eq!(status, 400);
+        assert_eq!(err.to_string(), "Wrong email or password.");
+    }
+    let (status, err) = error_of(app.call(&c, "login", &[("email", "not-an-email"), ("password", "x")]).await).await;
+    assert_eq!((status, err.field()), (400, Some("email")));
+
+    // A session cookie set before signing in is replaced by a new id on sign-in.
+    let res = app.call(&c, "login", &[("email", "Admin@Demo.Test"), ("password", "demo-password")]).await;
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers().get("set-cookie").expect("session cookie").to_str().unwrap().to_string();
+    assert!(cookie.starts_with("cm_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let user: Value = app.call(&c, "current_user", &[]).await.json().await.unwrap();
+    assert_eq!(user["email"], "admin@demo.test");
+    assert_eq!(user["role"], "Admin");
+
+    // Signing out ends the server session: the old cookie no longer works.
+    let old_cookie = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(app.call(&c, "logout", &[]).await.status(), 200);
+    let replay = app
+        .client()
+        .post(app.url("/api/current_user"))
+        .header("cookie", old_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.json::<Option<Value>>().await.unwrap(), None);
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'signed_in'").await, 1);
+}
+
+#[tokio::test]
+async fn open_redirects_are_refused_after_sign_in() {
+    let app = spawn().await;
+    let c = app.client();
+    for (next, expected) in [("/app/sales_hub", "/app/sales_hub"), ("//evil.example", "/"), ("https://evil.example", "/")] {
+        let res = app
+            .call(&c, "login", &[("email", "user@demo.test"), ("password", "demo-password"), ("next", next)])
+            .await;
+        assert_eq!(res.headers().get("location").unwrap(), expected);
+    }
+}
+
+#[tokio::test]
+async fn plain_users_cannot_call_builder_functions() {
+    let app = spawn().await;
+    let user = app.signed_in("user@demo.test").await;
+    let (status, err) = error_of(app.call(&user, "workspace_connections", &[]).await).await;
+    assert_eq!(status, 403);
+    assert!(matches!(err, AppError::Forbidden(_)));
+    let (status, _) = error_of(app.call(&user, "list_operations", &[]).await).await;
+    assert_eq!(status, 403);
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'access_denied'").await, 2, "refusals are logged");
+
+    let dev = app.signed_in("developer@demo.test").await;
+    let res = app.call(&dev, "workspace_connections", &[]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Vec<Value>>().await.unwrap().len(), 5);
+
+    // Not signed in at all: 401.
+    let (status, err) = error_of(app.call(&app.client(), "workspace_connections", &[]).await).await;
+    assert_eq!((status, err), (401, AppError::Unauthenticated));
+}
+
+#[tokio::test]
+async fn connection_visibility_follows_the_role() {
+    let app = spawn().await;
+    let names = |v: Vec<Value>| {
+        let mut n: Vec<String> = v.iter().map(|c| format!("{}:{}", c["display_name"].as_str().unwrap(), c["conn_type"].as_str().unwrap())).collect();
+        n.sort();
+        n
+    };
+    let args = [("app", "sales_hub"), ("environment", "Production")];
+    let admin = app.signed_in("admin@demo.test").await;
+    let all = names(app.call(&admin, "app_connections", &args).await.json().await.unwrap());
+    assert_eq!(all, ["CRM System:System", "My CRM:LoggedInUser", "Sales CRM:Admin"]);
+
+    let user = app.signed_in("user@demo.test").await;
+    let mine = names(app.call(&user, "app_connections", &args).await.json().await.unwrap());
+    assert_eq!(mine, ["My CRM:LoggedInUser"], "plain users see only logged-in-user connections");
+
+    // A component the plain user has no permission for is not found for them.
+    let (status, _) = error_of(
+        app.call(&user, "app_connections", &[("app", "sales_hub"), ("component", "load_deals"), ("environment", "Production")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // The builder's tab lists only the connections of the component being edited.
+    let one = names(
+        app.call(&admin, "app_connections", &[("app", "sales_hub"), ("component", "crm_deals"), ("environment", "Development")])
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(one, ["CRM System:System"]);
+}
+
+#[tokio::test]
+async fn bad_request_bodies_get_clear_errors_and_write_nothing() {
+    let app = spawn().await;
+    let c = app.client();
+    let before = app.count("SELECT COUNT(*) FROM operations").await;
+
+    // Malformed arguments.
+    let res = c
+        .post(app.url("/api/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("unexpected=%ZZ&&=")
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(res).await;
+    assert_eq!(status, 400, "{err:?}");
+    assert!(matches!(err, AppError::BadRequest(_)), "{err:?}");
+
+    // Over-long body.
+    let huge = "x".repeat(200 * 1024);
+    let res = app.call(&c, "login", &[("email", "admin@demo.test"), ("password", &huge)]).await;
+    assert_eq!(res.status(), 413);
+
+    // Over-long password within the limit: refused, not hashed.
+    let long = "x".repeat(4000);
+    let (status, _) = error_of(app.call(&c, "login", &[("email", "admin@demo.test"), ("password", &long)]).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations").await, before, "nothing written");
+    assert_eq!(app.call(&c, "current_user", &[]).await.json::<Option<Value>>().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn pages_render_on_the_server() {
+    let app = spawn().await;
+    let c = app.client();
+    let login = c.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains("Sign in") && login.contains("/pkg/connections.js"), "{login}");
+
+    let admin = app.signed_in("admin@demo.test").await;
+    let live = admin.get(app.url("/app/sales_hub")).send().await.unwrap().text().await.unwrap();
+    assert!(live.contains("Sales Hub") && live.contains("aria-label=\"Settings\""), "{live}");
+    let edit = admin.get(app.url("/app/sales_hub/edit")).send().await.unwrap().text().await.unwrap();
+    assert!(edit.contains("aria-label=\"Integrations\""), "{edit}");
+
+    let user = app.signed_in("user@demo.test").await;
+    let edit = user.get(app.url("/app/sales_hub/edit")).send().await.unwrap().text().await.unwrap();
+    assert!(edit.contains("Only super admins, admins and developers can edit applications."));
+}

@@ -1,0 +1,94 @@
+//! Test harness: the real router on port 0 with a fresh database — a SQLite file in a temp
+//! directory by default, or a new database on the Postgres server named by
+//! `TEST_DATABASE_URL` (the test command starts a throwaway cluster and sets it).
+#![allow(dead_code)]
+
+use app::ssr::crypto::Cipher;
+use app::ssr::settings::Settings;
+use app::ssr::AppState;
+use std::net::SocketAddr;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh database URL: SQLite in `dir`, or a new Postgres database.
+pub async fn fresh_database(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            use sqlx::Connection;
+            let name = format!("cm_test_{}", app::ssr::ids::random_token(12).to_lowercase());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let (base, _) = admin.rsplit_once('/').expect("TEST_DATABASE_URL has a database name");
+            format!("{base}/{name}")
+        }
+        _ => format!("sqlite://{}/test.db?mode=rwc", dir.display()),
+    }
+}
+
+pub fn is_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").map(|v| !v.is_empty()).unwrap_or(false)
+}
+
+pub async fn settings() -> (Settings, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = fresh_database(dir.path()).await;
+    let mut s = Settings::for_tests(&url, dir.path().to_path_buf());
+    s.encryption_key = Some(Cipher::generate_key());
+    s.seed_demo = true;
+    s.sandbox_url = "http://127.0.0.1:9".into();
+    (s, dir)
+}
+
+pub async fn spawn() -> TestApp {
+    let (settings, dir) = settings().await;
+    spawn_with(settings, dir).await
+}
+
+pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let built = server::build(settings.clone()).await.expect("build app");
+    let state = built.state.clone();
+    let router = server::router(built);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(server::serve(listener, router));
+    TestApp { addr, state, settings, _dir: dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A browser-like client with its own cookie jar.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// Calls a server function the way the WASM client does (url-encoded args, JSON answer).
+    pub async fn call(&self, client: &reqwest::Client, name: &str, args: &[(&str, &str)]) -> reqwest::Response {
+        client.post(self.url(&format!("/api/{name}"))).form(args).send().await.expect("request")
+    }
+
+    /// A client signed in as one of the demo users.
+    pub async fn signed_in(&self, email: &str) -> reqwest::Client {
+        let c = self.client();
+        let res = self
+            .call(&c, "login", &[("email", email), ("password", app::ssr::seed::DEMO_PASSWORD)])
+            .await;
+        assert_eq!(res.status(), 200, "sign in as {email}: {}", res.text().await.unwrap_or_default());
+        c
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.state.db.pool).await.expect("count")
+    }
+}
