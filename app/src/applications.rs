@@ -90,7 +90,9 @@ pub mod ssr {
         .fetch_all(&state.db.pool)
         .await?;
         rows.into_iter()
-            .map(|(id, kind, name, link_name)| Ok(ComponentSummary { id, kind: ComponentKind::parse(&kind)?, name, link_name }))
+            .map(|(id, kind, name, link_name)| {
+                Ok(ComponentSummary { id, kind: ComponentKind::parse(&kind)?, name, link_name })
+            })
             .collect()
     }
 

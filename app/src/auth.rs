@@ -61,9 +61,7 @@ pub mod ssr {
     /// The state and the caller's session, taken from the server function's context.
     pub async fn context() -> AppResult<(AppState, Session)> {
         let state = use_context::<AppState>().ok_or_else(|| AppError::internal("context", "AppState missing"))?;
-        let session = leptos_axum::extract::<Session>()
-            .await
-            .map_err(|e| AppError::internal("session layer", e))?;
+        let session = leptos_axum::extract::<Session>().await.map_err(|e| AppError::internal("session layer", e))?;
         Ok((state, session))
     }
 

@@ -84,7 +84,8 @@ pub mod ssr {
         LEFT JOIN authorized_accounts a ON a.id = ca.account_id";
 
     fn entry(user: &SessionUser, row: Row) -> AppResult<Option<ConnectionEntry>> {
-        let (id, display_name, link_name, service_name, kind, installed_from, account, status, used_in_ds, primary) = row;
+        let (id, display_name, link_name, service_name, kind, installed_from, account, status, used_in_ds, primary) =
+            row;
         let conn_type = ConnectionType::parse(&kind)?;
         let cx = Context { used_in_datasource_or_schedule: used_in_ds > 0, primary_account_configured: primary > 0 };
         if !decide(user.role, conn_type, Action::View, cx).is_allowed() {

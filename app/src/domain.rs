@@ -61,8 +61,7 @@ pub enum ConnectionType {
 }
 
 impl ConnectionType {
-    pub const ALL: [ConnectionType; 3] =
-        [ConnectionType::System, ConnectionType::Admin, ConnectionType::LoggedInUser];
+    pub const ALL: [ConnectionType; 3] = [ConnectionType::System, ConnectionType::Admin, ConnectionType::LoggedInUser];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,8 +96,7 @@ pub enum Environment {
 }
 
 impl Environment {
-    pub const ALL: [Environment; 3] =
-        [Environment::Development, Environment::Stage, Environment::Production];
+    pub const ALL: [Environment; 3] = [Environment::Development, Environment::Stage, Environment::Production];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -228,10 +226,7 @@ impl DisplayName {
         }
         let count = s.chars().count();
         if count > NAME_MAX {
-            return Err(AppError::invalid(
-                field,
-                format!("Use at most {NAME_MAX} characters (this one has {count})."),
-            ));
+            return Err(AppError::invalid(field, format!("Use at most {NAME_MAX} characters (this one has {count}).")));
         }
         let first = s.chars().next().unwrap_or(' ');
         if !(first.is_alphanumeric() || first == '_') {

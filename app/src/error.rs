@@ -83,12 +83,8 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
-            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
-                AppError::BadRequest(short(&m))
-            }
-            ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) => {
-                AppError::Transport(short(&m))
-            }
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => AppError::BadRequest(short(&m)),
+            ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) => AppError::Transport(short(&m)),
             other => AppError::Transport(short(&other.to_string())),
         }
     }

@@ -88,10 +88,8 @@ pub fn decide(role: Role, kind: ConnectionType, action: Action, cx: Context) -> 
 
     let builder = role.is_builder();
     let admin = matches!(role, SuperAdmin | Admin);
-    let waits_for_primary = kind == T::LoggedInUser
-        && cx.used_in_datasource_or_schedule
-        && !cx.primary_account_configured
-        && !admin;
+    let waits_for_primary =
+        kind == T::LoggedInUser && cx.used_in_datasource_or_schedule && !cx.primary_account_configured && !admin;
 
     match action {
         Action::Manage | Action::ManageDatasources => {
@@ -129,7 +127,9 @@ pub fn decide(role: Role, kind: ConnectionType, action: Action, cx: Context) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ConnectionType::*;
+    const SYSTEM: ConnectionType = ConnectionType::System;
+    const ADMIN_CONN: ConnectionType = ConnectionType::Admin;
+    const USER_CONN: ConnectionType = ConnectionType::LoggedInUser;
     use Decision::*;
     use Role::*;
 
@@ -145,36 +145,36 @@ mod tests {
         #[rustfmt::skip]
         let table: &[(Role, ConnectionType, Action, Decision)] = &[
             // §4/§9: builders see every type, other users only logged-in-user connections.
-            (SuperAdmin, System, A::View, Allowed), (SuperAdmin, Admin, A::View, Allowed), (SuperAdmin, LoggedInUser, A::View, Allowed),
-            (Role::Admin, System, A::View, Allowed), (Role::Admin, Admin, A::View, Allowed), (Role::Admin, LoggedInUser, A::View, Allowed),
-            (Developer, System, A::View, Allowed), (Developer, Admin, A::View, Allowed), (Developer, LoggedInUser, A::View, Allowed),
-            (User, System, A::View, Denied), (User, Admin, A::View, Denied), (User, LoggedInUser, A::View, Allowed),
+            (SuperAdmin, SYSTEM, A::View, Allowed), (SuperAdmin, ADMIN_CONN, A::View, Allowed), (SuperAdmin, USER_CONN, A::View, Allowed),
+            (Role::Admin, SYSTEM, A::View, Allowed), (Role::Admin, ADMIN_CONN, A::View, Allowed), (Role::Admin, USER_CONN, A::View, Allowed),
+            (Developer, SYSTEM, A::View, Allowed), (Developer, ADMIN_CONN, A::View, Allowed), (Developer, USER_CONN, A::View, Allowed),
+            (User, SYSTEM, A::View, Denied), (User, ADMIN_CONN, A::View, Denied), (User, USER_CONN, A::View, Allowed),
             // §5.1: who is prompted when a component uses an unauthorized connection.
-            (SuperAdmin, Admin, A::UseUnauthorized, Prompt), (Role::Admin, Admin, A::UseUnauthorized, Prompt),
-            (Developer, Admin, A::UseUnauthorized, ca), (User, Admin, A::UseUnauthorized, ca),
-            (SuperAdmin, System, A::UseUnauthorized, Prompt), (Role::Admin, System, A::UseUnauthorized, Prompt),
-            (Developer, System, A::UseUnauthorized, Prompt), (User, System, A::UseUnauthorized, cas),
-            (SuperAdmin, LoggedInUser, A::UseUnauthorized, Prompt), (Role::Admin, LoggedInUser, A::UseUnauthorized, Prompt),
-            (Developer, LoggedInUser, A::UseUnauthorized, Prompt), (User, LoggedInUser, A::UseUnauthorized, Prompt),
+            (SuperAdmin, ADMIN_CONN, A::UseUnauthorized, Prompt), (Role::Admin, ADMIN_CONN, A::UseUnauthorized, Prompt),
+            (Developer, ADMIN_CONN, A::UseUnauthorized, ca), (User, ADMIN_CONN, A::UseUnauthorized, ca),
+            (SuperAdmin, SYSTEM, A::UseUnauthorized, Prompt), (Role::Admin, SYSTEM, A::UseUnauthorized, Prompt),
+            (Developer, SYSTEM, A::UseUnauthorized, Prompt), (User, SYSTEM, A::UseUnauthorized, cas),
+            (SuperAdmin, USER_CONN, A::UseUnauthorized, Prompt), (Role::Admin, USER_CONN, A::UseUnauthorized, Prompt),
+            (Developer, USER_CONN, A::UseUnauthorized, Prompt), (User, USER_CONN, A::UseUnauthorized, Prompt),
             // §5, §6, §9: authorizing (and switching) follows the same split.
-            (SuperAdmin, Admin, A::Authorize, Allowed), (Role::Admin, Admin, A::Authorize, Allowed),
-            (Developer, Admin, A::Authorize, ca), (User, Admin, A::Authorize, ca),
-            (SuperAdmin, System, A::Authorize, Allowed), (Role::Admin, System, A::Authorize, Allowed),
-            (Developer, System, A::Authorize, Allowed), (User, System, A::Authorize, cas),
-            (SuperAdmin, LoggedInUser, A::Authorize, Allowed), (Role::Admin, LoggedInUser, A::Authorize, Allowed),
-            (Developer, LoggedInUser, A::Authorize, Allowed), (User, LoggedInUser, A::Authorize, Allowed),
+            (SuperAdmin, ADMIN_CONN, A::Authorize, Allowed), (Role::Admin, ADMIN_CONN, A::Authorize, Allowed),
+            (Developer, ADMIN_CONN, A::Authorize, ca), (User, ADMIN_CONN, A::Authorize, ca),
+            (SuperAdmin, SYSTEM, A::Authorize, Allowed), (Role::Admin, SYSTEM, A::Authorize, Allowed),
+            (Developer, SYSTEM, A::Authorize, Allowed), (User, SYSTEM, A::Authorize, cas),
+            (SuperAdmin, USER_CONN, A::Authorize, Allowed), (Role::Admin, USER_CONN, A::Authorize, Allowed),
+            (Developer, USER_CONN, A::Authorize, Allowed), (User, USER_CONN, A::Authorize, Allowed),
             // §7: revoking, by those who may authorize.
-            (SuperAdmin, Admin, A::Revoke, Allowed), (Role::Admin, Admin, A::Revoke, Allowed),
-            (Developer, Admin, A::Revoke, Denied), (User, Admin, A::Revoke, Denied),
-            (SuperAdmin, System, A::Revoke, Allowed), (Role::Admin, System, A::Revoke, Allowed),
-            (Developer, System, A::Revoke, Allowed), (User, System, A::Revoke, Denied),
-            (SuperAdmin, LoggedInUser, A::Revoke, Allowed), (User, LoggedInUser, A::Revoke, Allowed),
+            (SuperAdmin, ADMIN_CONN, A::Revoke, Allowed), (Role::Admin, ADMIN_CONN, A::Revoke, Allowed),
+            (Developer, ADMIN_CONN, A::Revoke, Denied), (User, ADMIN_CONN, A::Revoke, Denied),
+            (SuperAdmin, SYSTEM, A::Revoke, Allowed), (Role::Admin, SYSTEM, A::Revoke, Allowed),
+            (Developer, SYSTEM, A::Revoke, Allowed), (User, SYSTEM, A::Revoke, Denied),
+            (SuperAdmin, USER_CONN, A::Revoke, Allowed), (User, USER_CONN, A::Revoke, Allowed),
             // §2: only super admins, admins and developers create and manage; §8: datasources too.
-            (SuperAdmin, Admin, A::Manage, Allowed), (Role::Admin, System, A::Manage, Allowed),
-            (Developer, LoggedInUser, A::Manage, Allowed), (User, LoggedInUser, A::Manage, Denied),
-            (User, Admin, A::Manage, Denied), (User, System, A::Manage, Denied),
-            (SuperAdmin, Admin, A::ManageDatasources, Allowed), (Role::Admin, LoggedInUser, A::ManageDatasources, Allowed),
-            (Developer, System, A::ManageDatasources, Allowed), (User, LoggedInUser, A::ManageDatasources, Denied),
+            (SuperAdmin, ADMIN_CONN, A::Manage, Allowed), (Role::Admin, SYSTEM, A::Manage, Allowed),
+            (Developer, USER_CONN, A::Manage, Allowed), (User, USER_CONN, A::Manage, Denied),
+            (User, ADMIN_CONN, A::Manage, Denied), (User, SYSTEM, A::Manage, Denied),
+            (SuperAdmin, ADMIN_CONN, A::ManageDatasources, Allowed), (Role::Admin, USER_CONN, A::ManageDatasources, Allowed),
+            (Developer, SYSTEM, A::ManageDatasources, Allowed), (User, USER_CONN, A::ManageDatasources, Denied),
         ];
         for &(role, kind, action, expected) in table {
             assert_eq!(decide(role, kind, action, PLAIN), expected, "{role:?} × {kind:?} × {action:?}");
@@ -188,15 +188,15 @@ mod tests {
         let waiting = Context { used_in_datasource_or_schedule: true, primary_account_configured: false };
         let ready = Context { used_in_datasource_or_schedule: true, primary_account_configured: true };
         for role in [Developer, User] {
-            assert_eq!(decide(role, LoggedInUser, Action::Authorize, waiting), ContactAdmin(Contact::Admin));
-            assert_eq!(decide(role, LoggedInUser, Action::UseUnauthorized, waiting), ContactAdmin(Contact::Admin));
-            assert_eq!(decide(role, LoggedInUser, Action::Authorize, ready), Allowed);
+            assert_eq!(decide(role, USER_CONN, Action::Authorize, waiting), ContactAdmin(Contact::Admin));
+            assert_eq!(decide(role, USER_CONN, Action::UseUnauthorized, waiting), ContactAdmin(Contact::Admin));
+            assert_eq!(decide(role, USER_CONN, Action::Authorize, ready), Allowed);
         }
         for role in [SuperAdmin, Role::Admin] {
-            assert_eq!(decide(role, LoggedInUser, Action::Authorize, waiting), Allowed);
+            assert_eq!(decide(role, USER_CONN, Action::Authorize, waiting), Allowed);
         }
         // The gate concerns logged-in-user connections only.
-        assert_eq!(decide(Developer, System, Action::Authorize, waiting), Allowed);
+        assert_eq!(decide(Developer, SYSTEM, Action::Authorize, waiting), Allowed);
     }
 
     /// No combination is left undecided by accident: every one answers, and a plain user can

@@ -61,7 +61,8 @@ fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
     }
     if let Some(path) = &settings.encryption_key_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
-        return Cipher::from_base64(version, &text).with_context(|| format!("the key in {} is not usable", path.display()));
+        return Cipher::from_base64(version, &text)
+            .with_context(|| format!("the key in {} is not usable", path.display()));
     }
     if settings.generate_key {
         let path = settings.data_dir.join("encryption.key");
@@ -79,17 +80,19 @@ const KEY_CHECK_AAD: &[u8] = b"server_facts:key_check";
 
 /// Refuses to start with a key that cannot read what is stored.
 async fn check_key(db: &Db, cipher: &Cipher) -> anyhow::Result<()> {
-    let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM server_facts WHERE name = 'key_check'")
-        .fetch_optional(&db.pool)
-        .await?;
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT value FROM server_facts WHERE name = 'key_check'").fetch_optional(&db.pool).await?;
     match stored {
         Some(blob) => {
             cipher.decrypt(KEY_CHECK_AAD, &blob).map_err(|e| {
-                anyhow::anyhow!("the configured encryption key cannot read the stored credentials ({e}); refusing to start")
+                anyhow::anyhow!(
+                    "the configured encryption key cannot read the stored credentials ({e}); refusing to start"
+                )
             })?;
         }
         None => {
-            let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM authorized_accounts").fetch_one(&db.pool).await?;
+            let accounts: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM authorized_accounts").fetch_one(&db.pool).await?;
             anyhow::ensure!(accounts == 0, "credentials exist but no key check is stored; refusing to start");
             sqlx::query("INSERT INTO server_facts (name, value) VALUES ('key_check', $1)")
                 .bind(cipher.encrypt(KEY_CHECK_AAD, b"ok"))
@@ -179,11 +182,13 @@ async fn api_error_status(req: Request, next: Next) -> Response {
 
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| if req.uri().path().starts_with("/api/") { req.uri().path().to_owned() } else { "other".into() });
+    let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| {
+        if req.uri().path().starts_with("/api/") {
+            req.uri().path().to_owned()
+        } else {
+            "other".into()
+        }
+    });
     let method = req.method().to_string();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();

@@ -54,13 +54,7 @@ async fn sign_in_sessions_and_sign_out() {
     // Signing out ends the server session: the old cookie no longer works.
     let old_cookie = cookie.split(';').next().unwrap().to_string();
     assert_eq!(app.call(&c, "logout", &[]).await.status(), 200);
-    let replay = app
-        .client()
-        .post(app.url("/api/current_user"))
-        .header("cookie", old_cookie)
-        .send()
-        .await
-        .unwrap();
+    let replay = app.client().post(app.url("/api/current_user")).header("cookie", old_cookie).send().await.unwrap();
     assert_eq!(replay.json::<Option<Value>>().await.unwrap(), None);
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'signed_in'").await, 1);
 }
@@ -69,10 +63,11 @@ async fn sign_in_sessions_and_sign_out() {
 async fn open_redirects_are_refused_after_sign_in() {
     let app = spawn().await;
     let c = app.client();
-    for (next, expected) in [("/app/sales_hub", "/app/sales_hub"), ("//evil.example", "/"), ("https://evil.example", "/")] {
-        let res = app
-            .call(&c, "login", &[("email", "user@demo.test"), ("password", "demo-password"), ("next", next)])
-            .await;
+    for (next, expected) in
+        [("/app/sales_hub", "/app/sales_hub"), ("//evil.example", "/"), ("https://evil.example", "/")]
+    {
+        let res =
+            app.call(&c, "login", &[("email", "user@demo.test"), ("password", "demo-password"), ("next", next)]).await;
         assert_eq!(res.headers().get("location").unwrap(), expected);
     }
 }
@@ -86,7 +81,11 @@ async fn plain_users_cannot_call_builder_functions() {
     assert!(matches!(err, AppError::Forbidden(_)));
     let (status, _) = error_of(app.call(&user, "list_operations", &[]).await).await;
     assert_eq!(status, 403);
-    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'access_denied'").await, 2, "refusals are logged");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM operations WHERE kind = 'access_denied'").await,
+        2,
+        "refusals are logged"
+    );
 
     let dev = app.signed_in("developer@demo.test").await;
     let res = app.call(&dev, "workspace_connections", &[]).await;
@@ -102,7 +101,10 @@ async fn plain_users_cannot_call_builder_functions() {
 async fn connection_visibility_follows_the_role() {
     let app = spawn().await;
     let names = |v: Vec<Value>| {
-        let mut n: Vec<String> = v.iter().map(|c| format!("{}:{}", c["display_name"].as_str().unwrap(), c["conn_type"].as_str().unwrap())).collect();
+        let mut n: Vec<String> = v
+            .iter()
+            .map(|c| format!("{}:{}", c["display_name"].as_str().unwrap(), c["conn_type"].as_str().unwrap()))
+            .collect();
         n.sort();
         n
     };
@@ -117,18 +119,26 @@ async fn connection_visibility_follows_the_role() {
 
     // A component the plain user has no permission for is not found for them.
     let (status, _) = error_of(
-        app.call(&user, "app_connections", &[("app", "sales_hub"), ("component", "load_deals"), ("environment", "Production")])
-            .await,
+        app.call(
+            &user,
+            "app_connections",
+            &[("app", "sales_hub"), ("component", "load_deals"), ("environment", "Production")],
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 404);
     // The builder's tab lists only the connections of the component being edited.
     let one = names(
-        app.call(&admin, "app_connections", &[("app", "sales_hub"), ("component", "crm_deals"), ("environment", "Development")])
-            .await
-            .json()
-            .await
-            .unwrap(),
+        app.call(
+            &admin,
+            "app_connections",
+            &[("app", "sales_hub"), ("component", "crm_deals"), ("environment", "Development")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap(),
     );
     assert_eq!(one, ["CRM System:System"]);
 }

@@ -29,7 +29,8 @@ async fn migrations_and_seed_on_this_backend() {
     .await
     .unwrap_err();
     assert!(app::ssr::db::is_unique_violation(&dup), "{dup}");
-    let bad_type = sqlx::query("UPDATE connections SET conn_type = 'root' WHERE link_name = 'sales_crm'").execute(&db.pool).await;
+    let bad_type =
+        sqlx::query("UPDATE connections SET conn_type = 'root' WHERE link_name = 'sales_crm'").execute(&db.pool).await;
     assert!(bad_type.is_err(), "CHECK constraint on connection types");
 }
 

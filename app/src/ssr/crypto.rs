@@ -39,9 +39,8 @@ impl fmt::Debug for Cipher {
 impl Cipher {
     /// A cipher with one key (base64 of 32 bytes) stamped with `version`.
     pub fn from_base64(version: u8, key_b64: &str) -> Result<Self, CryptoError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(key_b64.trim())
-            .map_err(|_| CryptoError::BadKey)?;
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(key_b64.trim()).map_err(|_| CryptoError::BadKey)?;
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
         }
@@ -94,9 +93,7 @@ impl Cipher {
         let version = blob[0];
         let cipher = self.keys.get(&version).ok_or(CryptoError::UnknownKeyVersion(version))?;
         let nonce = Nonce::from_slice(&blob[1..1 + NONCE_LEN]);
-        cipher
-            .decrypt(nonce, Payload { msg: &blob[1 + NONCE_LEN..], aad })
-            .map_err(|_| CryptoError::Undecryptable)
+        cipher.decrypt(nonce, Payload { msg: &blob[1 + NONCE_LEN..], aad }).map_err(|_| CryptoError::Undecryptable)
     }
 }
 

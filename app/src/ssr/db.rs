@@ -5,8 +5,8 @@
 //! migrations folder.
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
 use sqlx::migrate::Migrator;
+use sqlx::AnyPool;
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -43,7 +43,8 @@ impl Db {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
         if backend == Backend::Sqlite {
-            if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf())) {
+            if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
+            {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(&dir).map_err(sqlx::Error::Io)?;
                 }

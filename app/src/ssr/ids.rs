@@ -15,8 +15,5 @@ pub fn random_token(len: usize) -> String {
 /// Milliseconds since the Unix epoch: every timestamp in the database is stored this way so
 /// that SQLite and Postgres agree on it.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

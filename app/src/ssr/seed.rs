@@ -24,13 +24,12 @@ pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
     }
     let now = now_ms();
     let sandbox = sandbox_url.trim_end_matches('/');
-    let ws: i64 = sqlx::query_scalar(
-        "INSERT INTO workspaces (name, data_center, created_at) VALUES ($1, 'us', $2) RETURNING id",
-    )
-    .bind("Demo Workspace")
-    .bind(now)
-    .fetch_one(&db.pool)
-    .await?;
+    let ws: i64 =
+        sqlx::query_scalar("INSERT INTO workspaces (name, data_center, created_at) VALUES ($1, 'us', $2) RETURNING id")
+            .bind("Demo Workspace")
+            .bind(now)
+            .fetch_one(&db.pool)
+            .await?;
     let hash = hash_password(DEMO_PASSWORD).await?;
     let mut users = Vec::new();
     for (email, name, role) in DEMO_USERS {
@@ -105,7 +104,12 @@ pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
     let sales = app("Sales Hub", "sales_hub", "classic", None).await?;
     let field = app("Field Service", "field_service", "modern", Some("Marketplace: Field Service Kit")).await?;
 
-    let conn = |display: &'static str, link: &'static str, connector: i64, kind: &'static str, scopes: &'static str, same: bool| async move {
+    let conn = |display: &'static str,
+                link: &'static str,
+                connector: i64,
+                kind: &'static str,
+                scopes: &'static str,
+                same: bool| async move {
         sqlx::query_scalar::<_, i64>(
             "INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, scopes,
                                       same_for_all_envs, created_by, created_at)
@@ -129,7 +133,11 @@ pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
     let weather_conn = conn("Weather", "weather", weather, "admin", "", true).await?;
     let jira = conn("Issue Tracker", "issue_tracker", atlassian, "admin", "", false).await?;
 
-    let component = |app: i64, kind: &'static str, name: &'static str, link: &'static str, definition: serde_json::Value| async move {
+    let component = |app: i64,
+                     kind: &'static str,
+                     name: &'static str,
+                     link: &'static str,
+                     definition: serde_json::Value| async move {
         sqlx::query_scalar::<_, i64>(
             "INSERT INTO components (application_id, kind, name, link_name, definition) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -144,7 +152,8 @@ pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
     let deal_form = component(sales, "form", "Deal Intake", "deal_intake", json!({"on_load": "load_deals"})).await?;
     let contact_form = component(sales, "form", "Contact Lookup", "contact_lookup", json!({})).await?;
     let pipeline = component(sales, "page", "Pipeline", "pipeline", json!({"panels": ["deals"]})).await?;
-    let deals_report = component(sales, "integration_report", "CRM Deals", "crm_deals", json!({"module": "Deals"})).await?;
+    let deals_report =
+        component(sales, "integration_report", "CRM Deals", "crm_deals", json!({"module": "Deals"})).await?;
     let load_deals = component(sales, "workflow", "Load Deals", "load_deals", json!({})).await?;
     let forecast = component(sales, "function", "Forecast", "forecast", json!({})).await?;
     let approval = component(sales, "blueprint", "Deal Approval", "deal_approval", json!({})).await?;

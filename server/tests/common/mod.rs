@@ -81,9 +81,7 @@ impl TestApp {
     /// A client signed in as one of the demo users.
     pub async fn signed_in(&self, email: &str) -> reqwest::Client {
         let c = self.client();
-        let res = self
-            .call(&c, "login", &[("email", email), ("password", app::ssr::seed::DEMO_PASSWORD)])
-            .await;
+        let res = self.call(&c, "login", &[("email", email), ("password", app::ssr::seed::DEMO_PASSWORD)]).await;
         assert_eq!(res.status(), 200, "sign in as {email}: {}", res.text().await.unwrap_or_default());
         c
     }

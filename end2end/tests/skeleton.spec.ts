@@ -1,0 +1,85 @@
+import { test, expect } from '@playwright/test';
+import { USERS, hydrated, signIn } from './helpers';
+
+const builders = [
+  ['super admin', USERS.superadmin],
+  ['admin', USERS.admin],
+  ['developer', USERS.developer],
+] as const;
+
+test('a wrong password is refused with a clear message', async ({ page }) => {
+  await signIn(page, USERS.admin, 'not-the-password');
+  await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+  await expect(page).toHaveURL(/\/login/);
+});
+
+test('signed-out visitors are sent to the sign-in page', async ({ page }) => {
+  await page.goto('/microservices');
+  await expect(page).toHaveURL(/\/login/);
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+});
+
+for (const [role, email] of builders) {
+  test(`${role}: live mode, edit mode and Microservices`, async ({ page }) => {
+    await signIn(page, email);
+    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+
+    // Live mode: the settings icon beside the user name opens a menu (a client-side
+    // interaction, so the page is hydrated) and the Connections slider.
+    await page.getByRole('link', { name: 'Open Sales Hub in live mode' }).click();
+    await expect(page.getByRole('heading', { name: 'Sales Hub' })).toBeVisible();
+    await hydrated(page);
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByRole('menuitem', { name: 'Connections' }).click();
+    const slider = page.getByRole('dialog', { name: 'Connections' });
+    await expect(slider).toBeVisible();
+    await expect(slider.getByRole('listitem', { name: 'Sales CRM' })).toBeVisible();
+    await expect(slider.getByRole('listitem', { name: 'CRM System' })).toBeVisible();
+    await expect(slider.getByRole('img', { name: 'System connection' })).toBeVisible();
+
+    // Edit mode: the integrations icon in the top-right corner opens the Connections tab for
+    // the component being edited.
+    await page.goto('/app/sales_hub/edit?component=crm_deals');
+    await hydrated(page);
+    await page.getByRole('button', { name: 'Integrations' }).click();
+    const tab = page.getByRole('tabpanel', { name: 'Connections' });
+    await expect(tab.getByRole('listitem', { name: 'CRM System' })).toBeVisible();
+    await expect(tab.getByRole('listitem', { name: 'Sales CRM' })).toHaveCount(0);
+
+    await page.goto('/microservices');
+    await expect(page.getByRole('heading', { name: 'Microservices' })).toBeVisible();
+    await expect(page.getByRole('table', { name: 'Connections' }).getByRole('row')).toHaveCount(6);
+  });
+}
+
+test('user: live mode shows only their own connections; no edit mode or Microservices', async ({ page }) => {
+  await signIn(page, USERS.user);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Edit Sales Hub' })).toHaveCount(0);
+  await expect(page.getByRole('link', { name: 'Microservices' })).toHaveCount(0);
+
+  await page.getByRole('link', { name: 'Open Sales Hub in live mode' }).click();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('menuitem', { name: 'Connections' }).click();
+  const slider = page.getByRole('dialog', { name: 'Connections' });
+  await expect(slider.getByRole('listitem', { name: 'My CRM' })).toBeVisible();
+  await expect(slider.getByRole('listitem')).toHaveCount(1);
+  await expect(slider.getByRole('button', { name: 'Authorize My CRM' })).toBeVisible();
+
+  await page.goto('/app/sales_hub/edit');
+  await expect(page.getByRole('alert')).toHaveText('Only super admins, admins and developers can edit applications.');
+
+  await page.goto('/microservices');
+  await expect(page.getByRole('alert')).toContainText('Only super admins, admins and developers can manage connections');
+});
+
+test('signing out ends the session', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/login/);
+  await page.goto('/microservices');
+  await expect(page).toHaveURL(/\/login/);
+});

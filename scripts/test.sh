@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every test: Rust unit and integration tests on SQLite and on a throwaway PostgreSQL, the
+# sandbox service's self-test, then the release build and Playwright in Debian Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+. scripts/env.sh
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "clippy (server and client builds)"
+cargo clippy -p app -p server --features app/ssr --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+say "Rust tests on SQLite"
+cargo test -p app --features ssr
+cargo test -p server
+say "Rust tests on PostgreSQL"
+scripts/with-postgres.sh cargo test -p server
+say "sandbox service self-test"
+(cd end2end && node sandbox/selftest.mjs)
+say "release build"
+cargo leptos build --release
+say "Playwright"
+scripts/e2e.sh
