@@ -383,3 +383,96 @@ mod tests {
         }
     }
 }
+
+/// An absolute http(s) URL of a third-party endpoint, as typed in a custom connector. Whether the
+/// server may actually reach it (loopback, private ranges) is decided when it is called.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceUrl(String);
+
+impl ServiceUrl {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, AppError> {
+        let s = raw.trim();
+        let bad = |m: &str| AppError::invalid(field, m.to_string());
+        if s.is_empty() {
+            return Err(bad("Enter a URL."));
+        }
+        if s.len() > 2000 {
+            return Err(bad("This URL is too long (at most 2000 characters)."));
+        }
+        let url = url::Url::parse(s).map_err(|_| bad("Enter a full URL such as https://example.com/oauth/token."))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(bad("Use an https:// (or http://) URL."));
+        }
+        if url.host_str().is_none_or(|h| h.is_empty()) {
+            return Err(bad("The URL needs a host name."));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("Do not put credentials in the URL."));
+        }
+        if url.fragment().is_some() {
+            return Err(bad("Remove the #fragment from the URL."));
+        }
+        Ok(ServiceUrl(url.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One OAuth2 scope token (RFC 6749 §3.3: printable ASCII except space, `"` and `\`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let s = raw.trim();
+        if s.is_empty() || s.len() > 200 {
+            return Err(AppError::invalid("scopes", "A scope must have 1 to 200 characters."));
+        }
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_graphic() && *c != '"' && *c != '\\')) {
+            return Err(AppError::invalid("scopes", format!("'{c}' is not allowed in a scope ({s}).")));
+        }
+        Ok(Scope(s.to_string()))
+    }
+
+    /// Splits a list typed by a person (commas, spaces or new lines) into scopes.
+    pub fn parse_list(raw: &str) -> Result<Vec<Self>, AppError> {
+        let mut out: Vec<Scope> = Vec::new();
+        for part in raw.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()) {
+            let s = Scope::parse(part)?;
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod url_scope_tests {
+    use super::*;
+
+    #[test]
+    fn service_urls() {
+        assert!(ServiceUrl::parse("token_url", "https://api.example.com/oauth/token").is_ok());
+        assert!(ServiceUrl::parse("token_url", "http://127.0.0.1:4010/token").is_ok());
+        for bad in
+            ["", "example.com/token", "ftp://x.y/z", "https://user:pw@x.y/", "https://x.y/#f", "javascript:alert(1)"]
+        {
+            assert_eq!(ServiceUrl::parse("token_url", bad).unwrap_err().field(), Some("token_url"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scopes() {
+        let list = Scope::parse_list("crm.read, crm.write\nfiles crm.read").unwrap();
+        assert_eq!(list.iter().map(Scope::as_str).collect::<Vec<_>>(), ["crm.read", "crm.write", "files"]);
+        assert!(Scope::parse("a\"b").is_err());
+        assert!(Scope::parse(&"s".repeat(201)).is_err());
+    }
+}

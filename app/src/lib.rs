@@ -4,7 +4,9 @@
 
 pub mod applications;
 pub mod auth;
+pub mod authorizations;
 pub mod connections;
+pub mod connectors;
 pub mod domain;
 pub mod error;
 pub mod operations;

@@ -38,10 +38,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
     let db = Db::connect(&url).await.context("could not open the database")?;
     let cipher = load_cipher(&settings)?;
     check_key(&db, &cipher).await?;
+    app::connectors::ssr::sync_catalog(&db, &cipher, &settings.sandbox_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not load the connector catalog: {e}"))?;
     if settings.seed_demo {
-        app::ssr::seed::seed_demo(&db, &settings.sandbox_url)
-            .await
-            .map_err(|e| anyhow::anyhow!("could not seed the demo workspace: {e}"))?;
+        app::ssr::seed::seed_demo(&db).await.map_err(|e| anyhow::anyhow!("could not seed the demo workspace: {e}"))?;
     }
     let sessions = Store::connect(&url).await.context("could not open the session store")?;
     let leptos_options = LeptosOptions::builder()
@@ -138,6 +139,7 @@ pub fn router(built: Built) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route("/oauth/callback", get(app::authorizations::ssr::callback_handler))
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

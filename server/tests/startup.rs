@@ -17,7 +17,7 @@ async fn migrations_and_seed_on_this_backend() {
     assert_eq!(count("SELECT COUNT(DISTINCT kind) FROM components").await, 8, "every component kind is seeded");
 
     // Seeding twice does nothing; migrations are idempotent.
-    assert!(!app::ssr::seed::seed_demo(db, "http://x").await.unwrap());
+    assert!(!app::ssr::seed::seed_demo(db).await.unwrap());
     db.migrate().await.unwrap();
 
     // Constraint violations are recognisable (mapped to domain conflicts by callers).

@@ -1,5 +1,5 @@
 -- The connections manager's data model (SQLite). Timestamps are Unix milliseconds (BIGINT) so
--- that both backends agree; flags are BOOLEAN; JSON documents are TEXT.
+-- that both backends agree; flags are integers 0/1 (sqlx's Any driver has no SQLite booleans); JSON is TEXT.
 
 CREATE TABLE workspaces (
     id            INTEGER PRIMARY KEY,
@@ -77,9 +77,9 @@ CREATE TABLE connections (
     link_name        TEXT NOT NULL,
     conn_type        TEXT NOT NULL CHECK (conn_type IN ('system', 'admin', 'user')),
     scopes           TEXT NOT NULL DEFAULT '',
-    same_for_all_envs BOOLEAN NOT NULL DEFAULT TRUE,
-    enabled          BOOLEAN NOT NULL DEFAULT TRUE,
-    deprecated       BOOLEAN NOT NULL DEFAULT FALSE,
+    same_for_all_envs INTEGER NOT NULL DEFAULT 1,
+    enabled          INTEGER NOT NULL DEFAULT 1,
+    deprecated       INTEGER NOT NULL DEFAULT 0,
     installed_from   TEXT,
     created_by       BIGINT REFERENCES users(id),
     created_at       BIGINT NOT NULL,
@@ -118,7 +118,7 @@ CREATE TABLE connection_authorizations (
 CREATE TABLE connection_access (
     connection_id  BIGINT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
     application_id BIGINT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
-    enabled        BOOLEAN NOT NULL DEFAULT TRUE,
+    enabled        INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (connection_id, application_id)
 );
 
@@ -139,7 +139,11 @@ CREATE TABLE oauth_pending (
     redirect_uri   TEXT NOT NULL,
     created_at     BIGINT NOT NULL,
     expires_at     BIGINT NOT NULL,
-    consumed_at    BIGINT
+    consumed_at    BIGINT,
+    replace_account INTEGER NOT NULL DEFAULT 0,
+    -- What happened, for the browser polling the flow: connected, expired, denied, failed.
+    outcome        TEXT,
+    outcome_detail TEXT
 );
 
 -- Single-flight token refresh across replicas: a lease with an owner and an expiry.
@@ -157,7 +161,7 @@ CREATE TABLE datasources (
     module         TEXT NOT NULL,
     config_fields  TEXT NOT NULL DEFAULT '[]',
     config_values  TEXT,
-    enabled        BOOLEAN NOT NULL DEFAULT TRUE
+    enabled        INTEGER NOT NULL DEFAULT 1
 );
 
 CREATE TABLE integration_fields (

@@ -17,13 +17,13 @@ pub const DEMO_USERS: [(&str, &str, &str); 4] = [
 pub const DEMO_PASSWORD: &str = "demo-password";
 
 /// Seeds the demo workspace unless the database already has one. Returns whether it seeded.
-pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
+/// The built-in connectors must already be in the database (`connectors::ssr::sync_catalog`).
+pub async fn seed_demo(db: &Db) -> AppResult<bool> {
     let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces").fetch_one(&db.pool).await?;
     if existing > 0 {
         return Ok(false);
     }
     let now = now_ms();
-    let sandbox = sandbox_url.trim_end_matches('/');
     let ws: i64 =
         sqlx::query_scalar("INSERT INTO workspaces (name, data_center, created_at) VALUES ($1, 'us', $2) RETURNING id")
             .bind("Demo Workspace")
@@ -50,42 +50,15 @@ pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
     let admin = users[1];
     let plain_user = users[3];
 
-    let crm_config = json!({
-        "authorize_url": format!("{sandbox}/auth"),
-        "token_url": format!("{sandbox}/token"),
-        "revoke_url": format!("{sandbox}/token/revocation"),
-        "api_base": sandbox,
-        "client_id": "crm-connector",
-        "scopes": [
-            {"name": "crm.deals.read", "required": true},
-            {"name": "crm.contacts.read", "required": false},
-            {"name": "crm.deals.write", "required": false}
-        ],
-        "scope_delimiter": " ",
-        "modules": ["Deals", "Contacts"]
-    })
-    .to_string();
-    let weather_config = json!({
-        "api_base": sandbox, "key_name": "X-Api-Key", "placement": "header"
-    })
-    .to_string();
-    let atlassian_config = json!({ "api_base": sandbox }).to_string();
-    let connector = |name: &'static str, link: &'static str, auth: &'static str, config: String| async move {
-        sqlx::query_scalar::<_, i64>(
-            "INSERT INTO connectors (workspace_id, kind, name, link_name, auth_type, config, created_at)
-             VALUES (NULL, 'builtin', $1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(name)
-        .bind(link)
-        .bind(auth)
-        .bind(config)
-        .bind(now)
-        .fetch_one(&db.pool)
-        .await
+    let connector = |link: &'static str| async move {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM connectors WHERE workspace_id IS NULL AND link_name = $1")
+            .bind(link)
+            .fetch_one(&db.pool)
+            .await
     };
-    let crm = connector("Sandbox CRM", "sandbox_crm", "oauth2", crm_config).await?;
-    let weather = connector("Sandbox Weather", "sandbox_weather", "api_key", weather_config).await?;
-    let atlassian = connector("Sandbox Atlassian", "sandbox_atlassian", "basic", atlassian_config).await?;
+    let crm = connector("sandbox_crm").await?;
+    let weather = connector("sandbox_weather").await?;
+    let atlassian = connector("sandbox_atlassian").await?;
 
     let app = |name: &'static str, link: &'static str, theme: &'static str, installed: Option<&'static str>| async move {
         sqlx::query_scalar::<_, i64>(
@@ -121,7 +94,7 @@ pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
         .bind(link)
         .bind(kind)
         .bind(scopes)
-        .bind(same)
+        .bind(same as i64)
         .bind(admin)
         .bind(now)
         .fetch_one(&db.pool)
@@ -196,7 +169,7 @@ pub async fn seed_demo(db: &Db, sandbox_url: &str) -> AppResult<bool> {
         (weather_conn, field),
         (jira, field),
     ] {
-        sqlx::query("INSERT INTO connection_access (connection_id, application_id, enabled) VALUES ($1, $2, TRUE)")
+        sqlx::query("INSERT INTO connection_access (connection_id, application_id, enabled) VALUES ($1, $2, 1)")
             .bind(k)
             .bind(a)
             .execute(&db.pool)

@@ -3,6 +3,8 @@
 //! `TEST_DATABASE_URL` (the test command starts a throwaway cluster and sets it).
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use app::ssr::crypto::Cipher;
 use app::ssr::settings::Settings;
 use app::ssr::AppState;
@@ -34,7 +36,17 @@ pub fn is_postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").map(|v| !v.is_empty()).unwrap_or(false)
 }
 
+/// Logs go to the test's captured output (shown for failing tests).
+pub fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("info,sqlx=warn,tower_sessions=warn"))
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn settings() -> (Settings, tempfile::TempDir) {
+    init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let url = fresh_database(dir.path()).await;
     let mut s = Settings::for_tests(&url, dir.path().to_path_buf());
@@ -44,17 +56,26 @@ pub async fn settings() -> (Settings, tempfile::TempDir) {
     (s, dir)
 }
 
+/// The app with its built-in sandbox connectors pointing at `sandbox`.
+pub async fn spawn_with_sandbox(sandbox: &sandbox::Sandbox) -> TestApp {
+    let (mut settings, dir) = settings().await;
+    settings.sandbox_url = sandbox.url.clone();
+    spawn_with(settings, dir).await
+}
+
 pub async fn spawn() -> TestApp {
     let (settings, dir) = settings().await;
     spawn_with(settings, dir).await
 }
 
-pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+pub async fn spawn_with(mut settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    settings.listen = addr;
+    settings.public_url = Some(format!("http://{addr}"));
     let built = server::build(settings.clone()).await.expect("build app");
     let state = built.state.clone();
     let router = server::router(built);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     tokio::spawn(server::serve(listener, router));
     TestApp { addr, state, settings, _dir: dir }
 }
@@ -88,5 +109,50 @@ impl TestApp {
 
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.state.db.pool).await.expect("count")
+    }
+}
+
+impl TestApp {
+    /// Calls a server function and decodes its JSON answer, panicking with the body otherwise.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        args: &[(&str, &str)],
+    ) -> T {
+        let res = self.call(client, name, args).await;
+        let status = res.status();
+        let body = res.text().await.expect("body");
+        assert!(status.is_success(), "{name} answered {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"))
+    }
+
+    /// Calls a server function that must fail, returning the status and the error.
+    pub async fn fails(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        args: &[(&str, &str)],
+    ) -> (u16, app::error::AppError) {
+        let res = self.call(client, name, args).await;
+        let status = res.status().as_u16();
+        let body = res.text().await.expect("body");
+        assert!(status >= 400, "{name} should have failed: {body}");
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}")))
+    }
+
+    pub async fn connector_id(&self, client: &reqwest::Client, link: &str) -> i64 {
+        let list: Vec<serde_json::Value> = self.json(client, "list_connectors", &[]).await;
+        list.iter().find(|c| c["link_name"] == link).unwrap_or_else(|| panic!("no connector {link}"))["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    pub async fn connection_id(&self, link: &str) -> i64 {
+        sqlx::query_scalar("SELECT id FROM connections WHERE link_name = $1")
+            .bind(link)
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("connection id")
     }
 }

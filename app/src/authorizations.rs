@@ -1,0 +1,826 @@
+//! Authorizing connections (seed 002 steps 9–12, "Reuse authorization", "Use different
+//! authorizations for different environments", "Reauthorize connection"; seed 000 §5–6).
+//!
+//! OAuth2 uses the authorization code grant with PKCE (S256) and `state` (the `oauth2` crate).
+//! The pending flow lives in the database, so the callback may land on any replica; it is
+//! refused after the authorization window (90 s), on reuse, on an unknown `state`, for another
+//! signed-in user, and on a wrong or missing `iss` where the provider advertises it (RFC 9207).
+
+use crate::domain::Environment;
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The credentials a person types (only the ones the connector's auth type needs are read).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialsInput {
+    #[serde(default)]
+    pub api_key: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl std::fmt::Debug for CredentialsInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialsInput(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthorizeOutcome {
+    /// Stored; the connection works now.
+    Authorized { account_name: String },
+    /// Open `authorize_url` (the provider's page) and finish within `window_secs`.
+    Redirect { flow: String, authorize_url: String, window_secs: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowStatus {
+    Pending { seconds_left: i64 },
+    Connected { account_name: String },
+    Expired,
+    Denied,
+    Failed { message: String },
+}
+
+impl FlowStatus {
+    pub fn message(&self) -> String {
+        match self {
+            FlowStatus::Pending { seconds_left } => format!("Waiting for you to grant access ({seconds_left} s left)."),
+            FlowStatus::Connected { account_name } => format!("Connected as {account_name}."),
+            FlowStatus::Expired => "The 90-second authorization window expired. Click Authorize to try again.".into(),
+            FlowStatus::Denied => {
+                "Access was denied on the service's page, so the connection was not authorized.".into()
+            }
+            FlowStatus::Failed { message } => message.clone(),
+        }
+    }
+}
+
+/// An account the caller authorized before for the same service and configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountOption {
+    pub id: i64,
+    /// The account's name, or for accounts from before names existed, the connection's name.
+    pub label: String,
+    /// True for accounts without a name: one must be given when it is picked.
+    pub needs_name: bool,
+}
+
+#[server(prefix = "/api", endpoint = "authorize_connection")]
+pub async fn authorize_connection(
+    connection_id: i64,
+    account_name: String,
+    #[server(default)] environments: Vec<Environment>,
+    #[server(default)] credentials: CredentialsInput,
+    #[server(default)] replace: bool,
+) -> Result<AuthorizeOutcome, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::authorize(&state, &user, ssr::Request { connection_id, account_name, environments, credentials, replace })
+        .await
+}
+
+#[server(prefix = "/api", endpoint = "authorization_status")]
+pub async fn authorization_status(flow: String) -> Result<FlowStatus, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::flow_status(&state, &user, &flow).await
+}
+
+#[server(prefix = "/api", endpoint = "reusable_accounts")]
+pub async fn reusable_accounts(connection_id: i64) -> Result<Vec<AccountOption>, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::reusable_accounts(&state, &user, connection_id).await
+}
+
+#[server(prefix = "/api", endpoint = "reuse_account")]
+pub async fn reuse_account(
+    connection_id: i64,
+    account_id: i64,
+    #[server(default)] environments: Vec<Environment>,
+    #[server(default)] account_name: Option<String>,
+) -> Result<(), AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::reuse_account(&state, &user, connection_id, account_id, environments, account_name).await
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::*;
+    use crate::auth::SessionUser;
+    use crate::connections::ssr::{load as load_connection, Connection};
+    use crate::connectors::ssr::{load as load_connector, Connector};
+    use crate::domain::{AuthType, ConnectionType, DisplayName};
+    use crate::error::AppResult;
+    use crate::operations::ssr::{record, Level};
+    use crate::policy::{decide, Action, Decision};
+    use crate::ssr::ids::{now_ms, random_token};
+    use crate::ssr::AppState;
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
+        RedirectUrl, RequestTokenError, TokenResponse, TokenUrl,
+    };
+
+    /// Stored credentials (encrypted at rest). `Debug` never shows them.
+    #[derive(Clone, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum Credentials {
+        OAuth2 { access_token: String, refresh_token: Option<String>, expires_at: Option<i64> },
+        ApiKey { key: String },
+        Basic { username: String, password: String },
+    }
+
+    impl std::fmt::Debug for Credentials {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let kind = match self {
+                Credentials::OAuth2 { .. } => "OAuth2",
+                Credentials::ApiKey { .. } => "ApiKey",
+                Credentials::Basic { .. } => "Basic",
+            };
+            write!(f, "Credentials::{kind}(<redacted>)")
+        }
+    }
+
+    pub fn account_aad(id: i64) -> Vec<u8> {
+        format!("authorized_accounts:{id}").into_bytes()
+    }
+
+    fn pending_aad(state: &str) -> Vec<u8> {
+        format!("oauth_pending:{state}").into_bytes()
+    }
+
+    #[derive(Debug)]
+    pub struct Request {
+        pub connection_id: i64,
+        pub account_name: String,
+        pub environments: Vec<Environment>,
+        pub credentials: CredentialsInput,
+        pub replace: bool,
+    }
+
+    /// The caller may authorize this connection, or is told whom to ask.
+    pub fn ensure_may_authorize(user: &SessionUser, conn: &Connection) -> AppResult<()> {
+        match decide(user.role, conn.conn_type, Action::Authorize, conn.policy_context()) {
+            Decision::Allowed | Decision::Prompt => Ok(()),
+            Decision::ContactAdmin(who) => Err(AppError::forbidden(who.message())),
+            Decision::Denied => Err(AppError::forbidden("You cannot authorize this connection.")),
+        }
+    }
+
+    /// The environments an authorization applies to: all of them, locked together, when the
+    /// connection uses the same authorization everywhere.
+    pub fn environments_for(conn: &Connection, chosen: &[Environment]) -> AppResult<Vec<Environment>> {
+        if conn.same_for_all_envs {
+            return Ok(Environment::ALL.to_vec());
+        }
+        let mut envs: Vec<Environment> = chosen.to_vec();
+        envs.sort();
+        envs.dedup();
+        if envs.is_empty() {
+            return Err(AppError::invalid("environments", "Choose at least one environment."));
+        }
+        Ok(envs)
+    }
+
+    /// Who an authorization belongs to: each user for logged-in-user connections, else shared.
+    pub fn subject_for(conn: &Connection, user: &SessionUser) -> i64 {
+        if conn.conn_type == ConnectionType::LoggedInUser {
+            user.id
+        } else {
+            0
+        }
+    }
+
+    /// Accounts are reusable across connections of the same service and configuration.
+    pub fn config_key(connector: &Connector, scopes: &str) -> String {
+        let mut s: Vec<&str> = scopes.split_whitespace().collect();
+        s.sort_unstable();
+        format!("{}|{}|{}", connector.id, s.join(" "), connector.config.api_base.as_deref().unwrap_or(""))
+    }
+
+    #[tracing::instrument(skip_all, fields(connection_id = req.connection_id, user_id = user.id))]
+    pub async fn authorize(state: &AppState, user: &SessionUser, req: Request) -> AppResult<AuthorizeOutcome> {
+        let conn = load_connection(state, user.workspace_id, req.connection_id).await?;
+        ensure_may_authorize(user, &conn)?;
+        let name = DisplayName::parse("account_name", &req.account_name)?;
+        let envs = environments_for(&conn, &req.environments)?;
+        let connector = load_connector(state, user.workspace_id, conn.connector_id).await?;
+        let creds = match connector.auth_type {
+            AuthType::ApiKey => {
+                let key = req.credentials.api_key.trim();
+                if key.is_empty() || key.len() > 4096 {
+                    return Err(AppError::invalid("api_key", "Enter the API key."));
+                }
+                Credentials::ApiKey { key: key.to_string() }
+            }
+            AuthType::Basic => {
+                let (u, p) = (req.credentials.username.trim(), &req.credentials.password);
+                if u.is_empty() || u.len() > 500 {
+                    return Err(AppError::invalid(
+                        "username",
+                        format!("Enter the {}.", label_or(&connector.config.username_label, "username")),
+                    ));
+                }
+                if p.is_empty() || p.len() > 4096 {
+                    return Err(AppError::invalid(
+                        "password",
+                        format!("Enter the {}.", label_or(&connector.config.password_label, "password")),
+                    ));
+                }
+                Credentials::Basic { username: u.to_string(), password: p.clone() }
+            }
+            AuthType::OAuth2 if connector.config.grant_type == "client_credentials" => {
+                client_credentials(state, &connector, &conn).await?
+            }
+            AuthType::OAuth2 => return start_oauth(state, user, &conn, &connector, name, envs, req.replace).await,
+        };
+        store_authorization(state, user, &conn, &connector, name.as_str(), &creds, &envs).await?;
+        Ok(AuthorizeOutcome::Authorized { account_name: name.to_string() })
+    }
+
+    fn label_or(label: &str, default: &str) -> String {
+        if label.is_empty() {
+            default.to_string()
+        } else {
+            label.to_lowercase()
+        }
+    }
+
+    fn redirect_uri(state: &AppState) -> String {
+        format!("{}/oauth/callback", state.settings.public_url())
+    }
+
+    fn missing(what: &str) -> AppError {
+        AppError::Upstream(format!(
+            "This connector is not fully configured on this server ({what} is missing). Ask your admin."
+        ))
+    }
+
+    fn bad_url(what: &str) -> AppError {
+        AppError::Upstream(format!("This connector's {what} is not a valid URL. Ask your admin to fix the connector."))
+    }
+
+    async fn start_oauth(
+        state: &AppState,
+        user: &SessionUser,
+        conn: &Connection,
+        connector: &Connector,
+        name: DisplayName,
+        envs: Vec<Environment>,
+        replace: bool,
+    ) -> AppResult<AuthorizeOutcome> {
+        let cfg = &connector.config;
+        let auth_url = cfg.authorize_url.clone().ok_or_else(|| missing("authorization URL"))?;
+        let client_id = cfg.client_id.clone().ok_or_else(|| missing("client ID"))?;
+        let redirect = redirect_uri(state);
+        let client = BasicClient::new(ClientId::new(client_id))
+            .set_auth_uri(AuthUrl::new(auth_url).map_err(|_| bad_url("authorization URL"))?)
+            .set_redirect_uri(RedirectUrl::new(redirect.clone()).map_err(|e| AppError::internal("redirect uri", e))?);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let delimiter = if cfg.scope_delimiter.is_empty() { " " } else { cfg.scope_delimiter.as_str() };
+        let scopes = conn.scopes.split_whitespace().collect::<Vec<_>>().join(delimiter);
+        let mut request = client.authorize_url(CsrfToken::new_random).set_pkce_challenge(challenge);
+        if !scopes.is_empty() {
+            request = request.add_extra_param("scope", scopes);
+        }
+        for (k, v) in &cfg.extra_authorize_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        let (url, csrf) = request.url();
+        let flow = csrf.secret().clone();
+        let window = state.settings.oauth_window_secs;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO oauth_pending (state, connection_id, user_id, environments, account_name, pkce_verifier_ct,
+                                        redirect_uri, created_at, expires_at, replace_account)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&flow)
+        .bind(conn.id)
+        .bind(user.id)
+        .bind(envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(","))
+        .bind(name.as_str())
+        .bind(state.cipher.encrypt(&pending_aad(&flow), verifier.secret().as_bytes()))
+        .bind(&redirect)
+        .bind(now)
+        .bind(now + (window as i64) * 1000)
+        .bind(replace as i64)
+        .execute(&state.db.pool)
+        .await?;
+        tracing::info!(connection_id = conn.id, "oauth flow started");
+        Ok(AuthorizeOutcome::Redirect { flow, authorize_url: url.to_string(), window_secs: window })
+    }
+
+    fn oauth_client(
+        connector: &Connector,
+    ) -> AppResult<
+        oauth2::Client<
+            oauth2::basic::BasicErrorResponse,
+            oauth2::basic::BasicTokenResponse,
+            oauth2::basic::BasicTokenIntrospectionResponse,
+            oauth2::StandardRevocableToken,
+            oauth2::basic::BasicRevocationErrorResponse,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointSet,
+        >,
+    > {
+        let cfg = &connector.config;
+        let token_url = cfg.token_url.clone().ok_or_else(|| missing("token URL"))?;
+        let mut client = BasicClient::new(ClientId::new(cfg.client_id.clone().ok_or_else(|| missing("client ID"))?))
+            .set_token_uri(TokenUrl::new(token_url).map_err(|_| bad_url("token URL"))?)
+            .set_auth_type(if cfg.client_auth == "query" {
+                oauth2::AuthType::RequestBody
+            } else {
+                oauth2::AuthType::BasicAuth
+            });
+        if let Some(secret) = &connector.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        }
+        Ok(client)
+    }
+
+    fn token_error<RE: std::error::Error + 'static>(
+        e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
+    ) -> AppError {
+        match e {
+            RequestTokenError::ServerResponse(r) => {
+                let code = r.error().as_ref().to_string();
+                tracing::warn!(error = %code, "token endpoint refused");
+                AppError::Upstream(format!("The service refused the authorization ({code})."))
+            }
+            RequestTokenError::Request(e) => {
+                tracing::warn!(error = %e, "token endpoint unreachable");
+                AppError::Upstream("The service could not be reached. Try again in a moment.".into())
+            }
+            RequestTokenError::Parse(e, _) => {
+                tracing::warn!(error = %e, "token endpoint answered garbage");
+                AppError::Upstream("The service answered with something that is not a token.".into())
+            }
+            RequestTokenError::Other(e) => {
+                tracing::warn!(error = %e, "token request failed");
+                AppError::Upstream("The service's answer could not be used.".into())
+            }
+        }
+    }
+
+    fn credentials_from(token: &oauth2::basic::BasicTokenResponse, previous_refresh: Option<String>) -> Credentials {
+        Credentials::OAuth2 {
+            access_token: token.access_token().secret().clone(),
+            refresh_token: token.refresh_token().map(|r| r.secret().clone()).or(previous_refresh),
+            expires_at: token.expires_in().map(|d| now_ms() + d.as_millis() as i64),
+        }
+    }
+
+    async fn client_credentials(state: &AppState, connector: &Connector, conn: &Connection) -> AppResult<Credentials> {
+        let client = oauth_client(connector)?;
+        let mut req = client.exchange_client_credentials();
+        for s in conn.scopes.split_whitespace() {
+            req = req.add_scope(oauth2::Scope::new(s.to_string()));
+        }
+        let token = req.request_async(&state.http).await.map_err(token_error)?;
+        Ok(credentials_from(&token, None))
+    }
+
+    /// Stores an authorized account and maps it to the connection for `envs`, in one
+    /// transaction. Earlier mappings for those environments are replaced at once.
+    pub async fn store_authorization(
+        state: &AppState,
+        user: &SessionUser,
+        conn: &Connection,
+        connector: &Connector,
+        name: &str,
+        creds: &Credentials,
+        envs: &[Environment],
+    ) -> AppResult<i64> {
+        let plaintext = serde_json::to_vec(creds).map_err(|e| AppError::internal("credentials", e))?;
+        let expires_at = match creds {
+            Credentials::OAuth2 { expires_at, .. } => *expires_at,
+            _ => None,
+        };
+        let now = now_ms();
+        let mut tx = state.db.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO authorized_accounts (workspace_id, connector_id, config_key, owner_user_id, name, credentials_ct,
+                                              access_expires_at, authorized_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(user.workspace_id)
+        .bind(connector.id)
+        .bind(config_key(connector, &conn.scopes))
+        .bind(user.id)
+        .bind(name)
+        .bind(Vec::<u8>::new())
+        .bind(expires_at)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE authorized_accounts SET credentials_ct = $1 WHERE id = $2")
+            .bind(state.cipher.encrypt(&account_aad(id), &plaintext))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        map_account(&mut tx, conn, user, id, envs, now).await?;
+        tx.commit().await?;
+        record(
+            &state.db,
+            Some(user.workspace_id),
+            Level::Info,
+            "authorized",
+            Some(user.id),
+            Some(conn.id),
+            Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
+            &format!("account {name}"),
+        )
+        .await;
+        Ok(id)
+    }
+
+    async fn map_account(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        conn: &Connection,
+        user: &SessionUser,
+        account_id: i64,
+        envs: &[Environment],
+        now: i64,
+    ) -> AppResult<()> {
+        for env in envs {
+            sqlx::query(
+                "INSERT INTO connection_authorizations (connection_id, environment, subject_user_id, account_id, authorized_by, authorized_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (connection_id, environment, subject_user_id)
+                 DO UPDATE SET account_id = excluded.account_id, authorized_by = excluded.authorized_by,
+                               authorized_at = excluded.authorized_at",
+            )
+            .bind(conn.id)
+            .bind(env.as_str())
+            .bind(subject_for(conn, user))
+            .bind(account_id)
+            .bind(user.id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The query parameters the provider sends back to the redirect URI.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct CallbackParams {
+        pub state: Option<String>,
+        pub code: Option<String>,
+        pub iss: Option<String>,
+        pub error: Option<String>,
+        pub error_description: Option<String>,
+    }
+
+    /// Finishes an OAuth2 flow. Every refusal is final: the pending row is consumed first, so
+    /// a second callback with the same `state` (a replay) finds nothing to finish.
+    #[tracing::instrument(skip_all)]
+    pub async fn finish(state: &AppState, user: Option<&SessionUser>, params: CallbackParams) -> FlowStatus {
+        let Some(flow) = params.state.clone().filter(|s| !s.is_empty() && s.len() <= 200) else {
+            return FlowStatus::Failed {
+                message: "This authorization answer has no valid state; it was ignored.".into(),
+            };
+        };
+        let now = now_ms();
+        // Consume atomically: only the first callback for a state gets the row.
+        let row: Option<(i64, i64, String, String, Vec<u8>, String, i64, i64)> = match sqlx::query_as(
+            "UPDATE oauth_pending SET consumed_at = $1
+             WHERE state = $2 AND consumed_at IS NULL
+             RETURNING connection_id, user_id, environments, account_name, pkce_verifier_ct, redirect_uri, expires_at, replace_account",
+        )
+        .bind(now)
+        .bind(&flow)
+        .fetch_optional(&state.db.pool)
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => return FlowStatus::Failed { message: AppError::from(e).to_string() },
+        };
+        let Some((connection_id, user_id, envs, account_name, verifier_ct, redirect, expires_at, _replace)) = row
+        else {
+            tracing::warn!("oauth callback for an unknown or already used state");
+            return FlowStatus::Failed {
+                message: "This authorization link is not valid or was already used. Start again from Authorize.".into(),
+            };
+        };
+        let status = finish_inner(
+            state,
+            user,
+            &flow,
+            params,
+            connection_id,
+            user_id,
+            &envs,
+            &account_name,
+            &verifier_ct,
+            &redirect,
+            expires_at,
+            now,
+        )
+        .await
+        .unwrap_or_else(|e| FlowStatus::Failed { message: e.to_string() });
+        let (outcome, detail) = match &status {
+            FlowStatus::Connected { account_name } => ("connected", account_name.clone()),
+            FlowStatus::Expired => ("expired", String::new()),
+            FlowStatus::Denied => ("denied", String::new()),
+            FlowStatus::Failed { message } => ("failed", message.clone()),
+            FlowStatus::Pending { .. } => ("failed", "unexpected".into()),
+        };
+        if let Err(e) = sqlx::query("UPDATE oauth_pending SET outcome = $1, outcome_detail = $2 WHERE state = $3")
+            .bind(outcome)
+            .bind(&detail)
+            .bind(&flow)
+            .execute(&state.db.pool)
+            .await
+        {
+            tracing::error!(error = %e, "could not record the oauth outcome");
+        }
+        status
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_inner(
+        state: &AppState,
+        user: Option<&SessionUser>,
+        flow: &str,
+        params: CallbackParams,
+        connection_id: i64,
+        user_id: i64,
+        envs: &str,
+        account_name: &str,
+        verifier_ct: &[u8],
+        redirect: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> AppResult<FlowStatus> {
+        if now > expires_at {
+            return Ok(FlowStatus::Expired);
+        }
+        let Some(user) = user.filter(|u| u.id == user_id) else {
+            tracing::warn!(expected = user_id, "oauth callback in another user's session");
+            return Ok(FlowStatus::Failed {
+                message:
+                    "This authorization was started by someone else (or you signed out). Start again from Authorize."
+                        .into(),
+            });
+        };
+        let conn = load_connection(state, user.workspace_id, connection_id).await?;
+        let connector = load_connector(state, user.workspace_id, conn.connector_id).await?;
+        let cfg = &connector.config;
+        // RFC 9207: where the provider advertises `iss`, it must be there and be the issuer.
+        match (&params.iss, &cfg.issuer) {
+            (Some(iss), Some(issuer)) if iss.trim_end_matches('/') != issuer.trim_end_matches('/') => {
+                tracing::warn!(%iss, "oauth callback from an unexpected issuer");
+                return Ok(FlowStatus::Failed {
+                    message:
+                        "The answer came from a different service than the one asked (issuer mismatch); it was refused."
+                            .into(),
+                });
+            }
+            (None, Some(_)) if cfg.iss_parameter_supported => {
+                return Ok(FlowStatus::Failed {
+                    message: "The answer did not say which service sent it (missing iss); it was refused.".into(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(error) = params.error.as_deref() {
+            return Ok(if error == "access_denied" {
+                FlowStatus::Denied
+            } else {
+                let detail = params.error_description.unwrap_or_default();
+                FlowStatus::Failed {
+                    message: format!(
+                        "The service reported an error: {error}. {}",
+                        detail.chars().take(200).collect::<String>()
+                    ),
+                }
+            });
+        }
+        let Some(code) = params.code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
+            return Ok(FlowStatus::Failed { message: "The service's answer had no authorization code.".into() });
+        };
+        let verifier = String::from_utf8(
+            state
+                .cipher
+                .decrypt(&pending_aad(flow), verifier_ct)
+                .map_err(|e| AppError::internal("pkce verifier", e))?,
+        )
+        .map_err(|e| AppError::internal("pkce verifier", e))?;
+        let client = oauth_client(&connector)?.set_redirect_uri(
+            RedirectUrl::new(redirect.to_string()).map_err(|e| AppError::internal("redirect uri", e))?,
+        );
+        let token = match client
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+            .request_async(&state.http)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return Ok(FlowStatus::Failed { message: token_error(e).to_string() }),
+        };
+        let envs: Vec<Environment> = envs.split(',').filter_map(|e| Environment::parse(e).ok()).collect();
+        let creds = credentials_from(&token, None);
+        store_authorization(state, user, &conn, &connector, account_name, &creds, &envs).await?;
+        Ok(FlowStatus::Connected { account_name: account_name.to_string() })
+    }
+
+    /// The state of a flow the caller started.
+    pub async fn flow_status(state: &AppState, user: &SessionUser, flow: &str) -> AppResult<FlowStatus> {
+        let row: Option<(i64, i64, Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT user_id, expires_at, consumed_at, outcome, outcome_detail FROM oauth_pending WHERE state = $1",
+        )
+        .bind(flow)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        let Some((owner, expires_at, consumed_at, outcome, detail)) = row.filter(|r| r.0 == user.id) else {
+            return Err(AppError::not_found("There is no such authorization in progress."));
+        };
+        let _ = owner;
+        Ok(match (outcome.as_deref(), consumed_at) {
+            (Some("connected"), _) => FlowStatus::Connected { account_name: detail.unwrap_or_default() },
+            (Some("expired"), _) => FlowStatus::Expired,
+            (Some("denied"), _) => FlowStatus::Denied,
+            (Some(_), _) => FlowStatus::Failed { message: detail.unwrap_or_default() },
+            (None, Some(_)) => FlowStatus::Pending { seconds_left: 0 },
+            (None, None) => {
+                let left_ms = expires_at - now_ms();
+                if left_ms < 0 {
+                    // Nobody came back in time: close the flow so a late callback is refused.
+                    sqlx::query(
+                        "UPDATE oauth_pending SET consumed_at = $1, outcome = 'expired' WHERE state = $2 AND consumed_at IS NULL",
+                    )
+                    .bind(now_ms())
+                    .bind(flow)
+                    .execute(&state.db.pool)
+                    .await?;
+                    FlowStatus::Expired
+                } else {
+                    FlowStatus::Pending { seconds_left: (left_ms + 999) / 1000 }
+                }
+            }
+        })
+    }
+
+    /// Accounts the caller authorized before for the same service and configuration.
+    pub async fn reusable_accounts(
+        state: &AppState,
+        user: &SessionUser,
+        connection_id: i64,
+    ) -> AppResult<Vec<AccountOption>> {
+        let conn = load_connection(state, user.workspace_id, connection_id).await?;
+        let connector = load_connector(state, user.workspace_id, conn.connector_id).await?;
+        let rows: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT a.id, a.name,
+                    (SELECT c.display_name FROM connection_authorizations ca JOIN connections c ON c.id = ca.connection_id
+                      WHERE ca.account_id = a.id ORDER BY c.id LIMIT 1)
+             FROM authorized_accounts a
+             WHERE a.owner_user_id = $1 AND a.config_key = $2 AND a.status = 'connected'
+             ORDER BY a.authorized_at DESC",
+        )
+        .bind(user.id)
+        .bind(config_key(&connector, &conn.scopes))
+        .fetch_all(&state.db.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, conn_name)| AccountOption {
+                id,
+                needs_name: name.is_none(),
+                label: name.or(conn_name).unwrap_or_else(|| format!("Account {id}")),
+            })
+            .collect())
+    }
+
+    pub async fn reuse_account(
+        state: &AppState,
+        user: &SessionUser,
+        connection_id: i64,
+        account_id: i64,
+        environments: Vec<Environment>,
+        account_name: Option<String>,
+    ) -> AppResult<()> {
+        let conn = load_connection(state, user.workspace_id, connection_id).await?;
+        ensure_may_authorize(user, &conn)?;
+        let envs = environments_for(&conn, &environments)?;
+        let options = reusable_accounts(state, user, connection_id).await?;
+        let option = options
+            .into_iter()
+            .find(|o| o.id == account_id)
+            .ok_or_else(|| AppError::not_found("That account cannot be reused for this connection."))?;
+        let now = now_ms();
+        let mut tx = state.db.pool.begin().await?;
+        if option.needs_name {
+            let name = DisplayName::parse("account_name", account_name.as_deref().unwrap_or("")).map_err(|_| {
+                AppError::invalid("account_name", "This account has no name yet. Give it one to reuse it.")
+            })?;
+            sqlx::query("UPDATE authorized_accounts SET name = $1 WHERE id = $2")
+                .bind(name.as_str())
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        map_account(&mut tx, &conn, user, account_id, &envs, now).await?;
+        tx.commit().await?;
+        record(
+            &state.db,
+            Some(user.workspace_id),
+            Level::Info,
+            "authorization_reused",
+            Some(user.id),
+            Some(conn.id),
+            Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
+            &format!("account {}", option.label),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The credentials the connection uses for `user` in `env`, decrypted.
+    pub async fn credentials_for(
+        state: &AppState,
+        conn: &Connection,
+        user: &SessionUser,
+        env: Environment,
+    ) -> AppResult<Option<(i64, Credentials)>> {
+        let row: Option<(i64, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT a.id, a.credentials_ct, a.status FROM connection_authorizations ca
+             JOIN authorized_accounts a ON a.id = ca.account_id
+             WHERE ca.connection_id = $1 AND ca.environment = $2 AND ca.subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject_for(conn, user))
+        .fetch_optional(&state.db.pool)
+        .await?;
+        let Some((id, ct, status)) = row.filter(|r| r.2 == "connected") else {
+            return Ok(None);
+        };
+        let _ = status;
+        let plain = state.cipher.decrypt(&account_aad(id), &ct).map_err(|e| AppError::internal("credentials", e))?;
+        let creds = serde_json::from_slice(&plain).map_err(|e| AppError::internal("credentials", e))?;
+        Ok(Some((id, creds)))
+    }
+
+    /// A random flow id that is not a `state` (for tests that forge callbacks).
+    pub fn forged_state() -> String {
+        random_token(43)
+    }
+
+    /// `GET /oauth/callback`: finishes the flow and shows the outcome in the popup, which tells
+    /// the page that opened it and closes itself. The page polls the flow status as well, so it
+    /// learns the outcome even if the popup was blocked or closed.
+    pub async fn callback_handler(
+        axum::extract::State(state): axum::extract::State<AppState>,
+        session: tower_sessions::Session,
+        axum::extract::Query(params): axum::extract::Query<CallbackParams>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let user = crate::auth::ssr::session_user(&state, &session).await.ok().flatten();
+        let flow = params.state.clone().unwrap_or_default();
+        let status = finish(&state, user.as_ref(), params).await;
+        let outcome = match &status {
+            FlowStatus::Connected { .. } => "connected",
+            FlowStatus::Expired => "expired",
+            FlowStatus::Denied => "denied",
+            FlowStatus::Failed { .. } | FlowStatus::Pending { .. } => "failed",
+        };
+        let message = escape_html(&status.message());
+        let flow_js = serde_json::to_string(
+            &flow.chars().filter(|c| c.is_ascii_alphanumeric() || "-_".contains(*c)).collect::<String>(),
+        )
+        .unwrap_or_else(|_| "\"\"".into());
+        let html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization</title></head>\
+             <body><main><h1>Authorization</h1><p role=\"status\" data-outcome=\"{outcome}\">{message}</p>\
+             <p>You can close this window.</p></main>\
+             <script>try{{if(window.opener){{window.opener.postMessage({{type:\"connections:oauth\",flow:{flow_js},outcome:\"{outcome}\"}},location.origin);setTimeout(function(){{window.close()}},1500)}}}}catch(e){{}}</script>\
+             </body></html>"
+        );
+        let mut res = axum::response::Html(html).into_response();
+        res.headers_mut().insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
+        res.headers_mut().insert("referrer-policy", axum::http::HeaderValue::from_static("no-referrer"));
+        res
+    }
+
+    pub fn escape_html(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,556 @@
+//! Creating and authorizing connections against the sandbox provider (seed 002), and every
+//! security rule of the OAuth2 flow: PKCE S256, state, the 90-second window, replay, iss,
+//! another user's session, no redirects on the token exchange; credentials encrypted at rest.
+
+mod common;
+
+use app::authorizations::{AuthorizeOutcome, FlowStatus};
+use app::error::AppError;
+use common::sandbox::{authorize_in_browser, Sandbox};
+use common::{spawn_with, spawn_with_sandbox, TestApp};
+use serde_json::Value;
+
+/// Creates a connection from a built-in connector as the admin.
+async fn create(
+    app: &TestApp,
+    admin: &reqwest::Client,
+    connector: &str,
+    name: &str,
+    scopes: &[&str],
+    same: bool,
+) -> Value {
+    let id = app.connector_id(admin, connector).await.to_string();
+    let mut args = vec![
+        ("input[connector_id]".to_string(), id),
+        ("input[display_name]".to_string(), name.to_string()),
+        ("input[same_for_all_envs]".to_string(), same.to_string()),
+        ("input[conn_type]".to_string(), "admin".to_string()),
+    ];
+    for (i, s) in scopes.iter().enumerate() {
+        args.push((format!("input[scopes][{i}]"), s.to_string()));
+    }
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    app.json(admin, "create_connection", &args).await
+}
+
+async fn start(
+    app: &TestApp,
+    client: &reqwest::Client,
+    connection_id: i64,
+    account: &str,
+    envs: &[&str],
+) -> (String, String) {
+    let id = connection_id.to_string();
+    let mut args = vec![("connection_id".to_string(), id), ("account_name".to_string(), account.to_string())];
+    for (i, e) in envs.iter().enumerate() {
+        args.push((format!("environments[{i}]"), e.to_string()));
+    }
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    match app.json::<AuthorizeOutcome>(client, "authorize_connection", &args).await {
+        AuthorizeOutcome::Redirect { flow, authorize_url, window_secs } => {
+            assert_eq!(window_secs, app.settings.oauth_window_secs);
+            (flow, authorize_url)
+        }
+        other => panic!("expected a redirect, got {other:?}"),
+    }
+}
+
+async fn status(app: &TestApp, client: &reqwest::Client, flow: &str) -> FlowStatus {
+    app.json(client, "authorization_status", &[("flow", flow)]).await
+}
+
+/// Follows the provider's redirect back to the app in the user's browser; returns the page.
+async fn land(client: &reqwest::Client, callback: &reqwest::Url) -> String {
+    let res = client.get(callback.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+async fn accounts(app: &TestApp) -> i64 {
+    app.count("SELECT COUNT(*) FROM authorized_accounts").await
+}
+
+#[tokio::test]
+async fn oauth2_flow_connects_with_pkce_state_and_iss() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let conn = create(&app, &admin, "sandbox_crm", "Deals feed", &["crm.contacts.read"], true).await;
+    assert_eq!(conn["link_name"], "deals_feed", "link name derived from the name");
+    let scopes: Vec<String> = serde_json::from_value(conn["scopes"].clone()).unwrap();
+    assert!(scopes.contains(&"crm.deals.read".to_string()), "the required scope is always included: {scopes:?}");
+    let id = conn["id"].as_i64().unwrap();
+
+    let (flow, url) = start(&app, &admin, id, "Alice at Sandbox", &[]).await;
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let q = |k: &str| parsed.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    assert_eq!(q("code_challenge_method").as_deref(), Some("S256"));
+    assert!(q("code_challenge").is_some_and(|c| c.len() >= 43));
+    assert_eq!(q("state").as_deref(), Some(flow.as_str()));
+    assert_eq!(q("redirect_uri"), Some(app.url("/oauth/callback")));
+    assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Pending { seconds_left } if seconds_left > 80));
+
+    let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
+    assert_eq!(consent.param("iss").as_deref(), Some(sandbox.url.as_str()));
+    let page = land(&admin, &consent.callback_url).await;
+    assert!(page.contains("Connected as Alice at Sandbox."), "{page}");
+    assert_eq!(status(&app, &admin, &flow).await, FlowStatus::Connected { account_name: "Alice at Sandbox".into() });
+
+    // Every environment is authorized (same authorization everywhere), by the admin.
+    let details: Value = app.json(&admin, "get_connection", &[("link_name", "deals_feed")]).await;
+    for env in details["environments"].as_array().unwrap() {
+        assert_eq!(env["status"], "Connected", "{env}");
+        assert_eq!(env["account_name"], "Alice at Sandbox");
+        assert_eq!(env["authorized_by"], "Ada Admin");
+    }
+
+    // The tokens work against the provider's API and are encrypted at rest.
+    let conn = app::connections::ssr::load(&app.state, 1, id).await.unwrap();
+    let user = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
+    let (account_id, creds) =
+        app::authorizations::ssr::credentials_for(&app.state, &conn, &user, app::domain::Environment::Production)
+            .await
+            .unwrap()
+            .expect("stored");
+    let app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } = creds else { panic!() };
+    assert!(refresh_token.is_some());
+    let api = reqwest::Client::new()
+        .get(sandbox.endpoint("/api/crm/Deals?per_page=3"))
+        .bearer_auth(&access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let blob: Vec<u8> = sqlx::query_scalar("SELECT credentials_ct FROM authorized_accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert!(!blob.windows(access_token.len()).any(|w| w == access_token.as_bytes()), "no plaintext token at rest");
+    assert!(!page.contains(&access_token) && !details.to_string().contains(&access_token));
+
+    // Replay: the same answer again is refused and changes nothing.
+    let before = accounts(&app).await;
+    let page = land(&admin, &consent.callback_url).await;
+    assert!(page.contains("not valid or was already used"), "{page}");
+    assert_eq!(accounts(&app).await, before);
+}
+
+#[tokio::test]
+async fn denied_forged_wrong_issuer_and_foreign_session_are_refused() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let id = app.connection_id("sales_crm").await;
+
+    // The user clicks Deny on the provider's page.
+    let (flow, url) = start(&app, &admin, id, "Denied", &[]).await;
+    let consent = authorize_in_browser(&url, "alice", "alice-password", false).await;
+    assert_eq!(consent.param("error").as_deref(), Some("access_denied"));
+    let page = land(&admin, &consent.callback_url).await;
+    assert!(page.contains("Access was denied"), "{page}");
+    assert_eq!(status(&app, &admin, &flow).await, FlowStatus::Denied);
+
+    // A forged callback with a state nobody issued.
+    let page = land(&admin, &reqwest::Url::parse(&app.url("/oauth/callback?state=forged&code=abc")).unwrap()).await;
+    assert!(page.contains("not valid or was already used"), "{page}");
+    let page = land(&admin, &reqwest::Url::parse(&app.url("/oauth/callback?code=abc")).unwrap()).await;
+    assert!(page.contains("no valid state"), "{page}");
+
+    // A wrong issuer, then a missing one (the sandbox advertises iss).
+    for (tamper, expected) in [(Some("http://evil.example"), "issuer mismatch"), (None, "missing iss")] {
+        let (flow, url) = start(&app, &admin, id, "Tampered", &[]).await;
+        let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
+        let mut cb = consent.callback_url.clone();
+        let pairs: Vec<(String, String)> =
+            cb.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        cb.query_pairs_mut().clear().extend_pairs(&pairs);
+        if let Some(iss) = tamper {
+            cb.query_pairs_mut().append_pair("iss", iss);
+        }
+        let page = land(&admin, &cb).await;
+        assert!(page.contains(expected), "{page}");
+        assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Failed { .. }));
+    }
+
+    // The answer arrives in another user's session: refused, and the flow is spent.
+    let (flow, url) = start(&app, &admin, id, "Hijacked", &[]).await;
+    let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
+    let other = app.signed_in("superadmin@demo.test").await;
+    let page = land(&other, &consent.callback_url).await;
+    assert!(page.contains("started by someone else"), "{page}");
+    let page = land(&admin, &consent.callback_url).await;
+    assert!(page.contains("already used"), "{page}");
+    assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Failed { .. }));
+    assert_eq!(accounts(&app).await, 0, "nothing was stored by any refused answer");
+    // A flow belongs to whoever started it.
+    assert_eq!(app.fails(&other, "authorization_status", &[("flow", &flow)]).await.0, 404);
+}
+
+#[tokio::test]
+async fn the_authorization_window_expires() {
+    let sandbox = Sandbox::start(&[]).await;
+    let (mut settings, dir) = common::settings().await;
+    settings.sandbox_url = sandbox.url.clone();
+    settings.oauth_window_secs = 1;
+    let app = spawn_with(settings, dir).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let id = app.connection_id("sales_crm").await;
+
+    // Answer arrives after the window: refused.
+    let (flow, url) = start(&app, &admin, id, "Too slow", &[]).await;
+    let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let page = land(&admin, &consent.callback_url).await;
+    assert!(page.contains("window expired"), "{page}");
+    assert_eq!(status(&app, &admin, &flow).await, FlowStatus::Expired);
+
+    // Nobody answers at all: the status turns Expired, and a late answer is refused.
+    let (flow, url) = start(&app, &admin, id, "Never", &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert_eq!(status(&app, &admin, &flow).await, FlowStatus::Expired);
+    let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
+    let page = land(&admin, &consent.callback_url).await;
+    assert!(page.contains("already used"), "{page}");
+    assert_eq!(accounts(&app).await, 0);
+}
+
+#[tokio::test]
+async fn the_token_exchange_follows_no_redirects() {
+    let sandbox = Sandbox::start(&[]).await;
+    // A token endpoint that redirects to the real one.
+    let target = sandbox.endpoint("/token");
+    let redirector = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move { axum::response::Redirect::temporary(&target) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, redirector).await });
+
+    let app = spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let custom = [
+        ("input[name]", "Redirecting CRM"),
+        ("input[auth_type]", "oauth2"),
+        ("input[client_id]", "crm-connector"),
+        ("input[client_secret]", "crm-connector-secret"),
+        ("input[authorize_url]", &format!("{}/auth", sandbox.url)),
+        ("input[token_url]", &format!("http://{redirect_addr}/token")),
+        ("input[scopes]", "crm.deals.read"),
+        ("input[api_base]", &sandbox.url),
+    ];
+    let connector: Value = app.json(&admin, "create_custom_connector", &custom).await;
+    let cid = connector["id"].as_i64().unwrap().to_string();
+    let conn: Value = app
+        .json(
+            &admin,
+            "create_connection",
+            &[
+                ("input[connector_id]", cid.as_str()),
+                ("input[display_name]", "Redirected"),
+                ("input[same_for_all_envs]", "true"),
+                ("input[conn_type]", "admin"),
+                ("input[scopes][0]", "crm.deals.read"),
+            ],
+        )
+        .await;
+    sandbox.reset_stats().await;
+    let (flow, url) = start(&app, &admin, conn["id"].as_i64().unwrap(), "Redirected", &[]).await;
+    let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
+    let page = land(&admin, &consent.callback_url).await;
+    assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Failed { .. }), "{page}");
+    let stats = sandbox.stats().await;
+    assert_eq!(stats["token_requests"]["authorization_code"], 0, "the redirect was not followed: {stats}");
+    assert_eq!(accounts(&app).await, 0);
+}
+
+#[tokio::test]
+async fn api_key_basic_environments_reuse_and_reauthorize() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+
+    // API key (same authorization everywhere).
+    let weather = app.connection_id("weather").await.to_string();
+    let out: AuthorizeOutcome = app
+        .json(
+            &admin,
+            "authorize_connection",
+            &[
+                ("connection_id", &weather),
+                ("account_name", "Ops key"),
+                ("credentials[api_key]", "sandbox-weather-key"),
+            ],
+        )
+        .await;
+    assert_eq!(out, AuthorizeOutcome::Authorized { account_name: "Ops key".into() });
+
+    // Basic auth, for development only (different authorizations per environment).
+    let tracker = app.connection_id("issue_tracker").await.to_string();
+    let (s, e) = app
+        .fails(
+            &admin,
+            "authorize_connection",
+            &[
+                ("connection_id", &tracker),
+                ("account_name", "Builder"),
+                ("credentials[username]", "x"),
+                ("credentials[password]", "y"),
+            ],
+        )
+        .await;
+    assert_eq!((s, e.field()), (400, Some("environments")), "environments must be chosen");
+    let (_, e) = app
+        .fails(
+            &admin,
+            "authorize_connection",
+            &[("connection_id", &tracker), ("account_name", "Builder"), ("environments[0]", "Development")],
+        )
+        .await;
+    assert_eq!(e.field(), Some("username"));
+    let _: AuthorizeOutcome = app
+        .json(
+            &admin,
+            "authorize_connection",
+            &[
+                ("connection_id", &tracker),
+                ("account_name", "Builder"),
+                ("environments[0]", "Development"),
+                ("credentials[username]", "builder@sandbox.test"),
+                ("credentials[password]", "atlassian-api-token"),
+            ],
+        )
+        .await;
+    let details: Value = app.json(&admin, "get_connection", &[("link_name", "issue_tracker")]).await;
+    let envs: Vec<(String, String)> = details["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["environment"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        envs,
+        [
+            ("Development".into(), "Connected".into()),
+            ("Stage".into(), "NotConnected".into()),
+            ("Production".into(), "NotConnected".into())
+        ]
+    );
+
+    // Stage: reuse the development account from the dropdown.
+    let options: Vec<Value> = app.json(&admin, "reusable_accounts", &[("connection_id", &tracker)]).await;
+    assert_eq!(options.len(), 1);
+    assert_eq!(options[0]["label"], "Builder");
+    let account = options[0]["id"].as_i64().unwrap().to_string();
+    app.json::<()>(
+        &admin,
+        "reuse_account",
+        &[("connection_id", &tracker), ("account_id", &account), ("environments[0]", "Stage")],
+    )
+    .await;
+    let details: Value = app.json(&admin, "get_connection", &[("link_name", "issue_tracker")]).await;
+    assert_eq!(details["environments"][1]["status"], "Connected");
+    assert_eq!(details["environments"][1]["account_name"], "Builder");
+
+    // Someone else's account is not offered and cannot be forced.
+    let other = app.signed_in("superadmin@demo.test").await;
+    let theirs: Vec<Value> = app.json(&other, "reusable_accounts", &[("connection_id", &tracker)]).await;
+    assert!(theirs.is_empty());
+    let (status, _) = app
+        .fails(
+            &other,
+            "reuse_account",
+            &[("connection_id", &tracker), ("account_id", &account), ("environments[0]", "Production")],
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Reauthorize development with a new account: the old one stops being used at once.
+    let _: AuthorizeOutcome = app
+        .json(
+            &admin,
+            "authorize_connection",
+            &[
+                ("connection_id", &tracker),
+                ("account_name", "Builder two"),
+                ("environments[0]", "Development"),
+                ("credentials[username]", "builder@sandbox.test"),
+                ("credentials[password]", "atlassian-api-token-2"),
+                ("replace", "true"),
+            ],
+        )
+        .await;
+    let details: Value = app.json(&admin, "get_connection", &[("link_name", "issue_tracker")]).await;
+    assert_eq!(details["environments"][0]["account_name"], "Builder two");
+    assert_eq!(details["environments"][1]["account_name"], "Builder", "stage keeps its own authorization");
+}
+
+#[tokio::test]
+async fn accounts_from_before_names_existed_must_be_named_when_reused() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let tracker = app.connection_id("issue_tracker").await;
+    // An account without a name, linked to the connection (as data from before the feature).
+    let conn = app::connections::ssr::load(&app.state, 1, tracker).await.unwrap();
+    let connector = app::connectors::ssr::load(&app.state, 1, conn.connector_id).await.unwrap();
+    let user = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
+    let creds = app::authorizations::ssr::Credentials::Basic { username: "old".into(), password: "old".into() };
+    let id = app::authorizations::ssr::store_authorization(
+        &app.state,
+        &user,
+        &conn,
+        &connector,
+        "tmp",
+        &creds,
+        &[app::domain::Environment::Development],
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE authorized_accounts SET name = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+
+    let t = tracker.to_string();
+    let options: Vec<Value> = app.json(&admin, "reusable_accounts", &[("connection_id", &t)]).await;
+    assert_eq!(options[0]["label"], "Issue Tracker", "listed by connection name");
+    assert_eq!(options[0]["needs_name"], true);
+    let a = id.to_string();
+    let (_, e) = app
+        .fails(&admin, "reuse_account", &[("connection_id", &t), ("account_id", &a), ("environments[0]", "Stage")])
+        .await;
+    assert_eq!(e.field(), Some("account_name"));
+    app.json::<()>(
+        &admin,
+        "reuse_account",
+        &[("connection_id", &t), ("account_id", &a), ("environments[0]", "Stage"), ("account_name", "Legacy builder")],
+    )
+    .await;
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM authorized_accounts WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("Legacy builder"));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_nothing_is_half_written() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let weather = app.connection_id("weather").await.to_string();
+    let long = "n".repeat(500);
+    for name in ["", "   ", long.as_str(), "<script>alert(1)</script>"] {
+        let (s, e) = app
+            .fails(
+                &admin,
+                "authorize_connection",
+                &[("connection_id", &weather), ("account_name", name), ("credentials[api_key]", "k")],
+            )
+            .await;
+        assert_eq!((s, e.field()), (400, Some("account_name")), "{name:?}");
+    }
+    let crm = app.connector_id(&admin, "sandbox_crm").await.to_string();
+    let base = |name: &'static str| {
+        vec![
+            ("input[connector_id]", crm.clone()),
+            ("input[display_name]", name.to_string()),
+            ("input[conn_type]", "admin".to_string()),
+        ]
+    };
+    let call = |args: Vec<(&'static str, String)>| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            let a: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.fails(&admin, "create_connection", &a).await
+        }
+    };
+    let (s, e) = call(base("Sales CRM")).await;
+    assert_eq!((s, e.field()), (400, Some("link_name")), "duplicate link name: {e}");
+    assert!(e.to_string().contains("already exists"));
+    let mut unknown = base("Scoped");
+    unknown.push(("input[scopes][0]", "crm.everything".into()));
+    assert_eq!(call(unknown).await.1.field(), Some("scopes"));
+    let mut system = base("Sys");
+    system[2].1 = "system".into();
+    assert_eq!(call(system).await.1.field(), Some("conn_type"));
+    let (_, e) = app
+        .fails(
+            &admin,
+            "create_custom_connector",
+            &[
+                ("input[name]", "Broken"),
+                ("input[auth_type]", "oauth2"),
+                ("input[client_id]", "x"),
+                ("input[client_secret]", "y"),
+                ("input[authorize_url]", "not a url"),
+                ("input[token_url]", "https://x.example/token"),
+                ("input[api_base]", "https://x.example"),
+            ],
+        )
+        .await;
+    assert_eq!(e.field(), Some("authorize_url"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM connections").await, 5, "nothing half-written");
+    assert_eq!(app.count("SELECT COUNT(*) FROM connectors WHERE kind = 'custom'").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM authorized_accounts").await, 0);
+
+    // A plain user may not authorize an admin connection: told to contact the admin.
+    let user = app.signed_in("user@demo.test").await;
+    let (s, e) = app
+        .fails(
+            &user,
+            "authorize_connection",
+            &[("connection_id", &weather), ("account_name", "Mine"), ("credentials[api_key]", "k")],
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert!(e.to_string().contains("Contact your admin"), "{e}");
+    // …nor create connections or connectors.
+    assert_eq!(app.fails(&user, "list_connectors", &[]).await.0, 403);
+    assert!(matches!(
+        app.fails(
+            &user,
+            "create_connection",
+            &[("input[connector_id]", &crm), ("input[display_name]", "X"), ("input[conn_type]", "admin")]
+        )
+        .await
+        .1,
+        AppError::Forbidden(_)
+    ));
+}
+
+#[tokio::test]
+async fn ciphertexts_are_bound_to_their_row() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let weather = app.connection_id("weather").await.to_string();
+    for key in ["key-one", "key-two"] {
+        let _: AuthorizeOutcome = app
+            .json(
+                &admin,
+                "authorize_connection",
+                &[("connection_id", &weather), ("account_name", key), ("credentials[api_key]", key)],
+            )
+            .await;
+    }
+    // Move the first account's ciphertext onto the second row: it must not decrypt there.
+    sqlx::query(
+        "UPDATE authorized_accounts SET credentials_ct = (SELECT credentials_ct FROM authorized_accounts WHERE name = 'key-one')
+         WHERE name = 'key-two'",
+    )
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    let conn = app::connections::ssr::load(&app.state, 1, weather.parse().unwrap()).await.unwrap();
+    let user = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
+    let err = app::authorizations::ssr::credentials_for(&app.state, &conn, &user, app::domain::Environment::Production)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppError::Internal { .. }));
+}
