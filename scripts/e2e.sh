@@ -11,7 +11,14 @@ LEPTOS_SITE_ROOT=target/site target/release/server --seed-demo --generate-key --
   --listen "127.0.0.1:$port" --sandbox-url "$SANDBOX_URL" --outbound-allowlist "${SANDBOX_URL#http://}" \
   >"$work/server.log" 2>&1 &
 SERVER_PID=$!
-trap 'kill $SERVER_PID $SANDBOX_PID 2>/dev/null || true; rm -rf "$work"' EXIT
+# A second server whose OAuth2 window is 4 seconds, for the expiry test (the product stays 90 s).
+short=$(free_port)
+LEPTOS_SITE_ROOT=target/site target/release/server --seed-demo --generate-key --data-dir "$work/data-short" \
+  --listen "127.0.0.1:$short" --sandbox-url "$SANDBOX_URL" --outbound-allowlist "${SANDBOX_URL#http://}" \
+  --oauth-window-secs 4 >"$work/server-short.log" 2>&1 &
+SHORT_PID=$!
+trap 'kill $SERVER_PID $SHORT_PID $SANDBOX_PID 2>/dev/null || true; rm -rf "$work"' EXIT
 wait_http "http://127.0.0.1:$port/healthz" || { cat "$work/server.log"; exit 1; }
-export BASE_URL="http://127.0.0.1:$port"
+wait_http "http://127.0.0.1:$short/healthz" || { cat "$work/server-short.log"; exit 1; }
+export BASE_URL="http://127.0.0.1:$port" SHORT_WINDOW_URL="http://127.0.0.1:$short" SANDBOX_URL
 (cd end2end && npx playwright test) || { echo "--- server log"; tail -50 "$work/server.log"; exit 1; }

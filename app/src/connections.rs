@@ -100,6 +100,8 @@ pub struct ConnectionDetails {
     pub connector_id: i64,
     pub auth_type: crate::domain::AuthType,
     pub custom_connector: bool,
+    pub username_label: String,
+    pub password_label: String,
     pub conn_type: ConnectionType,
     pub scopes: Vec<String>,
     pub same_for_all_envs: bool,
@@ -474,6 +476,8 @@ pub mod ssr {
             connector_id: connector.id,
             auth_type: connector.auth_type,
             custom_connector: connector.kind == crate::connectors::ConnectorKind::Custom,
+            username_label: non_empty(&connector.config.username_label, "Username"),
+            password_label: non_empty(&connector.config.password_label, "Password"),
             conn_type: conn.conn_type,
             scopes: conn.scopes.split_whitespace().map(str::to_owned).collect(),
             same_for_all_envs: conn.same_for_all_envs,
@@ -520,6 +524,14 @@ pub mod ssr {
         )
         .await;
         Ok(())
+    }
+
+    fn non_empty(s: &str, default: &str) -> String {
+        if s.is_empty() {
+            default.to_string()
+        } else {
+            s.to_string()
+        }
     }
 
     /// Only applications with access may use a connection (datasources, workflows, invoke URL).

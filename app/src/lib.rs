@@ -1,6 +1,8 @@
 //! The connections manager: Leptos components, routes and `#[server]` functions shared by the
 //! server (feature `ssr`) and the browser (feature `hydrate`).
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
+// Database rows are read as tuples next to the query that selects them.
+#![allow(clippy::type_complexity)]
 
 pub mod applications;
 pub mod auth;
@@ -60,6 +62,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/app/:app") view=pages::live::LivePage/>
                 <Route path=path!("/app/:app/edit") view=pages::edit::EditPage/>
                 <Route path=path!("/microservices") view=pages::microservices::MicroservicesPage/>
+                <Route path=path!("/microservices/connections/new") view=pages::create::CreateConnectionPage/>
+                <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>
+                <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
                 <Route path=path!("/operations") view=pages::operations::OperationsPage/>
             </Routes>
         </Router>

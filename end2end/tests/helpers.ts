@@ -20,3 +20,32 @@ export async function signIn(page: Page, email: string, password = PASSWORD) {
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
+
+/**
+ * Plays the user on the sandbox provider's page opened in the popup: signs in if asked, then
+ * allows or denies. (A second authorization in the same browser may skip both pages.)
+ */
+export async function consentInPopup(popup: Page, allow = true, username = 'alice', password = 'alice-password') {
+  await popup.waitForLoadState('domcontentloaded');
+  const login = popup.getByRole('heading', { name: 'Sign in to Sandbox CRM' });
+  const consent = popup.getByRole('button', { name: allow ? 'Allow' : 'Deny' });
+  const done = popup.getByRole('heading', { name: 'Authorization' });
+  await expect(login.or(consent).or(done)).toBeVisible();
+  if (await login.isVisible()) {
+    await popup.getByLabel('Username').fill(username);
+    await popup.getByLabel('Password').fill(password);
+    await popup.getByRole('button', { name: 'Sign in' }).click();
+    await expect(consent.or(done)).toBeVisible();
+  }
+  if (await consent.isVisible()) {
+    await consent.click();
+  }
+}
+
+/** Clicks Authorize in the dialog and returns the provider's popup. */
+export async function authorizeWithPopup(page: Page, dialogName: string) {
+  const dialog = page.getByRole('dialog', { name: dialogName });
+  const popupPromise = page.waitForEvent('popup');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  return { dialog, popup: await popupPromise };
+}

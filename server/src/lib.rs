@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! Wiring only: state from settings, the router with its layers, and serving with graceful
 //! shutdown. Domain code lives in the `app` crate.
 

@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 use clap::Parser;
 
 #[tokio::main]

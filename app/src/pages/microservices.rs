@@ -15,6 +15,7 @@ pub fn MicroservicesPage() -> impl IntoView {
                 <TopNav user=user/>
                 <main class="page">
                     <h1>"Microservices"</h1>
+                    <CreateNew/>
                     <h2>"Connections"</h2>
                     <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                         {move || Suspend::new(async move {
@@ -27,7 +28,7 @@ pub fn MicroservicesPage() -> impl IntoView {
                                             {list.into_iter().map(|c| view! {
                                                 <tr>
                                                     <td><TypeIcon kind=c.conn_type/></td>
-                                                    <td>{c.display_name}</td>
+                                                    <td><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
                                                     <td><code>{c.link_name}</code></td>
                                                     <td>{c.service_name}</td>
                                                     <td>{c.status.label()}</td>
@@ -42,5 +43,25 @@ pub fn MicroservicesPage() -> impl IntoView {
                 </main>
             }
         }/>
+    }
+}
+
+/// "Create New" → "Pick & Create" under Connections (seed 002 steps 2–3).
+#[component]
+fn CreateNew() -> impl IntoView {
+    let open = RwSignal::new(false);
+    view! {
+        <div class="menu-anchor">
+            <button type="button" class="primary" aria-haspopup="menu" aria-expanded=move || open.get().to_string()
+                on:click=move |_| open.update(|o| *o = !*o)>"Create New"</button>
+            <Show when=move || open.get()>
+                <div class="menu create-menu" role="menu" aria-label="Create New">
+                    <p class="menu-heading">"Connections"</p>
+                    <a role="menuitem" href="/microservices/connections/new">"Pick & Create"</a>
+                    <p class="menu-heading">"Custom connectors"</p>
+                    <a role="menuitem" href="/microservices/connectors/new">"Create New Custom Connector"</a>
+                </div>
+            </Show>
+        </div>
     }
 }

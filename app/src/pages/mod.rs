@@ -1,5 +1,9 @@
 //! Pages and the pieces they share.
 
+pub mod authorize;
+pub mod connection;
+pub mod create;
+pub mod custom_connector;
 pub mod edit;
 pub mod home;
 pub mod live;

@@ -1,0 +1,251 @@
+//! The authorization dialog: account name, the credentials the auth type needs, the
+//! environments, "Reuse" of an account authorized before or "Link New Account"; for OAuth2 the
+//! provider's page opens in a popup while a 90-second countdown runs (gloo-timers).
+
+use crate::authorizations::{
+    authorization_status, reusable_accounts, AuthorizeConnection, AuthorizeOutcome, CredentialsInput, FlowStatus,
+    ReuseAccount,
+};
+use crate::domain::{AuthType, Environment};
+use leptos::prelude::*;
+
+/// What the dialog needs to know about the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub connection_id: i64,
+    pub display_name: String,
+    pub auth_type: AuthType,
+    pub same_for_all_envs: bool,
+    pub username_label: String,
+    pub password_label: String,
+    /// Environments to preselect (the one whose Authorize was clicked).
+    pub environments: Vec<Environment>,
+    /// Reauthorize / Switch: replace the current authorization.
+    pub replace: bool,
+}
+
+#[component]
+pub fn AuthorizeDialog(
+    target: Target,
+    #[prop(into)] on_done: Callback<()>,
+    #[prop(into)] on_close: Callback<()>,
+) -> impl IntoView {
+    let authorize = ServerAction::<AuthorizeConnection>::new();
+    let reuse = ServerAction::<ReuseAccount>::new();
+    let account_name = RwSignal::new(String::new());
+    let api_key = RwSignal::new(String::new());
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let envs: Vec<(Environment, RwSignal<bool>)> = Environment::ALL
+        .into_iter()
+        .map(|e| (e, RwSignal::new(target.same_for_all_envs || target.environments.contains(&e))))
+        .collect();
+    let flow_status = RwSignal::new(None::<FlowStatus>);
+    let link_new = RwSignal::new(false);
+    let reuse_choice = RwSignal::new(String::new());
+    let reuse_name = RwSignal::new(String::new());
+    let cid = target.connection_id;
+    let options = Resource::new(move || cid, reusable_accounts);
+
+    let chosen_envs = {
+        let envs = envs.clone();
+        move || envs.iter().filter(|(_, s)| s.get_untracked()).map(|(e, _)| *e).collect::<Vec<_>>()
+    };
+    let submit = {
+        let chosen_envs = chosen_envs.clone();
+        let replace = target.replace;
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            flow_status.set(None);
+            authorize.dispatch(AuthorizeConnection {
+                connection_id: cid,
+                account_name: account_name.get_untracked(),
+                environments: chosen_envs(),
+                credentials: CredentialsInput {
+                    api_key: api_key.get_untracked(),
+                    username: username.get_untracked(),
+                    password: password.get_untracked(),
+                },
+                replace,
+            });
+        }
+    };
+    let do_reuse = {
+        let chosen_envs = chosen_envs.clone();
+        move |_| {
+            let Ok(account_id) = reuse_choice.get_untracked().parse::<i64>() else { return };
+            let name = reuse_name.get_untracked();
+            reuse.dispatch(ReuseAccount {
+                connection_id: cid,
+                account_id,
+                environments: chosen_envs(),
+                account_name: (!name.trim().is_empty()).then_some(name),
+            });
+        }
+    };
+
+    // API key / basic: done at once. OAuth2: open the provider's page and count down.
+    Effect::new(move |_| match authorize.value().get() {
+        Some(Ok(AuthorizeOutcome::Authorized { account_name })) => {
+            flow_status.set(Some(FlowStatus::Connected { account_name }));
+            on_done.run(());
+        }
+        Some(Ok(AuthorizeOutcome::Redirect { flow, authorize_url, window_secs })) => {
+            flow_status.set(Some(FlowStatus::Pending { seconds_left: window_secs as i64 }));
+            open_popup(&authorize_url);
+            watch_flow(flow, flow_status, on_done);
+        }
+        _ => {}
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(())) = reuse.value().get() {
+            on_done.run(());
+        }
+    });
+
+    let error = move || {
+        authorize
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .or_else(|| reuse.value().get().and_then(|r| r.err()))
+            .map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
+    };
+    let status_view = move || {
+        flow_status.get().map(|s| {
+            let class = match s {
+                FlowStatus::Connected { .. } => "flow ok",
+                FlowStatus::Pending { .. } => "flow pending",
+                _ => "flow off",
+            };
+            let countdown = match &s {
+                FlowStatus::Pending { seconds_left } => Some(view! {
+                    <p class="countdown" role="timer" aria-label="Time left to authorize">{format!("{seconds_left} s")}</p>
+                }),
+                _ => None,
+            };
+            view! { <div class=class role="status">{countdown}<p>{s.message()}</p></div> }
+        })
+    };
+    let locked = target.same_for_all_envs;
+    let auth_type = target.auth_type;
+    let (ul, pl) = (target.username_label.clone(), target.password_label.clone());
+
+    view! {
+        <div class="dialog" role="dialog" aria-label=format!("Authorize {}", target.display_name)>
+            <header>
+                <h2>"Authorize " {target.display_name.clone()}</h2>
+                <button type="button" class="icon-button" aria-label="Close" on:click=move |_| on_close.run(())>"✕"</button>
+            </header>
+            <Transition fallback=|| ()>
+                {move || {
+                let do_reuse = do_reuse.clone();
+                Suspend::new(async move {
+                    let list = options.await.unwrap_or_default();
+                    if list.is_empty() || link_new.get() {
+                        return None;
+                    }
+                    let first = list.first().map(|o| o.id.to_string()).unwrap_or_default();
+                    if reuse_choice.get_untracked().is_empty() {
+                        reuse_choice.set(first);
+                    }
+                    let needs_name = {
+                        let list = list.clone();
+                        move || list.iter().any(|o| o.id.to_string() == reuse_choice.get() && o.needs_name)
+                    };
+                    Some(view! {
+                        <section class="reuse" aria-label="Reuse authorization">
+                            <label for="reuse-account">"Authorized Account"</label>
+                            <select id="reuse-account" bind:value=reuse_choice>
+                                {list.iter().map(|o| view! { <option value=o.id.to_string()>{o.label.clone()}</option> }).collect_view()}
+                            </select>
+                            <Show when=needs_name.clone()>
+                                <label for="reuse-name">"Name this authorized account"</label>
+                                <input id="reuse-name" bind:value=reuse_name maxlength="50"/>
+                            </Show>
+                            <div class="row">
+                                <button type="button" class="primary" on:click=do_reuse.clone()>"Reuse"</button>
+                                <button type="button" on:click=move |_| link_new.set(true)>"Link New Account"</button>
+                            </div>
+                        </section>
+                    })
+                })}}
+            </Transition>
+            <form class="form" on:submit=submit aria-label="New authorization">
+                <label for="account-name">"Name of the Authorization Account"</label>
+                <input id="account-name" bind:value=account_name maxlength="50" required/>
+                {match auth_type {
+                    AuthType::ApiKey => view! {
+                        <label for="api-key">"API key"</label>
+                        <input id="api-key" type="password" autocomplete="off" bind:value=api_key required/>
+                    }.into_any(),
+                    AuthType::Basic => view! {
+                        <label for="basic-username">{ul}</label>
+                        <input id="basic-username" autocomplete="off" bind:value=username required/>
+                        <label for="basic-password">{pl}</label>
+                        <input id="basic-password" type="password" autocomplete="off" bind:value=password required/>
+                    }.into_any(),
+                    AuthType::OAuth2 => view! {
+                        <p class="muted">"You will sign in on the service's page and grant access within 90 seconds."</p>
+                    }.into_any(),
+                }}
+                <fieldset>
+                    <legend>"Environments"</legend>
+                    {locked.then(|| view! { <p class="muted">"This connection uses the same authorization for all environments."</p> })}
+                    {envs.iter().map(|(e, sig)| {
+                        let id = format!("env-{}", e.as_str());
+                        let for_id = id.clone();
+                        let sig = *sig;
+                        view! {
+                            <label class="check" for=for_id>
+                                <input id=id type="checkbox" bind:checked=sig disabled=locked/>
+                                {e.label()}
+                            </label>
+                        }
+                    }).collect_view()}
+                </fieldset>
+                {error}
+                {status_view}
+                <button type="submit" class="primary" disabled=move || authorize.pending().get()>"Authorize"</button>
+            </form>
+        </div>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn open_popup(url: &str) {
+    let _ = window().open_with_url_and_target_and_features(url, "cm-authorize", "popup,width=520,height=720");
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn open_popup(_url: &str) {}
+
+/// Counts down once a second (the server's clock decides) and learns how the flow ended.
+#[cfg(feature = "hydrate")]
+fn watch_flow(flow: String, status: RwSignal<Option<FlowStatus>>, on_done: Callback<()>) {
+    leptos::task::spawn_local(async move {
+        loop {
+            gloo_timers::future::TimeoutFuture::new(1000).await;
+            match authorization_status(flow.clone()).await {
+                Ok(pending @ FlowStatus::Pending { .. }) => status.set(Some(pending)),
+                Ok(done) => {
+                    let connected = matches!(done, FlowStatus::Connected { .. });
+                    status.set(Some(done));
+                    if connected {
+                        on_done.run(());
+                    }
+                    break;
+                }
+                Err(e) => {
+                    status.set(Some(FlowStatus::Failed { message: e.to_string() }));
+                    break;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn watch_flow(_flow: String, _status: RwSignal<Option<FlowStatus>>, _on_done: Callback<()>) {
+    let _ = authorization_status;
+}

@@ -1,0 +1,198 @@
+//! Connection details (seed 002 "Connection details", "Connection access", "Use different
+//! authorizations for different environments", "Reauthorize connection").
+
+use super::authorize::{AuthorizeDialog, Target};
+use super::panel::TypeIcon;
+use super::{ErrorMessage, RequireUser, TopNav};
+use crate::connections::{get_connection, ConnectionDetails, SetConnectionAccess, Status};
+use crate::domain::Environment;
+use crate::policy::Decision;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// Formats Unix milliseconds as a UTC date and time.
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant), enough for display.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+#[component]
+pub fn ConnectionPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let link = move || params.read().get("link").unwrap_or_default();
+    view! {
+        <RequireUser children=move |user| {
+            let version = RwSignal::new(0u32);
+            let details = Resource::new(move || (link(), version.get()), |(l, _)| get_connection(l));
+            let dialog = RwSignal::new(None::<Target>);
+            let auto_open = query.read_untracked().get("authorize").is_some();
+            view! {
+                <TopNav user=user/>
+                <main class="page">
+                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match details.await {
+                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                                Ok(d) => {
+                                    if auto_open && matches!(d.authorize, Decision::Allowed | Decision::Prompt) && dialog.get_untracked().is_none() && version.get_untracked() == 0 && d.environments.iter().all(|e| e.status != Status::Connected) {
+                                        dialog.set(Some(target(&d, d.environments.iter().map(|e| e.environment).take(1).collect(), false)));
+                                    }
+                                    view! { <Details d=d dialog=dialog/> }.into_any()
+                                }
+                            }
+                        })}
+                    </Transition>
+                    {move || dialog.get().map(|t| view! {
+                        <AuthorizeDialog
+                            target=t
+                            on_done=move |_| version.update(|v| *v += 1)
+                            on_close=move |_| dialog.set(None)
+                        />
+                    })}
+                </main>
+            }
+        }/>
+    }
+}
+
+fn target(d: &ConnectionDetails, environments: Vec<Environment>, replace: bool) -> Target {
+    Target {
+        connection_id: d.id,
+        display_name: d.display_name.clone(),
+        auth_type: d.auth_type,
+        same_for_all_envs: d.same_for_all_envs,
+        username_label: d.username_label.clone(),
+        password_label: d.password_label.clone(),
+        environments,
+        replace,
+    }
+}
+
+#[component]
+fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>) -> impl IntoView {
+    let may_authorize = matches!(d.authorize, Decision::Allowed | Decision::Prompt);
+    let contact = match d.authorize {
+        Decision::ContactAdmin(who) => Some(who.message()),
+        _ => None,
+    };
+    let menu_open = RwSignal::new(false);
+    let reauth = target(&d, Environment::ALL.to_vec(), true);
+    let access = ServerAction::<SetConnectionAccess>::new();
+    let access_error = move || access.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
+    let rows = d
+        .environments
+        .iter()
+        .map(|e| {
+            let connected = e.status == Status::Connected;
+            let t = target(&d, vec![e.environment], false);
+            let label = format!("Authorize {}", e.environment.label());
+            view! {
+                <tr>
+                    <th scope="row">{e.environment.label()}</th>
+                    <td>{e.account_name.clone().unwrap_or_else(|| "—".into())}</td>
+                    <td>{e.authorized_by.clone().unwrap_or_default()}</td>
+                    <td>{e.authorized_at_ms.map(format_ms).unwrap_or_default()}</td>
+                    <td><span class=if connected { "status ok" } else { "status off" }>{e.status.label()}</span></td>
+                    <td>
+                        {(!connected && may_authorize).then(|| view! {
+                            <button type="button" class="primary" aria-label=label on:click=move |_| dialog.set(Some(t.clone()))>"Authorize"</button>
+                        })}
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let cid = d.id;
+    view! {
+        <header class="details-header">
+            <TypeIcon kind=d.conn_type/>
+            <h1>{d.display_name.clone()}</h1>
+            {may_authorize.then(|| view! {
+                <div class="menu-anchor">
+                    <button type="button" class="icon-button" aria-label="More actions" aria-haspopup="menu"
+                        on:click=move |_| menu_open.update(|o| *o = !*o)>"⋯"</button>
+                    <Show when=move || menu_open.get()>
+                        <div class="menu" role="menu" aria-label="More actions">
+                            {
+                                let reauth = reauth.clone();
+                                view! {
+                                    <button type="button" role="menuitem" on:click=move |_| {
+                                        menu_open.set(false);
+                                        dialog.set(Some(reauth.clone()));
+                                    }>"Reauthorize"</button>
+                                }
+                            }
+                        </div>
+                    </Show>
+                </div>
+            })}
+        </header>
+        {contact.map(|m| view! { <p class="notice" role="note">{m}</p> })}
+        <section aria-label="Connection Details" class="card">
+            <h2>"Connection Details"</h2>
+            <dl class="facts">
+                <dt>"Connection display name"</dt><dd>{d.display_name.clone()}</dd>
+                <dt>"Connection link name"</dt><dd><code>{d.link_name.clone()}</code></dd>
+                <dt>"Service"</dt><dd>{d.service_name.clone()}{d.custom_connector.then_some(" (custom connector: invoke URL tasks only)")}</dd>
+                <dt>"Type"</dt><dd>{d.conn_type.label()}</dd>
+                <dt>"Scopes"</dt><dd>{if d.scopes.is_empty() { "—".to_string() } else { d.scopes.join(", ") }}</dd>
+                <dt>"Created by"</dt><dd>{d.created_by.clone().unwrap_or_default()}</dd>
+                <dt>"Environments"</dt><dd>{if d.same_for_all_envs { "Same authorization for all environments" } else { "A separate authorization for each environment" }}</dd>
+            </dl>
+            <table aria-label="Authorizations">
+                <thead><tr><th>"Environment"</th><th>"Authorized account"</th><th>"Authorized by"</th><th>"Date of authorization"</th><th>"Status"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+        {d.can_manage.then(|| view! {
+            <section aria-label="Connection Access" class="card">
+                <h2>"Connection Access"</h2>
+                <p class="muted">"Applications with access can use this connection in datasources and workflows."</p>
+                <ul class="access">
+                    {d.access.iter().map(|a| {
+                        let app_id = a.application_id;
+                        let on = RwSignal::new(a.enabled);
+                        let id = format!("access-{app_id}");
+                        let for_id = id.clone();
+                        view! {
+                            <li>
+                                <label for=for_id>
+                                    <input id=id type="checkbox" role="switch" prop:checked=move || on.get()
+                                        on:change=move |ev| {
+                                            let v = event_target_checked(&ev);
+                                            on.set(v);
+                                            access.dispatch(SetConnectionAccess { connection_id: cid, application_id: app_id, enabled: v });
+                                        }/>
+                                    {a.name.clone()}
+                                </label>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+                {access_error}
+            </section>
+        })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_dates() {
+        assert_eq!(super::format_ms(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_ms(1_795_000_000_000), "2026-11-18 11:06 UTC");
+    }
+}

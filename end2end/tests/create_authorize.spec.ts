@@ -1,0 +1,229 @@
+import { test, expect, Page } from '@playwright/test';
+import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup } from './helpers';
+
+const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
+
+async function pickAndCreate(page: Page, card: string, name: string, opts: { sameForAll?: boolean; scopes?: string[]; andAuthorize?: boolean } = {}) {
+  await page.goto('/microservices');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create New' }).click();
+  await page.getByRole('menuitem', { name: 'Pick & Create' }).click();
+  await expect(page.getByRole('heading', { name: 'Pick & Create' })).toBeVisible();
+  await hydrated(page);
+  // Custom connectors live in their own section of the left pane.
+  if (card.startsWith('Custom ')) await page.getByRole('button', { name: 'CUSTOM CONNECTOR' }).click();
+  await page.getByLabel('Search connectors').fill(card.replace(/^Custom /, ''));
+  await page.getByRole('button', { name: card.replace(/^Custom /, ''), exact: true }).click();
+  await page.getByLabel('Connection Name').fill(name);
+  for (const s of opts.scopes ?? []) await page.getByRole('checkbox', { name: new RegExp(s.replace('.', '\\.')) }).check();
+  const same = page.getByLabel('Always use the same authorization for all environments');
+  if (opts.sameForAll === false) await same.uncheck();
+  await page.getByRole('button', { name: opts.andAuthorize === false ? 'Create' : 'Create and Authorize', exact: true }).click();
+}
+
+test('builder creates a connection from a built-in card and authorizes it with OAuth2', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  // Cards are searchable; the left pane switches between built-in and custom connectors.
+  await page.goto('/microservices/connections/new');
+  await hydrated(page);
+  await expect(page.getByRole('button', { name: 'Zoho CRM' })).toBeVisible();
+  await page.getByLabel('Search connectors').fill('drop');
+  await expect(page.getByRole('list', { name: 'Connectors' }).getByRole('listitem')).toHaveCount(1);
+  await page.getByRole('button', { name: 'CUSTOM CONNECTOR' }).click();
+  await expect(page.getByRole('link', { name: 'Create New Custom Connector' })).toBeVisible();
+
+  await pickAndCreate(page, 'Sandbox CRM', 'Pipeline CRM', { scopes: ['crm.contacts.read'] });
+  await expect(page).toHaveURL(/\/microservices\/connections\/pipeline_crm/);
+  await hydrated(page);
+  const dialog = page.getByRole('dialog', { name: 'Authorize Pipeline CRM' });
+  await expect(dialog).toBeVisible();
+  // Same authorization everywhere: all environments locked.
+  for (const env of ['Development', 'Stage', 'Production']) await expect(dialog.getByLabel(env)).toBeDisabled();
+  await dialog.getByLabel('Name of the Authorization Account').fill('Alice at Sandbox');
+  const { popup } = await authorizeWithPopup(page, 'Authorize Pipeline CRM');
+  await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toHaveText(/^(9[0-9]|8[0-9]) s$/);
+  await consentInPopup(popup, true);
+  await expect(dialog.getByRole('status')).toContainText('Connected as Alice at Sandbox.');
+  const table = page.getByRole('table', { name: 'Authorizations' });
+  await expect(table.getByRole('row', { name: /Production/ })).toContainText('Alice at Sandbox');
+  await expect(table.getByRole('row', { name: /Production/ })).toContainText('Connected');
+  await expect(page.getByText('pipeline_crm')).toBeVisible();
+});
+
+test('a denied consent is reported and nothing is connected', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/microservices/connections/sales_crm');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Authorize Development' }).click();
+  await page.getByLabel('Name of the Authorization Account').fill('Denied one');
+  const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+  await consentInPopup(popup, false);
+  await expect(dialog.getByRole('status')).toContainText('Access was denied');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(page.getByRole('table', { name: 'Authorizations' })).not.toContainText('Connected');
+});
+
+test('the 90-second window (4 s on the test server) expires and Authorize is offered again', async ({ page }) => {
+  const base = process.env.SHORT_WINDOW_URL!;
+  await page.goto(`${base}/login`);
+  await hydrated(page);
+  await page.getByLabel('Email').fill(USERS.admin);
+  await page.getByLabel('Password').fill('demo-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto(`${base}/microservices/connections/sales_crm`);
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Authorize Development' }).click();
+  await page.getByLabel('Name of the Authorization Account').fill('Slow');
+  const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+  await expect(dialog.getByRole('timer')).toBeVisible();
+  await expect(dialog.getByRole('status')).toContainText('window expired', { timeout: 15_000 });
+  // Consenting now is too late.
+  await consentInPopup(popup, true);
+  await expect(popup.getByRole('status')).toContainText(/expired|already used/);
+  await expect(dialog.getByRole('button', { name: 'Authorize', exact: true })).toBeEnabled();
+});
+
+test('custom connectors: basic auth, API key and OAuth2, each authorized', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+
+  async function builder(name: string, security: (p: Page) => Promise<void>) {
+    await page.goto('/microservices/connectors/new');
+    await hydrated(page);
+    await page.getByLabel('Connector Name').fill(name);
+    await page.getByRole('button', { name: 'Save & Continue' }).click();
+    await page.getByLabel('API base URL').fill(SANDBOX);
+    await security(page);
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await expect(page).toHaveURL(/section=custom/);
+  }
+
+  // Bad input first: a malformed URL is refused with the field named, nothing saved.
+  await page.goto('/microservices/connectors/new');
+  await hydrated(page);
+  await page.getByLabel('Connector Name').fill('Bad <b>');
+  await page.getByRole('button', { name: 'Save & Continue' }).click();
+  await expect(page.getByRole('alert')).toContainText('not allowed');
+
+  await builder('Atlassian Like', async (p) => {
+    await p.getByLabel('Authentication Type').selectOption('basic');
+    await p.getByLabel('Username field label').fill('Email');
+    await p.getByLabel('Password field label').fill('API token');
+  });
+  await builder('Open Weather Like', async (p) => {
+    await p.getByLabel('Authentication Type').selectOption('api_key');
+    await p.getByLabel('Key Name').fill('appid');
+    await p.getByLabel('Send parameters as').selectOption('query');
+  });
+  await builder('Dropbox Like', async (p) => {
+    await p.getByLabel('Client ID').fill('dropbox-like');
+    await p.getByLabel('Client Secret').fill('dropbox-like-secret');
+    await p.getByLabel('Authorize URL').fill(`${SANDBOX}/auth`);
+    await p.getByLabel('Access Token URL').fill('not a url');
+    await p.getByLabel('Scopes').fill('files.read');
+    await p.getByRole('button', { name: 'Save', exact: true }).click();
+    await expect(p.getByRole('alert')).toContainText('full URL');
+    await p.getByLabel('Access Token URL').fill(`${SANDBOX}/token`);
+  });
+
+  // Basic auth: the configured parameters are the fields asked for.
+  await pickAndCreate(page, 'Custom Atlassian Like', 'Jira Like');
+  const basic = page.getByRole('dialog', { name: 'Authorize Jira Like' });
+  await basic.getByLabel('Name of the Authorization Account').fill('Builder');
+  await basic.getByLabel('Email').fill('builder@sandbox.test');
+  await basic.getByLabel('API token').fill('atlassian-api-token');
+  await basic.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(basic.getByRole('status')).toContainText('Connected as Builder.');
+
+  await pickAndCreate(page, 'Custom Open Weather Like', 'Weather Like');
+  const key = page.getByRole('dialog', { name: 'Authorize Weather Like' });
+  await key.getByLabel('Name of the Authorization Account').fill('Weather key');
+  await key.getByLabel('API key').fill('sandbox-weather-key');
+  await key.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(key.getByRole('status')).toContainText('Connected as Weather key.');
+
+  await pickAndCreate(page, 'Custom Dropbox Like', 'Files Like', { scopes: ['files.read'] });
+  await page.getByRole('dialog', { name: 'Authorize Files Like' }).getByLabel('Name of the Authorization Account').fill('Alice files');
+  const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Files Like');
+  await consentInPopup(popup, true);
+  await expect(dialog.getByRole('status')).toContainText('Connected as Alice files.');
+  await expect(page.getByText('custom connector: invoke URL tasks only')).toBeVisible();
+});
+
+test('different authorizations per environment: reuse, link new account, reauthorize', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/microservices/connections/issue_tracker');
+  await hydrated(page);
+  const table = page.getByRole('table', { name: 'Authorizations' });
+
+  // Development only.
+  await page.getByRole('button', { name: 'Authorize Development' }).click();
+  let dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  await expect(dialog.getByLabel('Development')).toBeChecked();
+  await expect(dialog.getByLabel('Stage')).not.toBeChecked();
+  await dialog.getByLabel('Name of the Authorization Account').fill('Dev account');
+  await dialog.getByLabel('Email').fill('builder@sandbox.test');
+  await dialog.getByLabel('API token').fill('atlassian-api-token');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(dialog.getByRole('status')).toContainText('Connected as Dev account.');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(table.getByRole('row', { name: /Development/ })).toContainText('Connected');
+  await expect(table.getByRole('row', { name: /Stage/ })).toContainText('Not connected');
+
+  // Stage: reuse the development account.
+  await page.getByRole('button', { name: 'Authorize Stage' }).click();
+  dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  await expect(dialog.getByLabel('Authorized Account')).toHaveValue(/\d+/);
+  await dialog.getByRole('button', { name: 'Reuse' }).click();
+  await expect(table.getByRole('row', { name: /Stage/ })).toContainText('Dev account');
+
+  // Production: link a new account.
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await page.getByRole('button', { name: 'Authorize Production' }).click();
+  dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  await dialog.getByRole('button', { name: 'Link New Account' }).click();
+  await dialog.getByLabel('Name of the Authorization Account').fill('Prod account');
+  await dialog.getByLabel('Email').fill('builder@sandbox.test');
+  await dialog.getByLabel('API token').fill('atlassian-api-token');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(table.getByRole('row', { name: /Production/ })).toContainText('Prod account');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  // Reauthorize from the ellipsis menu: a new account replaces the old one everywhere.
+  await page.getByRole('button', { name: 'More actions' }).click();
+  await page.getByRole('menuitem', { name: 'Reauthorize' }).click();
+  dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  await dialog.getByRole('button', { name: 'Link New Account' }).click();
+  await dialog.getByLabel('Name of the Authorization Account').fill('Fresh account');
+  await dialog.getByLabel('Email').fill('builder@sandbox.test');
+  await dialog.getByLabel('API token').fill('atlassian-api-token');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  for (const env of ['Development', 'Stage', 'Production']) {
+    await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Fresh account');
+  }
+
+  // Connection access: a switch per application.
+  const access = page.getByRole('region', { name: 'Connection Access' });
+  await expect(access.getByRole('switch', { name: 'Field Service' })).toBeChecked();
+  await access.getByRole('switch', { name: 'Sales Hub' }).check();
+  await page.reload();
+  await expect(page.getByRole('region', { name: 'Connection Access' }).getByRole('switch', { name: 'Sales Hub' })).toBeChecked();
+});
+
+test('bad input: duplicate link names and markup in names are refused with clear errors', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await pickAndCreate(page, 'Sandbox CRM', 'Sales CRM', { andAuthorize: false });
+  await expect(page.getByRole('alert')).toContainText("link name 'sales_crm' already exists");
+  await page.getByLabel('Connection Name').fill('Deals <script>');
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  await expect(page.getByRole('alert')).toContainText("'<' is not allowed");
+  await page.getByLabel('Connection Name').fill('');
+  await page.getByLabel('Link Name').fill('Bad Link');
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  await expect(page.getByRole('alert')).toContainText('Enter a name.');
+});
