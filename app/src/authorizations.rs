@@ -127,9 +127,20 @@ pub mod ssr {
     #[derive(Clone, Serialize, Deserialize)]
     #[serde(tag = "type", rename_all = "snake_case")]
     pub enum Credentials {
-        OAuth2 { access_token: String, refresh_token: Option<String>, expires_at: Option<i64> },
-        ApiKey { key: String },
-        Basic { username: String, password: String },
+        OAuth2 {
+            access_token: String,
+            refresh_token: Option<String>,
+            expires_at: Option<i64>,
+            #[serde(default)]
+            issued_at: Option<i64>,
+        },
+        ApiKey {
+            key: String,
+        },
+        Basic {
+            username: String,
+            password: String,
+        },
     }
 
     impl std::fmt::Debug for Credentials {
@@ -369,10 +380,12 @@ pub mod ssr {
     }
 
     fn credentials_from(token: &oauth2::basic::BasicTokenResponse, previous_refresh: Option<String>) -> Credentials {
+        let now = now_ms();
         Credentials::OAuth2 {
             access_token: token.access_token().secret().clone(),
             refresh_token: token.refresh_token().map(|r| r.secret().clone()).or(previous_refresh),
-            expires_at: token.expires_in().map(|d| now_ms() + d.as_millis() as i64),
+            expires_at: token.expires_in().map(|d| now + d.as_millis() as i64),
+            issued_at: Some(now),
         }
     }
 
@@ -771,6 +784,185 @@ pub mod ssr {
     /// A random flow id that is not a `state` (for tests that forge callbacks).
     pub fn forged_state() -> String {
         random_token(43)
+    }
+
+    impl Credentials {
+        /// Whether an OAuth2 access token should be refreshed before use: it expires within 30
+        /// seconds, or within the last quarter of its lifetime for short-lived tokens.
+        pub fn expiring(&self, now: i64) -> bool {
+            match self {
+                Credentials::OAuth2 { expires_at: Some(exp), issued_at, .. } => {
+                    let lifetime = issued_at.map_or(i64::MAX, |i| exp - i);
+                    *exp - now < 30_000.min(lifetime / 4)
+                }
+                _ => false,
+            }
+        }
+    }
+
+    /// How long a refresh lease is held at most: longer than the token endpoint's timeout.
+    const LEASE_MS: i64 = 45_000;
+
+    async fn read_account(state: &AppState, account_id: i64) -> AppResult<(Credentials, String)> {
+        let (ct, status): (Vec<u8>, String) =
+            sqlx::query_as("SELECT credentials_ct, status FROM authorized_accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_one(&state.db.pool)
+                .await?;
+        let plain =
+            state.cipher.decrypt(&account_aad(account_id), &ct).map_err(|e| AppError::internal("credentials", e))?;
+        Ok((serde_json::from_slice(&plain).map_err(|e| AppError::internal("credentials", e))?, status))
+    }
+
+    fn access_token(c: &Credentials) -> Option<&str> {
+        match c {
+            Credentials::OAuth2 { access_token, .. } => Some(access_token),
+            _ => None,
+        }
+    }
+
+    /// Refreshes an OAuth2 account's access token after `used` stopped working. Exactly one
+    /// refresh per account runs at a time across every replica: the lease is a database row
+    /// with an owner and an expiry, released only by its owner. Callers that waited re-read the
+    /// stored token instead of refreshing again. A rotated refresh token is saved in the same
+    /// transaction as the new access token; when the answer carries none, the old one is kept.
+    #[tracing::instrument(skip_all, fields(account_id))]
+    pub async fn refresh_account(
+        state: &AppState,
+        connector: &Connector,
+        account_id: i64,
+        used: &str,
+    ) -> AppResult<Credentials> {
+        let owner = random_token(16);
+        let deadline = now_ms() + LEASE_MS + 5_000;
+        loop {
+            let (current, status) = read_account(state, account_id).await?;
+            if status != "connected" {
+                return Err(needs_reauthorization());
+            }
+            if access_token(&current).is_some_and(|t| t != used) {
+                return Ok(current); // someone else refreshed meanwhile
+            }
+            let now = now_ms();
+            let acquired = sqlx::query(
+                "INSERT INTO refresh_leases (account_id, owner, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (account_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE refresh_leases.expires_at < $4",
+            )
+            .bind(account_id)
+            .bind(&owner)
+            .bind(now + LEASE_MS)
+            .bind(now)
+            .execute(&state.db.pool)
+            .await?
+            .rows_affected()
+                == 1;
+            if acquired {
+                let result = refresh_holding_lease(state, connector, account_id, used, &owner).await;
+                if let Err(e) = sqlx::query("DELETE FROM refresh_leases WHERE account_id = $1 AND owner = $2")
+                    .bind(account_id)
+                    .bind(&owner)
+                    .execute(&state.db.pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not release the refresh lease (it expires by itself)");
+                }
+                return result;
+            }
+            if now_ms() > deadline {
+                return Err(AppError::Upstream("The token could not be refreshed in time. Try again.".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    fn needs_reauthorization() -> AppError {
+        AppError::AuthorizationRequired {
+            connection: String::new(),
+            prompt: true,
+            message:
+                "The authorization stopped working (the service revoked or expired it). Authorize the connection again."
+                    .into(),
+        }
+    }
+
+    async fn refresh_holding_lease(
+        state: &AppState,
+        connector: &Connector,
+        account_id: i64,
+        used: &str,
+        owner: &str,
+    ) -> AppResult<Credentials> {
+        // Re-read under the lease: the previous holder may have just finished.
+        let (current, _) = read_account(state, account_id).await?;
+        if access_token(&current).is_some_and(|t| t != used) {
+            return Ok(current);
+        }
+        let Credentials::OAuth2 { refresh_token: Some(refresh), .. } = &current else {
+            mark_needs_reauthorization(state, account_id, "no refresh token").await?;
+            return Err(needs_reauthorization());
+        };
+        let mut client = oauth_client(connector)?;
+        if let Some(url) = &connector.config.refresh_url {
+            client = client.set_token_uri(TokenUrl::new(url.clone()).map_err(|_| bad_url("refresh URL"))?);
+        }
+        let answer =
+            client.exchange_refresh_token(&oauth2::RefreshToken::new(refresh.clone())).request_async(&state.http).await;
+        let token = match answer {
+            Ok(t) => t,
+            Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "invalid_grant" => {
+                mark_needs_reauthorization(state, account_id, "the service no longer accepts the refresh token")
+                    .await?;
+                return Err(needs_reauthorization());
+            }
+            Err(e) => return Err(token_error(e)),
+        };
+        let creds = credentials_from(&token, Some(refresh.clone()));
+        let plaintext = serde_json::to_vec(&creds).map_err(|e| AppError::internal("credentials", e))?;
+        let expires_at = match &creds {
+            Credentials::OAuth2 { expires_at, .. } => *expires_at,
+            _ => None,
+        };
+        let mut tx = state.db.pool.begin().await?;
+        // Only the lease owner writes: a holder whose lease was taken over must not.
+        let still_owner: Option<String> = sqlx::query_scalar("SELECT owner FROM refresh_leases WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if still_owner.as_deref() != Some(owner) {
+            return Err(AppError::Upstream("The token refresh took too long. Try again.".into()));
+        }
+        sqlx::query("UPDATE authorized_accounts SET credentials_ct = $1, access_expires_at = $2 WHERE id = $3")
+            .bind(state.cipher.encrypt(&account_aad(account_id), &plaintext))
+            .bind(expires_at)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(account_id, "access token refreshed");
+        Ok(creds)
+    }
+
+    async fn mark_needs_reauthorization(state: &AppState, account_id: i64, reason: &str) -> AppResult<()> {
+        let ws: Option<i64> = sqlx::query_scalar(
+            "UPDATE authorized_accounts SET status = 'needs_reauthorization', status_reason = $1 WHERE id = $2 RETURNING workspace_id",
+        )
+        .bind(reason)
+        .bind(account_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        record(
+            &state.db,
+            ws,
+            Level::Warn,
+            "needs_reauthorization",
+            None,
+            None,
+            None,
+            &format!("account {account_id}: {reason}"),
+        )
+        .await;
+        Ok(())
     }
 
     /// `GET /oauth/callback`: finishes the flow and shows the outcome in the popup, which tells

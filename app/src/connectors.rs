@@ -234,6 +234,55 @@ pub struct ConnectorConfig {
     pub modules: Vec<String>,
 }
 
+impl ConnectorConfig {
+    /// Resolves the data-center placeholders of services whose servers differ by region
+    /// (Zoho: accounts.zoho.com / .eu / .in / .com.au).
+    pub fn for_data_center(mut self, dc: &str) -> Self {
+        let (accounts, api) = match dc {
+            "eu" => ("accounts.zoho.eu", "www.zohoapis.eu"),
+            "in" => ("accounts.zoho.in", "www.zohoapis.in"),
+            "au" => ("accounts.zoho.com.au", "www.zohoapis.com.au"),
+            _ => ("accounts.zoho.com", "www.zohoapis.com"),
+        };
+        let fix = |u: &mut Option<String>| {
+            if let Some(s) = u {
+                *s = s.replace("{zoho_accounts}", accounts).replace("{zoho_api}", api);
+            }
+        };
+        for u in [
+            &mut self.authorize_url,
+            &mut self.token_url,
+            &mut self.refresh_url,
+            &mut self.revoke_url,
+            &mut self.issuer,
+            &mut self.api_base,
+            &mut self.account_url,
+        ] {
+            fix(u);
+        }
+        self
+    }
+}
+
+/// Where a connection is used. Connections made from custom connectors are usable only from
+/// invoke-URL tasks (seed 002).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    InvokeUrl,
+    Datasource,
+    PaymentWorkflow,
+}
+
+pub fn ensure_usable(kind: ConnectorKind, usage: Usage) -> Result<(), AppError> {
+    match (kind, usage) {
+        (ConnectorKind::Custom, Usage::Datasource | Usage::PaymentWorkflow) => Err(AppError::invalid(
+            "connection",
+            "Connections made from custom connectors can be used only in invoke URL tasks.",
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
@@ -387,15 +436,16 @@ pub mod ssr {
 
     /// Loads a connector visible to `workspace_id`, decrypting its client secret.
     pub async fn load(state: &AppState, workspace_id: i64, id: i64) -> AppResult<Connector> {
-        let row: Option<(i64, String, String, String, String, String, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT id, kind, name, link_name, auth_type, config, secret_ct FROM connectors
-             WHERE id = $1 AND (workspace_id IS NULL OR workspace_id = $2)",
+        let row: Option<(i64, String, String, String, String, String, Option<Vec<u8>>, String)> = sqlx::query_as(
+            "SELECT k.id, k.kind, k.name, k.link_name, k.auth_type, k.config, k.secret_ct, w.data_center
+             FROM connectors k JOIN workspaces w ON w.id = $2
+             WHERE k.id = $1 AND (k.workspace_id IS NULL OR k.workspace_id = $2)",
         )
         .bind(id)
         .bind(workspace_id)
         .fetch_optional(&state.db.pool)
         .await?;
-        let (id, kind, name, link_name, auth_type, config, secret_ct) =
+        let (id, kind, name, link_name, auth_type, config, secret_ct, data_center) =
             row.ok_or_else(|| AppError::not_found("There is no such connector."))?;
         let client_secret = match secret_ct {
             Some(ct) => Some(
@@ -415,7 +465,9 @@ pub mod ssr {
             name,
             link_name,
             auth_type: AuthType::parse(&auth_type)?,
-            config: serde_json::from_str(&config).map_err(|e| AppError::internal("connector config", e))?,
+            config: serde_json::from_str::<ConnectorConfig>(&config)
+                .map_err(|e| AppError::internal("connector config", e))?
+                .for_data_center(&data_center),
             client_secret,
         })
     }
@@ -541,6 +593,31 @@ mod tests {
         for (input, field) in cases {
             assert_eq!(validate_custom(&input).unwrap_err().field(), Some(field), "{input:?}");
         }
+    }
+
+    #[test]
+    fn zoho_endpoints_follow_the_data_center() {
+        let cfg = ConnectorConfig {
+            authorize_url: Some("https://{zoho_accounts}/oauth/v2/auth".into()),
+            api_base: Some("https://{zoho_api}".into()),
+            ..Default::default()
+        };
+        for (dc, auth, api) in [
+            ("us", "https://accounts.zoho.com/oauth/v2/auth", "https://www.zohoapis.com"),
+            ("eu", "https://accounts.zoho.eu/oauth/v2/auth", "https://www.zohoapis.eu"),
+            ("in", "https://accounts.zoho.in/oauth/v2/auth", "https://www.zohoapis.in"),
+            ("au", "https://accounts.zoho.com.au/oauth/v2/auth", "https://www.zohoapis.com.au"),
+        ] {
+            let c = cfg.clone().for_data_center(dc);
+            assert_eq!((c.authorize_url.as_deref(), c.api_base.as_deref()), (Some(auth), Some(api)), "{dc}");
+        }
+    }
+
+    #[test]
+    fn custom_connections_only_in_invoke_url() {
+        assert!(ensure_usable(ConnectorKind::Custom, Usage::InvokeUrl).is_ok());
+        assert!(ensure_usable(ConnectorKind::Custom, Usage::Datasource).is_err());
+        assert!(ensure_usable(ConnectorKind::BuiltIn, Usage::Datasource).is_ok());
     }
 
     #[test]

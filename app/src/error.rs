@@ -28,6 +28,10 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// The connection has no working authorization for the caller. `prompt` says whether the
+    /// caller may authorize it (show the authorization prompt) or must ask an admin.
+    #[error("{message}")]
+    AuthorizationRequired { connection: String, prompt: bool, message: String },
     /// The request itself could not be read (malformed or over-long body, missing argument).
     #[error("The request could not be understood: {0}")]
     BadRequest(String),
@@ -64,6 +68,7 @@ impl AppError {
             AppError::Invalid { .. } | AppError::BadRequest(_) => 400,
             AppError::Conflict(_) => 409,
             AppError::TooManyRequests(_) => 429,
+            AppError::AuthorizationRequired { .. } => 428,
             AppError::Upstream(_) => 502,
             AppError::Internal { .. } | AppError::Transport(_) => 500,
         }

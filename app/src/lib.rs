@@ -11,6 +11,7 @@ pub mod connections;
 pub mod connectors;
 pub mod domain;
 pub mod error;
+pub mod invoke;
 pub mod operations;
 pub mod pages;
 pub mod policy;

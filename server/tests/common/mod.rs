@@ -60,6 +60,7 @@ pub async fn settings() -> (Settings, tempfile::TempDir) {
 pub async fn spawn_with_sandbox(sandbox: &sandbox::Sandbox) -> TestApp {
     let (mut settings, dir) = settings().await;
     settings.sandbox_url = sandbox.url.clone();
+    settings.outbound_allowlist = vec![sandbox.url.trim_start_matches("http://").to_string()];
     spawn_with(settings, dir).await
 }
 
@@ -78,6 +79,20 @@ pub async fn spawn_with(mut settings: Settings, dir: tempfile::TempDir) -> TestA
     let router = server::router(built);
     tokio::spawn(server::serve(listener, router));
     TestApp { addr, state, settings, _dir: dir }
+}
+
+/// Another server process's worth of state (own pools, own caches) on the same database:
+/// a replica behind the same load balancer.
+pub async fn spawn_replica(first: &TestApp) -> (SocketAddr, AppState) {
+    let mut settings = first.settings.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    settings.listen = addr;
+    settings.public_url = Some(format!("http://{addr}"));
+    let built = server::build(settings).await.expect("build replica");
+    let state = built.state.clone();
+    tokio::spawn(server::serve(listener, server::router(built)));
+    (addr, state)
 }
 
 impl TestApp {

@@ -1,0 +1,150 @@
+//! Canary secrets: credentials typed by people (API key, password, client secret) and tokens
+//! issued by the provider never appear in any server-function response, HTML page or log line.
+
+mod common;
+
+use app::authorizations::AuthorizeOutcome;
+use common::sandbox::{authorize_in_browser, Sandbox};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this test binary, at the most verbose level, goes into a buffer.
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(buf.clone());
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        buf
+    })
+    .clone()
+}
+
+const CANARY_KEY: &str = "CANARY-apikey-7f3a91";
+const CANARY_PASSWORD: &str = "CANARY-password-52c0de";
+const CANARY_CLIENT_SECRET: &str = "CANARY-clientsecret-e19b44";
+
+#[tokio::test]
+async fn canary_secrets_never_leave_the_server() {
+    let logs = capture_logs();
+    let sandbox = Sandbox::start(&[("SANDBOX_API_KEYS", CANARY_KEY)]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let user = app.signed_in("user@demo.test").await;
+    let mut seen = String::new();
+
+    // An API key, a basic-auth password, a custom connector's client secret.
+    let weather = app.connection_id("weather").await.to_string();
+    let tracker = app.connection_id("issue_tracker").await.to_string();
+    for args in [
+        vec![("connection_id", weather.as_str()), ("account_name", "Key"), ("credentials[api_key]", CANARY_KEY)],
+        vec![
+            ("connection_id", tracker.as_str()),
+            ("account_name", "Basic"),
+            ("environments[0]", "Production"),
+            ("credentials[username]", "builder@sandbox.test"),
+            ("credentials[password]", CANARY_PASSWORD),
+        ],
+    ] {
+        let out: AuthorizeOutcome = app.json(&admin, "authorize_connection", &args).await;
+        seen.push_str(&format!("{out:?}"));
+    }
+    let token_url = sandbox.endpoint("/token");
+    let auth_url = sandbox.endpoint("/auth");
+    let connector = app
+        .call(
+            &admin,
+            "create_custom_connector",
+            &[
+                ("input[name]", "Canary CRM"),
+                ("input[auth_type]", "oauth2"),
+                ("input[client_id]", "crm-connector"),
+                ("input[client_secret]", CANARY_CLIENT_SECRET),
+                ("input[authorize_url]", &auth_url),
+                ("input[token_url]", &token_url),
+                ("input[scopes]", "crm.deals.read"),
+                ("input[api_base]", &sandbox.url),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    seen.push_str(&connector);
+
+    // A real OAuth2 flow: its code and tokens are secrets too.
+    let sales = app.connection_id("sales_crm").await.to_string();
+    let out: AuthorizeOutcome =
+        app.json(&admin, "authorize_connection", &[("connection_id", &sales), ("account_name", "Alice")]).await;
+    let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!("{out:?}") };
+    let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
+    let code = consent.param("code").expect("code");
+    seen.push_str(&admin.get(consent.callback_url.clone()).send().await.unwrap().text().await.unwrap());
+    let conn = app::connections::ssr::load(&app.state, 1, sales.parse().unwrap()).await.unwrap();
+    let ada = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
+    let (_, creds) =
+        app::authorizations::ssr::credentials_for(&app.state, &conn, &ada, app::domain::Environment::Production)
+            .await
+            .unwrap()
+            .unwrap();
+    let app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } = creds.clone() else {
+        panic!()
+    };
+    assert!(!format!("{creds:?}").contains(&access_token), "Debug of credentials is redacted");
+
+    // Everything a browser can read.
+    for (client, name, args) in [
+        (&admin, "list_connectors", vec![]),
+        (&admin, "workspace_connections", vec![]),
+        (&admin, "list_operations", vec![]),
+        (&admin, "app_connections", vec![("app", "sales_hub"), ("environment", "Production")]),
+        (&admin, "app_connections", vec![("app", "field_service"), ("environment", "Production")]),
+        (&user, "app_connections", vec![("app", "sales_hub"), ("environment", "Production")]),
+        (&admin, "get_connection", vec![("link_name", "weather")]),
+        (&admin, "get_connection", vec![("link_name", "issue_tracker")]),
+        (&admin, "get_connection", vec![("link_name", "sales_crm")]),
+        (&admin, "reusable_accounts", vec![("connection_id", weather.as_str())]),
+        (&admin, "reusable_accounts", vec![("connection_id", sales.as_str())]),
+    ] {
+        seen.push_str(&app.call(client, name, &args).await.text().await.unwrap());
+    }
+    for path in [
+        "/microservices",
+        "/microservices/connections/weather",
+        "/microservices/connections/sales_crm",
+        "/app/sales_hub",
+        "/operations",
+    ] {
+        seen.push_str(&admin.get(app.url(path)).send().await.unwrap().text().await.unwrap());
+    }
+    seen.push_str(&format!("{:?} {:?}", app.settings, app.state));
+
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(logged.contains("oauth flow started"), "logs were captured");
+    let mut secrets = vec![CANARY_KEY, CANARY_PASSWORD, CANARY_CLIENT_SECRET, access_token.as_str(), code.as_str()];
+    if let Some(r) = refresh_token.as_deref() {
+        secrets.push(r);
+    }
+    for secret in secrets {
+        assert!(!seen.contains(secret), "a secret reached a response: {secret}");
+        assert!(!logged.contains(secret), "a secret reached the logs: {secret}");
+    }
+}

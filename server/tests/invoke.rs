@@ -1,0 +1,364 @@
+//! The invoke-URL call over connections: credential injection by auth type, connection access,
+//! origin and SSRF rules, the authorization prompt, and OAuth2 refresh without races.
+
+mod common;
+
+use app::authorizations::AuthorizeOutcome;
+use app::error::AppError;
+use app::invoke::InvokeResponse;
+use common::sandbox::{authorize_in_browser, Sandbox};
+use common::TestApp;
+use serde_json::Value;
+
+async fn invoke(app: &TestApp, c: &reqwest::Client, application: &str, conn: &str, url: &str) -> reqwest::Response {
+    app.call(
+        c,
+        "invoke_url",
+        &[
+            ("request[app]", application),
+            ("request[connection]", conn),
+            ("request[method]", "GET"),
+            ("request[url]", url),
+        ],
+    )
+    .await
+}
+
+async fn ok(res: reqwest::Response) -> InvokeResponse {
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn err(res: reqwest::Response) -> (u16, AppError) {
+    let status = res.status().as_u16();
+    (status, serde_json::from_str(&res.text().await.unwrap()).unwrap())
+}
+
+async fn authorize_key(app: &TestApp, admin: &reqwest::Client, link: &str, key: &str) {
+    let id = app.connection_id(link).await.to_string();
+    let _: AuthorizeOutcome = app
+        .json(
+            admin,
+            "authorize_connection",
+            &[("connection_id", &id), ("account_name", "Key"), ("credentials[api_key]", key)],
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn credentials_by_auth_type_and_connection_access() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let weather_url = sandbox.endpoint("/api/weather?city=Chennai");
+
+    // Not authorized yet: the prompt for those who may authorize, "contact admin" for others.
+    let (status, e) = err(invoke(&app, &admin, "field_service", "weather", &weather_url).await).await;
+    assert_eq!(status, 428);
+    assert!(
+        matches!(e, AppError::AuthorizationRequired { prompt: true, ref connection, .. } if connection == "weather"),
+        "{e:?}"
+    );
+    let user = app.signed_in("user@demo.test").await;
+    let (_, e) = err(invoke(&app, &user, "field_service", "weather", &weather_url).await).await;
+    assert!(matches!(e, AppError::AuthorizationRequired { prompt: false, .. }), "{e:?}");
+    assert!(e.to_string().contains("Contact your admin"));
+
+    // API key in a header.
+    authorize_key(&app, &admin, "weather", "sandbox-weather-key").await;
+    let res = ok(invoke(&app, &user, "field_service", "weather", &weather_url).await).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.contains("Chennai"), "{}", res.body);
+
+    // Basic auth (per environment: production only).
+    let tracker = app.connection_id("issue_tracker").await.to_string();
+    let _: AuthorizeOutcome = app
+        .json(
+            &admin,
+            "authorize_connection",
+            &[
+                ("connection_id", &tracker),
+                ("account_name", "Builder"),
+                ("environments[0]", "Production"),
+                ("credentials[username]", "builder@sandbox.test"),
+                ("credentials[password]", "atlassian-api-token"),
+            ],
+        )
+        .await;
+    let res =
+        ok(invoke(&app, &admin, "field_service", "issue_tracker", &sandbox.endpoint("/api/atlassian/myself")).await)
+            .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.contains("builder@sandbox.test"));
+    // Development has no authorization of its own.
+    let res = app
+        .call(
+            &admin,
+            "invoke_url",
+            &[
+                ("request[app]", "field_service"),
+                ("request[connection]", "issue_tracker"),
+                ("request[method]", "GET"),
+                ("request[url]", &sandbox.endpoint("/api/atlassian/myself")),
+                ("request[environment]", "Development"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 428);
+
+    // Connection access: Sales Hub has none for Weather; switching Field Service off blocks it.
+    let (status, e) = err(invoke(&app, &admin, "sales_hub", "weather", &weather_url).await).await;
+    assert_eq!(status, 403, "{e:?}");
+    assert!(e.to_string().contains("no access"));
+    let weather = app.connection_id("weather").await.to_string();
+    let field: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = 'field_service'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let field = field.to_string();
+    app.json::<()>(
+        &admin,
+        "set_connection_access",
+        &[("connection_id", &weather), ("application_id", &field), ("enabled", "false")],
+    )
+    .await;
+    assert_eq!(invoke(&app, &admin, "field_service", "weather", &weather_url).await.status(), 403);
+    app.json::<()>(
+        &admin,
+        "set_connection_access",
+        &[("connection_id", &weather), ("application_id", &field), ("enabled", "true")],
+    )
+    .await;
+    assert_eq!(ok(invoke(&app, &admin, "field_service", "weather", &weather_url).await).await.status, 200);
+
+    // Every call is in the operations log, without the query string.
+    let ops: Vec<Value> = app.json(&admin, "list_operations", &[]).await;
+    let calls: Vec<&Value> = ops.iter().filter(|o| o["kind"] == "invoke_url").collect();
+    assert!(calls.len() >= 3);
+    assert!(calls.iter().all(|o| !o["detail"].as_str().unwrap().contains("city=")), "{calls:?}");
+}
+
+#[tokio::test]
+async fn api_key_in_the_query_string_when_the_connector_says_so() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let connector: Value = app
+        .json(
+            &admin,
+            "create_custom_connector",
+            &[
+                ("input[name]", "Open Weather Like"),
+                ("input[auth_type]", "api_key"),
+                ("input[key_name]", "appid"),
+                ("input[placement]", "query"),
+                ("input[api_base]", &sandbox.url),
+            ],
+        )
+        .await;
+    let cid = connector["id"].as_i64().unwrap().to_string();
+    let conn: Value = app
+        .json(
+            &admin,
+            "create_connection",
+            &[
+                ("input[connector_id]", &cid),
+                ("input[display_name]", "Query Weather"),
+                ("input[same_for_all_envs]", "true"),
+                ("input[conn_type]", "admin"),
+            ],
+        )
+        .await;
+    let field: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = 'field_service'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (conn_id, field) = (conn["id"].as_i64().unwrap().to_string(), field.to_string());
+    app.json::<()>(
+        &admin,
+        "set_connection_access",
+        &[("connection_id", &conn_id), ("application_id", &field), ("enabled", "true")],
+    )
+    .await;
+    authorize_key(&app, &admin, "query_weather", "sandbox-weather-key").await;
+    let res =
+        ok(invoke(&app, &admin, "field_service", "query_weather", &sandbox.endpoint("/api/weather?city=Pune")).await)
+            .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
+#[tokio::test]
+async fn other_origins_and_internal_addresses_are_refused() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    authorize_key(&app, &admin, "weather", "sandbox-weather-key").await;
+
+    // Credentials go only to the connector's origin.
+    for url in ["https://example.com/api/weather", "http://127.0.0.1:1/api/weather", "file:///etc/passwd", "not a url"]
+    {
+        let (status, e) = err(invoke(&app, &admin, "field_service", "weather", url).await).await;
+        assert_eq!((status, e.field()), (400, Some("url")), "{url}: {e:?}");
+    }
+    // Custom connectors aimed at the metadata service in decimal, octal and hex, or at loopback
+    // without an allowlist entry: refused before any connection is made.
+    for (i, base) in ["http://2852039166", "http://0251.0376.0251.0376", "http://0xa9fea9fe", "http://127.0.0.1:9"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("Meta {i}");
+        let link = format!("meta_{i}");
+        let connector: Value = app
+            .json(
+                &admin,
+                "create_custom_connector",
+                &[
+                    ("input[name]", &name),
+                    ("input[auth_type]", "api_key"),
+                    ("input[key_name]", "k"),
+                    ("input[api_base]", base),
+                ],
+            )
+            .await;
+        let cid = connector["id"].as_i64().unwrap().to_string();
+        let conn: Value = app
+            .json(
+                &admin,
+                "create_connection",
+                &[
+                    ("input[connector_id]", &cid),
+                    ("input[display_name]", &name),
+                    ("input[same_for_all_envs]", "true"),
+                    ("input[conn_type]", "admin"),
+                ],
+            )
+            .await;
+        let field: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = 'field_service'")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+        let (conn_id, field) = (conn["id"].as_i64().unwrap().to_string(), field.to_string());
+        app.json::<()>(
+            &admin,
+            "set_connection_access",
+            &[("connection_id", &conn_id), ("application_id", &field), ("enabled", "true")],
+        )
+        .await;
+        authorize_key(&app, &admin, &link, "secret-key").await;
+        let (status, e) =
+            err(invoke(&app, &admin, "field_service", &link, &format!("{base}/latest/meta-data")).await).await;
+        assert_eq!(status, 403, "{base}: {e:?}");
+        assert!(e.to_string().contains("internal addresses"), "{e}");
+    }
+    // Unknown connection and huge bodies: clear errors.
+    let (status, _) = err(invoke(&app, &admin, "field_service", "nope", &sandbox.url).await).await;
+    assert_eq!(status, 404);
+    let huge = "x".repeat(300 * 1024);
+    let res = app
+        .call(
+            &admin,
+            "invoke_url",
+            &[
+                ("request[app]", "field_service"),
+                ("request[connection]", "weather"),
+                ("request[method]", "POST"),
+                ("request[url]", &sandbox.url),
+                ("request[body]", &huge),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 413, "the server's body limit answers first");
+}
+
+/// 2 replicas × 50 concurrent calls on an expired token: exactly one refresh at the provider (which
+/// rotates refresh tokens and revokes everything when an old one is replayed), every call
+/// succeeds.
+#[tokio::test]
+async fn concurrent_calls_on_an_expired_token_refresh_once() {
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "4")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let id = app.connection_id("sales_crm").await.to_string();
+    let out: AuthorizeOutcome =
+        app.json(&admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
+    let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!() };
+    let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
+    assert_eq!(admin.get(consent.callback_url.clone()).send().await.unwrap().status(), 200);
+    let url = sandbox.endpoint("/api/crm/Deals?per_page=2");
+    assert_eq!(ok(invoke(&app, &admin, "sales_hub", "sales_crm", &url).await).await.status, 200);
+
+    // A second replica on the same database; the session cookie works there too.
+    let (replica, _) = common::spawn_replica(&app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4300)).await;
+    sandbox.reset_stats().await;
+    let calls = (0..100).map(|i| {
+        let (admin, url) = (admin.clone(), url.clone());
+        let base = if i % 2 == 0 { app.url("") } else { format!("http://{replica}") };
+        async move {
+            let res = admin
+                .post(format!("{base}/api/invoke_url"))
+                .form(&[
+                    ("request[app]", "sales_hub"),
+                    ("request[connection]", "sales_crm"),
+                    ("request[method]", "GET"),
+                    ("request[url]", &url),
+                ])
+                .send()
+                .await
+                .unwrap();
+            ok(res).await.status
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let stats = sandbox.stats().await;
+    assert_eq!(stats["token_requests"]["refresh_token"], 1, "{stats}");
+    assert_eq!(
+        stats["token_errors"].as_object().map(|o| o.values().filter_map(|v| v.as_i64()).sum::<i64>()).unwrap_or(0),
+        0,
+        "{stats}"
+    );
+}
+
+/// A refresh token the provider no longer accepts marks the authorization "needs
+/// re-authorization" with a reason, and the call asks for the prompt.
+#[tokio::test]
+async fn invalid_grant_marks_the_connection_for_reauthorization() {
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "2")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let id = app.connection_id("sales_crm").await.to_string();
+    let out: AuthorizeOutcome =
+        app.json(&admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
+    let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!() };
+    let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
+    admin.get(consent.callback_url.clone()).send().await.unwrap();
+    // Revoke the refresh token at the provider behind the app's back.
+    let conn = app::connections::ssr::load(&app.state, 1, id.parse().unwrap()).await.unwrap();
+    let ada = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
+    let (_, creds) =
+        app::authorizations::ssr::credentials_for(&app.state, &conn, &ada, app::domain::Environment::Production)
+            .await
+            .unwrap()
+            .unwrap();
+    let app::authorizations::ssr::Credentials::OAuth2 { refresh_token: Some(rt), .. } = creds else { panic!() };
+    let revoke = reqwest::Client::new()
+        .post(sandbox.endpoint("/token/revocation"))
+        .basic_auth("crm-connector", Some("crm-connector-secret"))
+        .form(&[("token", rt.as_str()), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert!(revoke.status().is_success());
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+
+    let (status, e) =
+        err(invoke(&app, &admin, "sales_hub", "sales_crm", &sandbox.endpoint("/api/crm/Deals")).await).await;
+    assert_eq!(status, 428, "{e:?}");
+    assert!(e.to_string().contains("Authorize the connection again"), "{e}");
+    let details: Value = app.json(&admin, "get_connection", &[("link_name", "sales_crm")]).await;
+    assert_eq!(details["environments"][2]["status"], "NeedsReauthorization");
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'needs_reauthorization'").await, 1);
+}
