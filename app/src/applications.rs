@@ -41,6 +41,29 @@ pub async fn get_application(app: String) -> Result<ApplicationView, AppError> {
     ssr::view(&state, &user, &app).await
 }
 
+/// Adds an integration report on a service's module. When the application needs a connection
+/// for it, the platform uses the workspace's system connection for that service, or creates one
+/// with access to all of the service's modules (seed 002 "system connections").
+#[server(prefix = "/api", endpoint = "add_integration_report")]
+pub async fn add_integration_report(
+    app: String,
+    name: String,
+    connector: String,
+    module: String,
+) -> Result<AddedReport, AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("add integration reports").await?;
+    ssr::add_integration_report(&state, &user, &app, &name, &connector, &module).await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedReport {
+    pub component: ComponentSummary,
+    /// The system connection the report uses.
+    pub connection_link_name: String,
+    /// Whether the platform had to create that connection.
+    pub created_connection: bool,
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
@@ -100,5 +123,128 @@ pub mod ssr {
         let app = find(state, user, link_name).await?;
         let components = components(state, user, app.id).await?;
         Ok(ApplicationView { app, components })
+    }
+
+    pub async fn add_integration_report(
+        state: &AppState,
+        user: &SessionUser,
+        app_link: &str,
+        name: &str,
+        connector_link: &str,
+        module: &str,
+    ) -> AppResult<AddedReport> {
+        use crate::connectors::{ensure_usable, Usage};
+        use crate::domain::{DisplayName, LinkName};
+        let app = find(state, user, app_link).await?;
+        let name = DisplayName::parse("name", name)?;
+        let connector_id = crate::connectors::ssr::find_by_link(state, user.workspace_id, connector_link).await?;
+        let connector = crate::connectors::ssr::load(state, user.workspace_id, connector_id).await?;
+        ensure_usable(connector.kind, Usage::Datasource)?;
+        if !connector.config.modules.iter().any(|m| m == module) {
+            return Err(AppError::invalid(
+                "module",
+                format!(
+                    "{} has no module '{module}'. Choose one of: {}.",
+                    connector.name,
+                    connector.config.modules.join(", ")
+                ),
+            ));
+        }
+        let now = crate::ssr::ids::now_ms();
+        let mut tx = state.db.pool.begin().await?;
+        let existing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, link_name FROM connections WHERE workspace_id = $1 AND connector_id = $2 AND conn_type = 'system'
+             ORDER BY id LIMIT 1",
+        )
+        .bind(user.workspace_id)
+        .bind(connector.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (connection_id, connection_link, created) = match existing {
+            Some((id, link)) => (id, link, false),
+            None => {
+                let base = format!("{}_system", LinkName::derive_from(&connector.name));
+                let taken: Vec<String> =
+                    sqlx::query_scalar("SELECT link_name FROM connections WHERE workspace_id = $1")
+                        .bind(user.workspace_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let link = (1..)
+                    .map(|i| if i == 1 { base.clone() } else { format!("{base}_{i}") })
+                    .find(|l| !taken.contains(l))
+                    .unwrap_or(base);
+                let scopes: Vec<String> = connector.config.scopes.iter().map(|s| s.name.clone()).collect();
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, scopes,
+                                              same_for_all_envs, created_by, created_at)
+                     VALUES ($1, $2, $3, $4, 'system', $5, 1, $6, $7) RETURNING id",
+                )
+                .bind(user.workspace_id)
+                .bind(connector.id)
+                .bind(format!("{} (System)", connector.name))
+                .bind(&link)
+                .bind(scopes.join(" "))
+                .bind(user.id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                (id, link, true)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO connection_access (connection_id, application_id, enabled) VALUES ($1, $2, 1)
+             ON CONFLICT (connection_id, application_id) DO UPDATE SET enabled = 1",
+        )
+        .bind(connection_id)
+        .bind(app.id)
+        .execute(&mut *tx)
+        .await?;
+        let component_link = LinkName::derive_from(name.as_str());
+        let component_id: i64 = sqlx::query_scalar(
+            "INSERT INTO components (application_id, kind, name, link_name, definition)
+             VALUES ($1, 'integration_report', $2, $3, $4) RETURNING id",
+        )
+        .bind(app.id)
+        .bind(name.as_str())
+        .bind(&component_link)
+        .bind(serde_json::json!({ "module": module, "connector": connector.link_name }).to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if crate::ssr::db::is_unique_violation(&e) {
+                AppError::invalid("name", format!("This application already has a component '{component_link}'."))
+            } else {
+                e.into()
+            }
+        })?;
+        sqlx::query("INSERT INTO component_connections (component_id, connection_id) VALUES ($1, $2)")
+            .bind(component_id)
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if created {
+            crate::operations::ssr::record(
+                &state.db,
+                Some(user.workspace_id),
+                crate::operations::ssr::Level::Info,
+                "system_connection_created",
+                Some(user.id),
+                Some(connection_id),
+                None,
+                &format!("for integration report {component_link} ({module})"),
+            )
+            .await;
+        }
+        Ok(AddedReport {
+            component: ComponentSummary {
+                id: component_id,
+                kind: ComponentKind::IntegrationReport,
+                name: name.to_string(),
+                link_name: component_link,
+            },
+            connection_link_name: connection_link,
+            created_connection: created,
+        })
     }
 }

@@ -227,3 +227,35 @@ test('bad input: duplicate link names and markup in names are refused with clear
   await page.getByRole('button', { name: 'Create', exact: true }).click();
   await expect(page.getByRole('alert')).toContainText('Enter a name.');
 });
+
+test('switch to another account, then revoke: the connection shows not connected', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/microservices/connections/weather');
+  await hydrated(page);
+  const table = page.getByRole('table', { name: 'Authorizations' });
+  await page.getByRole('button', { name: 'Authorize Development' }).click();
+  let dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
+  await dialog.getByLabel('Name of the Authorization Account').fill('First key');
+  await dialog.getByLabel('API key').fill('sandbox-weather-key');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(table.getByRole('row', { name: /Production/ })).toContainText('First key');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  await page.getByRole('button', { name: 'Switch Production' }).click();
+  dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
+  await dialog.getByRole('button', { name: 'Link New Account' }).click();
+  await dialog.getByLabel('Name of the Authorization Account').fill('Second key');
+  await dialog.getByLabel('API key').fill('sandbox-weather-key');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  for (const env of ['Development', 'Stage', 'Production']) {
+    await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Second key');
+  }
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  await page.getByRole('button', { name: 'Revoke Production' }).click();
+  for (const env of ['Development', 'Stage', 'Production']) {
+    await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Not connected');
+  }
+  await expect(page.getByRole('button', { name: 'Authorize Production' })).toBeVisible();
+});

@@ -126,6 +126,8 @@ pub fn router(built: Built) -> Router {
     let routes = generate_route_list(app::App);
     let metrics = metrics_handle();
 
+    app::revocations::ssr::spawn_retry_worker(state.clone());
+
     // A background task that removes expired sessions.
     {
         use tower_sessions::session_store::ExpiredDeletion;

@@ -7,6 +7,7 @@ use super::{ErrorMessage, RequireUser, TopNav};
 use crate::connections::{get_connection, ConnectionDetails, SetConnectionAccess, Status};
 use crate::domain::Environment;
 use crate::policy::Decision;
+use crate::revocations::RevokeAuthorization;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -50,7 +51,7 @@ pub fn ConnectionPage() -> impl IntoView {
                                     if auto_open && matches!(d.authorize, Decision::Allowed | Decision::Prompt) && dialog.get_untracked().is_none() && version.get_untracked() == 0 && d.environments.iter().all(|e| e.status != Status::Connected) {
                                         dialog.set(Some(target(&d, d.environments.iter().map(|e| e.environment).take(1).collect(), false)));
                                     }
-                                    view! { <Details d=d dialog=dialog/> }.into_any()
+                                    view! { <Details d=d dialog=dialog version=version/> }.into_any()
                                 }
                             }
                         })}
@@ -82,7 +83,14 @@ fn target(d: &ConnectionDetails, environments: Vec<Environment>, replace: bool) 
 }
 
 #[component]
-fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>) -> impl IntoView {
+fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSignal<u32>) -> impl IntoView {
+    let revoke = ServerAction::<RevokeAuthorization>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = revoke.value().get() {
+            version.update(|v| *v += 1);
+        }
+    });
+    let revoke_error = move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     let may_authorize = matches!(d.authorize, Decision::Allowed | Decision::Prompt);
     let contact = match d.authorize {
         Decision::ContactAdmin(who) => Some(who.message()),
@@ -98,7 +106,10 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>) -> impl IntoV
         .map(|e| {
             let connected = e.status == Status::Connected;
             let t = target(&d, vec![e.environment], false);
+            let switch_to = target(&d, vec![e.environment], true);
             let label = format!("Authorize {}", e.environment.label());
+            let env = e.environment;
+            let cid = d.id;
             view! {
                 <tr>
                     <th scope="row">{e.environment.label()}</th>
@@ -109,6 +120,11 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>) -> impl IntoV
                     <td>
                         {(!connected && may_authorize).then(|| view! {
                             <button type="button" class="primary" aria-label=label on:click=move |_| dialog.set(Some(t.clone()))>"Authorize"</button>
+                        })}
+                        {(connected && may_authorize).then(|| view! {
+                            <button type="button" aria-label=format!("Switch {}", env.label()) on:click=move |_| dialog.set(Some(switch_to.clone()))>"Switch"</button>
+                            <button type="button" aria-label=format!("Revoke {}", env.label())
+                                on:click=move |_| { revoke.dispatch(RevokeAuthorization { connection_id: cid, environment: Some(env) }); }>"Revoke"</button>
                         })}
                     </td>
                 </tr>
@@ -152,6 +168,7 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>) -> impl IntoV
                 <dt>"Created by"</dt><dd>{d.created_by.clone().unwrap_or_default()}</dd>
                 <dt>"Environments"</dt><dd>{if d.same_for_all_envs { "Same authorization for all environments" } else { "A separate authorization for each environment" }}</dd>
             </dl>
+            {revoke_error}
             <table aria-label="Authorizations">
                 <thead><tr><th>"Environment"</th><th>"Authorized account"</th><th>"Authorized by"</th><th>"Date of authorization"</th><th>"Status"</th><th></th></tr></thead>
                 <tbody>{rows}</tbody>

@@ -1,0 +1,150 @@
+//! Revoking authorizations (seed 000 §7): revoked at the provider (refresh token, then access
+//! token), local credentials removed either way, retried in the background after a 503.
+
+mod common;
+
+use app::authorizations::AuthorizeOutcome;
+use common::sandbox::{authorize_in_browser, Sandbox};
+use common::TestApp;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+async fn connect_oauth(app: &TestApp, admin: &reqwest::Client, link: &str) -> (String, Option<String>) {
+    let id = app.connection_id(link).await.to_string();
+    let out: AuthorizeOutcome =
+        app.json(admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
+    let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!("{out:?}") };
+    let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
+    assert!(admin.get(consent.callback_url.clone()).send().await.unwrap().text().await.unwrap().contains("Connected"));
+    let conn = app::connections::ssr::load(&app.state, 1, id.parse().unwrap()).await.unwrap();
+    let ada = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
+    let (_, creds) =
+        app::authorizations::ssr::credentials_for(&app.state, &conn, &ada, app::domain::Environment::Production)
+            .await
+            .unwrap()
+            .unwrap();
+    let app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } = creds else { panic!() };
+    (access_token, refresh_token)
+}
+
+#[tokio::test]
+async fn revoke_removes_credentials_and_the_provider_rejects_the_token() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let (access, _) = connect_oauth(&app, &admin, "sales_crm").await;
+    let deals = sandbox.endpoint("/api/crm/Deals?per_page=1");
+    let api = reqwest::Client::new();
+    assert_eq!(api.get(&deals).bearer_auth(&access).send().await.unwrap().status(), 200);
+
+    // A developer may not revoke an admin connection.
+    let dev = app.signed_in("developer@demo.test").await;
+    let id = app.connection_id("sales_crm").await.to_string();
+    assert_eq!(app.fails(&dev, "revoke_authorization", &[("connection_id", &id)]).await.0, 403);
+
+    sandbox.reset_stats().await;
+    app.json::<()>(&admin, "revoke_authorization", &[("connection_id", &id)]).await;
+    assert_eq!(sandbox.stats().await["revocations"], 2, "refresh token and access token");
+    assert_eq!(
+        api.get(&deals).bearer_auth(&access).send().await.unwrap().status(),
+        401,
+        "the provider rejects the revoked token"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM authorized_accounts").await, 0, "local credentials removed");
+    let details: Value = app.json(&admin, "get_connection", &[("link_name", "sales_crm")]).await;
+    assert!(details["environments"].as_array().unwrap().iter().all(|e| e["status"] == "NotConnected"));
+    // Components using it now get the authorization prompt.
+    let res = app
+        .call(
+            &admin,
+            "invoke_url",
+            &[
+                ("request[app]", "sales_hub"),
+                ("request[connection]", "sales_crm"),
+                ("request[method]", "GET"),
+                ("request[url]", &deals),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 428);
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'revoked'").await, 1);
+    // Nothing left to revoke.
+    assert_eq!(app.fails(&admin, "revoke_authorization", &[("connection_id", &id)]).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_provider_answering_503_is_retried_in_the_background() {
+    let sandbox = Sandbox::start(&[]).await;
+    // A revocation endpoint that is down until told otherwise.
+    let up = Arc::new(AtomicBool::new(false));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let stub = {
+        let (up, hits) = (up.clone(), hits.clone());
+        axum::Router::new().route(
+            "/revoke",
+            axum::routing::post(move || {
+                let (up, hits) = (up.clone(), hits.clone());
+                async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    if up.load(Ordering::SeqCst) {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stub_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, stub).await });
+
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let connector: Value = app
+        .json(
+            &admin,
+            "create_custom_connector",
+            &[
+                ("input[name]", "Flaky Revoke"),
+                ("input[auth_type]", "oauth2"),
+                ("input[client_id]", "crm-connector"),
+                ("input[client_secret]", "crm-connector-secret"),
+                ("input[authorize_url]", &sandbox.endpoint("/auth")),
+                ("input[token_url]", &sandbox.endpoint("/token")),
+                ("input[revoke_url]", &format!("http://{stub_addr}/revoke")),
+                ("input[scopes]", "crm.deals.read"),
+                ("input[api_base]", &sandbox.url),
+            ],
+        )
+        .await;
+    let cid = connector["id"].as_i64().unwrap().to_string();
+    let _: Value = app
+        .json(
+            &admin,
+            "create_connection",
+            &[
+                ("input[connector_id]", &cid),
+                ("input[display_name]", "Flaky"),
+                ("input[same_for_all_envs]", "true"),
+                ("input[conn_type]", "admin"),
+                ("input[scopes][0]", "crm.deals.read"),
+            ],
+        )
+        .await;
+    connect_oauth(&app, &admin, "flaky").await;
+    let id = app.connection_id("flaky").await.to_string();
+    app.json::<()>(&admin, "revoke_authorization", &[("connection_id", &id)]).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(app.count("SELECT COUNT(*) FROM authorized_accounts").await, 0, "removed locally at once");
+    assert_eq!(app.count("SELECT COUNT(*) FROM pending_revocations").await, 2);
+
+    // Still down: stays queued. Then up: done.
+    sqlx::query("UPDATE pending_revocations SET next_attempt_at = 0").execute(&app.state.db.pool).await.unwrap();
+    assert_eq!(app::revocations::ssr::retry_due(&app.state).await.unwrap(), 2);
+    up.store(true, Ordering::SeqCst);
+    sqlx::query("UPDATE pending_revocations SET next_attempt_at = 0").execute(&app.state.db.pool).await.unwrap();
+    assert_eq!(app::revocations::ssr::retry_due(&app.state).await.unwrap(), 0);
+    assert_eq!(hits.load(Ordering::SeqCst), 6);
+}
