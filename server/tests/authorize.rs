@@ -105,14 +105,11 @@ async fn oauth2_flow_connects_with_pkce_state_and_iss() {
     }
 
     // The tokens work against the provider's API and are encrypted at rest.
-    let conn = app::connections::ssr::load(&app.state, 1, id).await.unwrap();
-    let user = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
-    let (account_id, creds) =
-        app::authorizations::ssr::credentials_for(&app.state, &conn, &user, app::domain::Environment::Production)
-            .await
-            .unwrap()
-            .expect("stored");
-    let app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } = creds else { panic!() };
+    let (access_token, refresh_token) = app.oauth_tokens("deals_feed").await;
+    let account_id: i64 = sqlx::query_scalar("SELECT id FROM authorized_accounts WHERE name = 'Alice at Sandbox'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
     assert!(refresh_token.is_some());
     let api = reqwest::Client::new()
         .get(sandbox.endpoint("/api/crm/Deals?per_page=3"))

@@ -98,16 +98,8 @@ async fn canary_secrets_never_leave_the_server() {
     let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
     let code = consent.param("code").expect("code");
     seen.push_str(&admin.get(consent.callback_url.clone()).send().await.unwrap().text().await.unwrap());
-    let conn = app::connections::ssr::load(&app.state, 1, sales.parse().unwrap()).await.unwrap();
-    let ada = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
-    let (_, creds) =
-        app::authorizations::ssr::credentials_for(&app.state, &conn, &ada, app::domain::Environment::Production)
-            .await
-            .unwrap()
-            .unwrap();
-    let app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } = creds.clone() else {
-        panic!()
-    };
+    let creds = app.stored_credentials("sales_crm").await;
+    let (access_token, refresh_token) = app.oauth_tokens("sales_crm").await;
     assert!(!format!("{creds:?}").contains(&access_token), "Debug of credentials is redacted");
 
     // Everything a browser can read.

@@ -145,10 +145,9 @@ async fn api_key_in_the_query_string_when_the_connector_says_so() {
     let sandbox = Sandbox::start(&[]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
-    let connector: Value = app
-        .json(
+    let link = app
+        .custom_connection(
             &admin,
-            "create_custom_connector",
             &[
                 ("input[name]", "Open Weather Like"),
                 ("input[auth_type]", "api_key"),
@@ -156,32 +155,11 @@ async fn api_key_in_the_query_string_when_the_connector_says_so() {
                 ("input[placement]", "query"),
                 ("input[api_base]", &sandbox.url),
             ],
+            "Query Weather",
+            &[],
         )
         .await;
-    let cid = connector["id"].as_i64().unwrap().to_string();
-    let conn: Value = app
-        .json(
-            &admin,
-            "create_connection",
-            &[
-                ("input[connector_id]", &cid),
-                ("input[display_name]", "Query Weather"),
-                ("input[same_for_all_envs]", "true"),
-                ("input[conn_type]", "admin"),
-            ],
-        )
-        .await;
-    let field: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = 'field_service'")
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap();
-    let (conn_id, field) = (conn["id"].as_i64().unwrap().to_string(), field.to_string());
-    app.json::<()>(
-        &admin,
-        "set_connection_access",
-        &[("connection_id", &conn_id), ("application_id", &field), ("enabled", "true")],
-    )
-    .await;
+    assert_eq!(link, "query_weather");
     authorize_key(&app, &admin, "query_weather", "sandbox-weather-key").await;
     let res =
         ok(invoke(&app, &admin, "field_service", "query_weather", &sandbox.endpoint("/api/weather?city=Pune")).await)
@@ -210,42 +188,20 @@ async fn other_origins_and_internal_addresses_are_refused() {
     {
         let name = format!("Meta {i}");
         let link = format!("meta_{i}");
-        let connector: Value = app
-            .json(
+        let created = app
+            .custom_connection(
                 &admin,
-                "create_custom_connector",
                 &[
                     ("input[name]", &name),
                     ("input[auth_type]", "api_key"),
                     ("input[key_name]", "k"),
                     ("input[api_base]", base),
                 ],
+                &name,
+                &[],
             )
             .await;
-        let cid = connector["id"].as_i64().unwrap().to_string();
-        let conn: Value = app
-            .json(
-                &admin,
-                "create_connection",
-                &[
-                    ("input[connector_id]", &cid),
-                    ("input[display_name]", &name),
-                    ("input[same_for_all_envs]", "true"),
-                    ("input[conn_type]", "admin"),
-                ],
-            )
-            .await;
-        let field: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = 'field_service'")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap();
-        let (conn_id, field) = (conn["id"].as_i64().unwrap().to_string(), field.to_string());
-        app.json::<()>(
-            &admin,
-            "set_connection_access",
-            &[("connection_id", &conn_id), ("application_id", &field), ("enabled", "true")],
-        )
-        .await;
+        assert_eq!(created, link);
         authorize_key(&app, &admin, &link, "secret-key").await;
         let (status, e) =
             err(invoke(&app, &admin, "field_service", &link, &format!("{base}/latest/meta-data")).await).await;
@@ -336,14 +292,8 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
     let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
     admin.get(consent.callback_url.clone()).send().await.unwrap();
     // Revoke the refresh token at the provider behind the app's back.
-    let conn = app::connections::ssr::load(&app.state, 1, id.parse().unwrap()).await.unwrap();
-    let ada = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
-    let (_, creds) =
-        app::authorizations::ssr::credentials_for(&app.state, &conn, &ada, app::domain::Environment::Production)
-            .await
-            .unwrap()
-            .unwrap();
-    let app::authorizations::ssr::Credentials::OAuth2 { refresh_token: Some(rt), .. } = creds else { panic!() };
+    let (_, refresh) = app.oauth_tokens("sales_crm").await;
+    let rt = refresh.expect("a refresh token");
     let revoke = reqwest::Client::new()
         .post(sandbox.endpoint("/token/revocation"))
         .basic_auth("crm-connector", Some("crm-connector-secret"))

@@ -17,15 +17,7 @@ async fn connect_oauth(app: &TestApp, admin: &reqwest::Client, link: &str) -> (S
     let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!("{out:?}") };
     let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
     assert!(admin.get(consent.callback_url.clone()).send().await.unwrap().text().await.unwrap().contains("Connected"));
-    let conn = app::connections::ssr::load(&app.state, 1, id.parse().unwrap()).await.unwrap();
-    let ada = app::auth::ssr::user_by_id(&app.state, 2).await.unwrap().unwrap();
-    let (_, creds) =
-        app::authorizations::ssr::credentials_for(&app.state, &conn, &ada, app::domain::Environment::Production)
-            .await
-            .unwrap()
-            .unwrap();
-    let app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } = creds else { panic!() };
-    (access_token, refresh_token)
+    app.oauth_tokens(link).await
 }
 
 #[tokio::test]
@@ -102,10 +94,10 @@ async fn a_provider_answering_503_is_retried_in_the_background() {
 
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
-    let connector: Value = app
-        .json(
+    let revoke_url = format!("http://{stub_addr}/revoke");
+    let link = app
+        .custom_connection(
             &admin,
-            "create_custom_connector",
             &[
                 ("input[name]", "Flaky Revoke"),
                 ("input[auth_type]", "oauth2"),
@@ -113,26 +105,15 @@ async fn a_provider_answering_503_is_retried_in_the_background() {
                 ("input[client_secret]", "crm-connector-secret"),
                 ("input[authorize_url]", &sandbox.endpoint("/auth")),
                 ("input[token_url]", &sandbox.endpoint("/token")),
-                ("input[revoke_url]", &format!("http://{stub_addr}/revoke")),
+                ("input[revoke_url]", &revoke_url),
                 ("input[scopes]", "crm.deals.read"),
                 ("input[api_base]", &sandbox.url),
             ],
+            "Flaky",
+            &["crm.deals.read"],
         )
         .await;
-    let cid = connector["id"].as_i64().unwrap().to_string();
-    let _: Value = app
-        .json(
-            &admin,
-            "create_connection",
-            &[
-                ("input[connector_id]", &cid),
-                ("input[display_name]", "Flaky"),
-                ("input[same_for_all_envs]", "true"),
-                ("input[conn_type]", "admin"),
-                ("input[scopes][0]", "crm.deals.read"),
-            ],
-        )
-        .await;
+    assert_eq!(link, "flaky");
     connect_oauth(&app, &admin, "flaky").await;
     let id = app.connection_id("flaky").await.to_string();
     app.json::<()>(&admin, "revoke_authorization", &[("connection_id", &id)]).await;

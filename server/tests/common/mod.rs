@@ -171,3 +171,70 @@ impl TestApp {
             .expect("connection id")
     }
 }
+
+impl TestApp {
+    /// Lets `app_link` use the connection (Connection Access switch on).
+    pub async fn enable_access(&self, admin: &reqwest::Client, connection_link: &str, app_link: &str) {
+        let app_id: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = $1")
+            .bind(app_link)
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("application");
+        let (conn, app_id) = (self.connection_id(connection_link).await.to_string(), app_id.to_string());
+        self.json::<()>(
+            admin,
+            "set_connection_access",
+            &[("connection_id", &conn), ("application_id", &app_id), ("enabled", "true")],
+        )
+        .await;
+    }
+
+    /// Creates a custom connector from builder fields (`input[...]`), then an admin connection
+    /// named `display_name` from it (same authorization everywhere, with `scopes`), usable by
+    /// Field Service. Returns the connection's link name.
+    pub async fn custom_connection(
+        &self,
+        admin: &reqwest::Client,
+        connector: &[(&str, &str)],
+        display_name: &str,
+        scopes: &[&str],
+    ) -> String {
+        let created: serde_json::Value = self.json(admin, "create_custom_connector", connector).await;
+        let cid = created["id"].as_i64().expect("connector id").to_string();
+        let mut args: Vec<(String, String)> = vec![
+            ("input[connector_id]".into(), cid),
+            ("input[display_name]".into(), display_name.into()),
+            ("input[same_for_all_envs]".into(), "true".into()),
+            ("input[conn_type]".into(), "admin".into()),
+        ];
+        args.extend(scopes.iter().enumerate().map(|(i, s)| (format!("input[scopes][{i}]"), s.to_string())));
+        let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let conn: serde_json::Value = self.json(admin, "create_connection", &args).await;
+        let link = conn["link_name"].as_str().expect("link name").to_string();
+        self.enable_access(admin, &link, "field_service").await;
+        link
+    }
+
+    /// The credentials stored for a shared connection in production, decrypted.
+    pub async fn stored_credentials(&self, link: &str) -> app::authorizations::ssr::Credentials {
+        let conn =
+            app::connections::ssr::load(&self.state, 1, self.connection_id(link).await).await.expect("connection");
+        let admin = app::auth::ssr::user_by_id(&self.state, 2).await.expect("user").expect("admin");
+        let (_, creds) =
+            app::authorizations::ssr::credentials_for(&self.state, &conn, &admin, app::domain::Environment::Production)
+                .await
+                .expect("credentials")
+                .expect("stored");
+        creds
+    }
+
+    /// The OAuth2 access and refresh tokens stored for a shared connection.
+    pub async fn oauth_tokens(&self, link: &str) -> (String, Option<String>) {
+        match self.stored_credentials(link).await {
+            app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } => {
+                (access_token, refresh_token)
+            }
+            other => panic!("not OAuth2: {other:?}"),
+        }
+    }
+}
