@@ -259,3 +259,40 @@ test('switch to another account, then revoke: the connection shows not connected
   }
   await expect(page.getByRole('button', { name: 'Authorize Production' })).toBeVisible();
 });
+
+test('connection access switched off blocks use by that application', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/microservices/connections/issue_tracker');
+  await hydrated(page);
+  const table = page.getByRole('table', { name: 'Authorizations' });
+  if (await page.getByRole('button', { name: 'Authorize Production' }).isVisible()) {
+    await page.getByRole('button', { name: 'Authorize Production' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+    const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
+    if (await linkNew.isVisible()) await linkNew.click();
+    await dialog.getByLabel('Name of the Authorization Account').fill('Access check');
+    await dialog.getByLabel('Email').fill('builder@sandbox.test');
+    await dialog.getByLabel('API token').fill('atlassian-api-token');
+    await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+    await expect(table.getByRole('row', { name: /Production/ })).toContainText('Connected');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+  }
+  // An invoke-URL task of Field Service, made with this browser's session.
+  const call = () =>
+    page.request.post('/api/invoke_url', {
+      form: {
+        'request[app]': 'field_service',
+        'request[connection]': 'issue_tracker',
+        'request[method]': 'GET',
+        'request[url]': `${SANDBOX}/api/atlassian/myself`,
+      },
+    });
+  expect((await call()).status()).toBe(200);
+  const access = page.getByRole('region', { name: 'Connection Access' });
+  await access.getByRole('switch', { name: 'Field Service' }).uncheck();
+  await expect.poll(async () => (await call()).status()).toBe(403);
+  expect(await (await call()).text()).toContain('no access to the connection');
+  await access.getByRole('switch', { name: 'Field Service' }).check();
+  await expect.poll(async () => (await call()).status()).toBe(200);
+});
