@@ -37,6 +37,10 @@ pub struct ConnectionEntry {
     /// What the caller may do about authorizing it.
     pub authorize: Decision,
     pub installed_from: Option<String>,
+    pub auth_type: crate::domain::AuthType,
+    pub same_for_all_envs: bool,
+    pub username_label: String,
+    pub password_label: String,
 }
 
 /// Connections used by an application (or by one of its components), as the caller may see
@@ -140,7 +144,21 @@ pub mod ssr {
     use crate::policy::{decide, Action, Context};
     use crate::ssr::AppState;
 
-    type Row = (i64, String, String, String, String, Option<String>, Option<String>, Option<String>, i64, i64);
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+        String,
+        String,
+        i64,
+    );
 
     const SELECT: &str = "
         SELECT c.id, c.display_name, c.link_name, k.name, c.conn_type, c.installed_from,
@@ -149,7 +167,8 @@ pub mod ssr {
                  + (SELECT COUNT(*) FROM component_connections cc JOIN components sc ON sc.id = cc.component_id
                     WHERE cc.connection_id = c.id AND sc.kind = 'schedule'),
                (SELECT COUNT(*) FROM connection_authorizations p
-                 WHERE p.connection_id = c.id AND p.subject_user_id = 0)
+                 WHERE p.connection_id = c.id AND p.subject_user_id = 0),
+               k.auth_type, k.config, c.same_for_all_envs
         FROM connections c
         JOIN connectors k ON k.id = c.connector_id
         LEFT JOIN connection_authorizations ca
@@ -158,8 +177,23 @@ pub mod ssr {
         LEFT JOIN authorized_accounts a ON a.id = ca.account_id";
 
     fn entry(user: &SessionUser, row: Row) -> AppResult<Option<ConnectionEntry>> {
-        let (id, display_name, link_name, service_name, kind, installed_from, account, status, used_in_ds, primary) =
-            row;
+        let (
+            id,
+            display_name,
+            link_name,
+            service_name,
+            kind,
+            installed_from,
+            account,
+            status,
+            used_in_ds,
+            primary,
+            auth,
+            config,
+            same,
+        ) = row;
+        let config: crate::connectors::ConnectorConfig =
+            serde_json::from_str(&config).map_err(|e| AppError::internal("connector config", e))?;
         let conn_type = ConnectionType::parse(&kind)?;
         let cx = Context { used_in_datasource_or_schedule: used_in_ds > 0, primary_account_configured: primary > 0 };
         if !decide(user.role, conn_type, Action::View, cx).is_allowed() {
@@ -181,6 +215,10 @@ pub mod ssr {
             account_name,
             authorize: decide(user.role, conn_type, Action::Authorize, cx),
             installed_from,
+            auth_type: crate::domain::AuthType::parse(&auth)?,
+            same_for_all_envs: same != 0,
+            username_label: non_empty(&config.username_label, "Username"),
+            password_label: non_empty(&config.password_label, "Password"),
         }))
     }
 

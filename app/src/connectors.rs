@@ -39,6 +39,7 @@ pub struct ConnectorSummary {
     pub username_label: String,
     pub password_label: String,
     pub modules: Vec<String>,
+    pub logo_url: Option<String>,
 }
 
 /// What the custom connector builder submits (General and Security sections).
@@ -68,6 +69,8 @@ pub struct CustomConnectorInput {
     pub password_label: String,
     /// The service's API origin; credentials are only ever sent there.
     pub api_base: String,
+    /// An optional logo (an https image URL) shown on the connector's card.
+    pub logo_url: String,
 }
 
 #[server(prefix = "/api", endpoint = "list_connectors")]
@@ -110,7 +113,17 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
             ))
         }
     };
+    let logo_url = if input.logo_url.trim().is_empty() {
+        None
+    } else {
+        let logo = ServiceUrl::parse("logo_url", &input.logo_url)?;
+        if !logo.as_str().starts_with("https://") {
+            return Err(AppError::invalid("logo_url", "Use an https:// address for the logo."));
+        }
+        Some(logo.as_str().to_string())
+    };
     let mut config = ConnectorConfig {
+        logo_url,
         api_base: Some(api_base.as_str().trim_end_matches('/').to_string()),
         client_auth: placement.to_string(),
         placement: placement.to_string(),
@@ -232,6 +245,7 @@ pub struct ConnectorConfig {
     pub username_label: String,
     pub password_label: String,
     pub modules: Vec<String>,
+    pub logo_url: Option<String>,
 }
 
 impl ConnectorConfig {
@@ -419,6 +433,7 @@ pub mod ssr {
             username_label: if config.username_label.is_empty() { "Username".into() } else { config.username_label },
             password_label: if config.password_label.is_empty() { "Password".into() } else { config.password_label },
             modules: config.modules,
+            logo_url: config.logo_url,
         })
     }
 
@@ -589,6 +604,7 @@ mod tests {
                 "key_name",
             ),
             (CustomConnectorInput { api_base: "ftp://x".into(), ..oauth_input() }, "api_base"),
+            (CustomConnectorInput { logo_url: "http://insecure.example/logo.png".into(), ..oauth_input() }, "logo_url"),
         ];
         for (input, field) in cases {
             assert_eq!(validate_custom(&input).unwrap_err().field(), Some(field), "{input:?}");

@@ -55,6 +55,7 @@ pub fn CreateConnectionPage() -> impl IntoView {
                                                                 view! {
                                                                     <li>
                                                                         <button type="button" class="card connector-card" aria-label=c.name.clone() on:click=move |_| picked.set(Some(pick.clone()))>
+                                                                            {c.logo_url.clone().map(|src| view! { <img class="logo" src=src alt="" width="32" height="32"/> })}
                                                                             <strong>{c.name.clone()}</strong>
                                                                             <span class="muted">{c.description.clone()}</span>
                                                                             <span class="badge">{auth_label(c.auth_type)}</span>

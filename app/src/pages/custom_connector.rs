@@ -48,7 +48,7 @@ fn Builder() -> impl IntoView {
     let placement = RwSignal::new("header".to_string());
     let scopes = s();
     let scope_delimiter = RwSignal::new("space".to_string());
-    let (key_name, username_label, password_label, api_base) = (s(), s(), s(), s());
+    let (key_name, username_label, password_label, api_base, logo_url) = (s(), s(), s(), s(), s());
     let local_error = RwSignal::new(None::<crate::error::AppError>);
     let link_edited = RwSignal::new(false);
     Effect::new(move |_| {
@@ -75,6 +75,7 @@ fn Builder() -> impl IntoView {
         username_label: username_label.get_untracked(),
         password_label: password_label.get_untracked(),
         api_base: api_base.get_untracked(),
+        logo_url: logo_url.get_untracked(),
     };
     let navigate = use_navigate();
     Effect::new(move |_| {
@@ -120,6 +121,7 @@ fn Builder() -> impl IntoView {
                 <input id="cc-link" prop:value=move || link.get() on:input=move |ev| { link_edited.set(true); link.set(event_target_value(&ev)); }/>
                 <label for="cc-description">"Description"</label>
                 <textarea id="cc-description" bind:value=description maxlength="500"></textarea>
+                <Field id="cc-logo" label="Logo URL" value=logo_url/>
                 {error}
                 <button type="submit" class="primary">"Save & Continue"</button>
             </form>

@@ -1,5 +1,6 @@
 //! The connections panel: the live-mode slider and the builder's Connections tab.
 
+use super::authorize::{AuthorizeDialog, Target};
 use super::ErrorMessage;
 use crate::connections::{app_connections, ConnectionEntry, Status};
 use crate::domain::{ConnectionType, Environment};
@@ -24,10 +25,13 @@ pub fn TypeIcon(kind: ConnectionType) -> impl IntoView {
 /// Lists the connections of `app` (or of one of its components) the caller may see.
 #[component]
 pub fn ConnectionsList(app: String, component: Option<String>, environment: Environment) -> impl IntoView {
+    let version = RwSignal::new(0u32);
+    let dialog = RwSignal::new(None::<Target>);
     let entries = Resource::new(
-        move || (app.clone(), component.clone()),
-        move |(app, component)| app_connections(app, component, environment),
+        move || (app.clone(), component.clone(), version.get()),
+        move |(app, component, _)| app_connections(app, component, environment),
     );
+    provide_context(PanelCx { dialog, environment });
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading connections…"</p> }>
             {move || Suspend::new(async move {
@@ -51,17 +55,41 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
                 }
             })}
         </Transition>
+        {move || dialog.get().map(|t| view! {
+            <AuthorizeDialog target=t on_done=move |_| version.update(|v| *v += 1) on_close=move |_| dialog.set(None)/>
+        })}
     }
+}
+
+/// Lets a row open the authorization dialog of its list.
+#[derive(Clone, Copy)]
+struct PanelCx {
+    dialog: RwSignal<Option<Target>>,
+    environment: Environment,
 }
 
 #[component]
 fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
     let connected = entry.status == Status::Connected;
+    let cx = expect_context::<PanelCx>();
+    let target = Target {
+        connection_id: entry.id,
+        display_name: entry.display_name.clone(),
+        auth_type: entry.auth_type,
+        same_for_all_envs: entry.same_for_all_envs,
+        username_label: entry.username_label.clone(),
+        password_label: entry.password_label.clone(),
+        environments: vec![cx.environment],
+        replace: false,
+    };
     let action = match (connected, entry.authorize) {
         (true, _) => None,
         (false, Decision::Allowed | Decision::Prompt) => Some(
-            view! { <button type="button" class="primary" aria-label=format!("Authorize {}", entry.display_name)>"Authorize"</button> }
-                .into_any(),
+            view! {
+                <button type="button" class="primary" aria-label=format!("Authorize {}", entry.display_name)
+                    on:click=move |_| cx.dialog.set(Some(target.clone()))>"Authorize"</button>
+            }
+            .into_any(),
         ),
         (false, Decision::ContactAdmin(who)) => Some(view! { <p class="notice">{who.message()}</p> }.into_any()),
         (false, Decision::Denied) => None,

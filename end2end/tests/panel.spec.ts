@@ -1,0 +1,39 @@
+import { test, expect } from '@playwright/test';
+import { USERS, hydrated, signIn, consentInPopup } from './helpers';
+
+test('a user authorizes their own connection from the live-mode slider, with the countdown', async ({ page }) => {
+  await signIn(page, USERS.user);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/sales_hub');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('menuitem', { name: 'Connections' }).click();
+  const slider = page.getByRole('dialog', { name: 'Connections' });
+  const row = slider.getByRole('listitem', { name: 'My CRM' });
+  await expect(row).toContainText('Not connected');
+  await row.getByRole('button', { name: 'Authorize My CRM' }).click();
+
+  const dialog = page.getByRole('dialog', { name: 'Authorize My CRM' });
+  await dialog.getByLabel('Name of the Authorization Account').fill('Uma at CRM');
+  const popupPromise = page.waitForEvent('popup');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  const popup = await popupPromise;
+  await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toBeVisible();
+  await consentInPopup(popup, true, 'bob', 'bob-password');
+  await expect(dialog.getByRole('status')).toContainText('Connected as Uma at CRM.');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(row).toContainText('Connected');
+  await expect(row).toContainText('Uma at CRM');
+
+  // It is Uma's own authorization: the admin still sees My CRM as not connected for them.
+  const admin = await page.context().browser()!.newContext({ baseURL: process.env.BASE_URL ?? 'http://127.0.0.1:3000' });
+  const adminPage = await admin.newPage();
+  await signIn(adminPage, USERS.admin);
+  await expect(adminPage.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await adminPage.goto('/app/sales_hub');
+  await hydrated(adminPage);
+  await adminPage.getByRole('button', { name: 'Settings' }).click();
+  await adminPage.getByRole('menuitem', { name: 'Connections' }).click();
+  await expect(adminPage.getByRole('dialog', { name: 'Connections' }).getByRole('listitem', { name: 'My CRM' })).toContainText('Not connected');
+  await admin.close();
+});
