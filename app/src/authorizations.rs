@@ -105,6 +105,14 @@ pub async fn reuse_account(
     ssr::reuse_account(&state, &user, connection_id, account_id, environments, account_name).await
 }
 
+/// Renames the authorized account a connection uses in `environment` (the edit icon beside the
+/// account name in the panel).
+#[server(prefix = "/api", endpoint = "rename_account")]
+pub async fn rename_account(connection_id: i64, environment: Environment, name: String) -> Result<String, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::rename_account(&state, &user, connection_id, environment, &name).await
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
@@ -963,6 +971,48 @@ pub mod ssr {
         )
         .await;
         Ok(())
+    }
+
+    pub async fn rename_account(
+        state: &AppState,
+        user: &SessionUser,
+        connection_id: i64,
+        env: Environment,
+        name: &str,
+    ) -> AppResult<String> {
+        let conn = load_connection(state, user.workspace_id, connection_id).await?;
+        if !decide(user.role, conn.conn_type, Action::View, conn.policy_context()).is_allowed() {
+            return Err(AppError::not_found("There is no such connection."));
+        }
+        ensure_may_authorize(user, &conn)?;
+        let name = DisplayName::parse("account_name", name)?;
+        let account: Option<i64> = sqlx::query_scalar(
+            "SELECT account_id FROM connection_authorizations WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject_for(&conn, user))
+        .fetch_optional(&state.db.pool)
+        .await?;
+        let account =
+            account.ok_or_else(|| AppError::not_found("This connection has no authorized account here yet."))?;
+        sqlx::query("UPDATE authorized_accounts SET name = $1 WHERE id = $2")
+            .bind(name.as_str())
+            .bind(account)
+            .execute(&state.db.pool)
+            .await?;
+        record(
+            &state.db,
+            Some(user.workspace_id),
+            Level::Info,
+            "account_renamed",
+            Some(user.id),
+            Some(conn.id),
+            Some(env.as_str()),
+            name.as_str(),
+        )
+        .await;
+        Ok(name.to_string())
     }
 
     /// `GET /oauth/callback`: finishes the flow and shows the outcome in the popup, which tells

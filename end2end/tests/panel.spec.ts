@@ -25,6 +25,15 @@ test('a user authorizes their own connection from the live-mode slider, with the
   await expect(row).toContainText('Connected');
   await expect(row).toContainText('Uma at CRM');
 
+  // The account name is editable in place; bad input gets a clear error.
+  await row.getByRole('button', { name: 'Edit the account name of My CRM' }).click();
+  await row.getByLabel('Authorized account name').fill('Uma <b>x</b>');
+  await row.getByRole('button', { name: 'Save' }).click();
+  await expect(row.getByRole('alert')).toContainText('not allowed');
+  await row.getByLabel('Authorized account name').fill('Uma main');
+  await row.getByRole('button', { name: 'Save' }).click();
+  await expect(row).toContainText('Uma main');
+
   // It is Uma's own authorization: the admin still sees My CRM as not connected for them.
   const admin = await page.context().browser()!.newContext({ baseURL: process.env.BASE_URL ?? 'http://127.0.0.1:3000' });
   const adminPage = await admin.newPage();

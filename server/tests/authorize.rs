@@ -551,3 +551,52 @@ async fn ciphertexts_are_bound_to_their_row() {
         .unwrap_err();
     assert!(matches!(err, AppError::Internal { .. }));
 }
+
+#[tokio::test]
+async fn the_authorized_account_name_can_be_edited_and_is_rendered_escaped() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let weather = app.connection_id("weather").await.to_string();
+    let _: AuthorizeOutcome = app
+        .json(
+            &admin,
+            "authorize_connection",
+            &[("connection_id", &weather), ("account_name", "Ops key"), ("credentials[api_key]", "k")],
+        )
+        .await;
+    let renamed: String = app
+        .json(
+            &admin,
+            "rename_account",
+            &[("connection_id", &weather), ("environment", "Production"), ("name", "Ops & Field")],
+        )
+        .await;
+    assert_eq!(renamed, "Ops & Field");
+    let page = admin.get(app.url("/microservices/connections/weather")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Ops &amp; Field"), "rendered escaped in the HTML");
+    let long = "n".repeat(51);
+    for bad in ["", long.as_str(), "<img src=x onerror=alert(1)>"] {
+        let (s, e) = app
+            .fails(
+                &admin,
+                "rename_account",
+                &[("connection_id", &weather), ("environment", "Production"), ("name", bad)],
+            )
+            .await;
+        assert_eq!((s, e.field()), (400, Some("account_name")), "{bad:?}");
+    }
+    // Someone who may not see or authorize it: refused, and nothing changes.
+    let user = app.signed_in("user@demo.test").await;
+    let (s, _) = app
+        .fails(&user, "rename_account", &[("connection_id", &weather), ("environment", "Production"), ("name", "Mine")])
+        .await;
+    assert_eq!(s, 404);
+    let dev = app.signed_in("developer@demo.test").await;
+    let (s, _) = app
+        .fails(&dev, "rename_account", &[("connection_id", &weather), ("environment", "Production"), ("name", "Mine")])
+        .await;
+    assert_eq!(s, 403);
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT name FROM authorized_accounts").fetch_one(&app.state.db.pool).await.unwrap();
+    assert_eq!(name.as_deref(), Some("Ops & Field"));
+}

@@ -2,6 +2,7 @@
 
 use super::authorize::{AuthorizeDialog, Target};
 use super::ErrorMessage;
+use crate::authorizations::RenameAccount;
 use crate::connections::{app_connections, ConnectionEntry, Status};
 use crate::domain::{ConnectionType, Environment};
 use crate::policy::Decision;
@@ -31,7 +32,7 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
         move || (app.clone(), component.clone(), version.get()),
         move |(app, component, _)| app_connections(app, component, environment),
     );
-    provide_context(PanelCx { dialog, environment });
+    provide_context(PanelCx { dialog, environment, version });
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading connections…"</p> }>
             {move || Suspend::new(async move {
@@ -66,6 +67,7 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
 struct PanelCx {
     dialog: RwSignal<Option<Target>>,
     environment: Environment,
+    version: RwSignal<u32>,
 }
 
 #[component]
@@ -103,7 +105,46 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
                 <span class="account">{entry.account_name.clone().unwrap_or_else(|| "No authorized account".into())}</span>
             </div>
             <span class=if connected { "status ok" } else { "status off" }>{entry.status.label()}</span>
+            {(connected && matches!(entry.authorize, Decision::Allowed | Decision::Prompt)).then(|| view! {
+                <AccountName connection_id=entry.id display_name=entry.display_name.clone() current=entry.account_name.clone().unwrap_or_default()/>
+            })}
             {action}
         </li>
+    }
+}
+
+/// The authorized account's name, editable in place with the edit icon.
+#[component]
+fn AccountName(connection_id: i64, display_name: String, current: String) -> impl IntoView {
+    let cx = expect_context::<PanelCx>();
+    let rename = ServerAction::<RenameAccount>::new();
+    let editing = RwSignal::new(false);
+    let value = RwSignal::new(current);
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = rename.value().get() {
+            editing.set(false);
+            cx.version.update(|v| *v += 1);
+        }
+    });
+    let id = format!("account-name-{connection_id}");
+    let for_id = id.clone();
+    let label = format!("Edit the account name of {display_name}");
+    view! {
+        <div class="account-edit">
+            <Show when=move || !editing.get()>
+                <button type="button" class="icon-button" aria-label=label.clone() on:click=move |_| editing.set(true)>"✎"</button>
+            </Show>
+            <Show when=move || editing.get()>
+                <form class="row" on:submit=move |ev| {
+                    ev.prevent_default();
+                    rename.dispatch(RenameAccount { connection_id, environment: cx.environment, name: value.get_untracked() });
+                }>
+                    <label for=for_id.clone()>"Authorized account name"</label>
+                    <input id=id.clone() bind:value=value maxlength="50"/>
+                    <button type="submit" class="primary">"Save"</button>
+                </form>
+                {move || rename.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
+            </Show>
+        </div>
     }
 }
