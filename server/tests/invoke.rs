@@ -6,7 +6,7 @@ mod common;
 use app::authorizations::AuthorizeOutcome;
 use app::error::AppError;
 use app::invoke::InvokeResponse;
-use common::sandbox::{authorize_in_browser, Sandbox};
+use common::sandbox::Sandbox;
 use common::TestApp;
 use serde_json::Value;
 
@@ -236,12 +236,7 @@ async fn concurrent_calls_on_an_expired_token_refresh_once() {
     let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "4")]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
-    let id = app.connection_id("sales_crm").await.to_string();
-    let out: AuthorizeOutcome =
-        app.json(&admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
-    let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!() };
-    let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
-    assert_eq!(admin.get(consent.callback_url.clone()).send().await.unwrap().status(), 200);
+    app.connect_oauth(&admin, "sales_crm").await;
     let url = sandbox.endpoint("/api/crm/Deals?per_page=2");
     assert_eq!(ok(invoke(&app, &admin, "sales_hub", "sales_crm", &url).await).await.status, 200);
 
@@ -285,12 +280,7 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
     let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "2")]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
-    let id = app.connection_id("sales_crm").await.to_string();
-    let out: AuthorizeOutcome =
-        app.json(&admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
-    let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!() };
-    let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
-    admin.get(consent.callback_url.clone()).send().await.unwrap();
+    app.connect_oauth(&admin, "sales_crm").await;
     // Revoke the refresh token at the provider behind the app's back.
     let (_, refresh) = app.oauth_tokens("sales_crm").await;
     let rt = refresh.expect("a refresh token");

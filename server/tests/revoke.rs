@@ -3,29 +3,17 @@
 
 mod common;
 
-use app::authorizations::AuthorizeOutcome;
-use common::sandbox::{authorize_in_browser, Sandbox};
-use common::TestApp;
+use common::sandbox::Sandbox;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-
-async fn connect_oauth(app: &TestApp, admin: &reqwest::Client, link: &str) -> (String, Option<String>) {
-    let id = app.connection_id(link).await.to_string();
-    let out: AuthorizeOutcome =
-        app.json(admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
-    let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!("{out:?}") };
-    let consent = authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
-    assert!(admin.get(consent.callback_url.clone()).send().await.unwrap().text().await.unwrap().contains("Connected"));
-    app.oauth_tokens(link).await
-}
 
 #[tokio::test]
 async fn revoke_removes_credentials_and_the_provider_rejects_the_token() {
     let sandbox = Sandbox::start(&[]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
-    let (access, _) = connect_oauth(&app, &admin, "sales_crm").await;
+    let (access, _) = app.connect_oauth(&admin, "sales_crm").await;
     let deals = sandbox.endpoint("/api/crm/Deals?per_page=1");
     let api = reqwest::Client::new();
     assert_eq!(api.get(&deals).bearer_auth(&access).send().await.unwrap().status(), 200);
@@ -114,7 +102,7 @@ async fn a_provider_answering_503_is_retried_in_the_background() {
         )
         .await;
     assert_eq!(link, "flaky");
-    connect_oauth(&app, &admin, "flaky").await;
+    app.connect_oauth(&admin, "flaky").await;
     let id = app.connection_id("flaky").await.to_string();
     app.json::<()>(&admin, "revoke_authorization", &[("connection_id", &id)]).await;
     assert_eq!(hits.load(Ordering::SeqCst), 2);

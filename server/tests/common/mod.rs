@@ -228,6 +228,20 @@ impl TestApp {
         creds
     }
 
+    /// Authorizes a shared OAuth2 connection as alice on the sandbox provider (consent allowed,
+    /// answer landing in `admin`'s session); returns the stored tokens.
+    pub async fn connect_oauth(&self, admin: &reqwest::Client, link: &str) -> (String, Option<String>) {
+        use app::authorizations::AuthorizeOutcome;
+        let id = self.connection_id(link).await.to_string();
+        let out: AuthorizeOutcome =
+            self.json(admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
+        let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!("expected a redirect: {out:?}") };
+        let consent = sandbox::authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
+        let page = admin.get(consent.callback_url.clone()).send().await.expect("callback").text().await.expect("page");
+        assert!(page.contains("Connected"), "{page}");
+        self.oauth_tokens(link).await
+    }
+
     /// The OAuth2 access and refresh tokens stored for a shared connection.
     pub async fn oauth_tokens(&self, link: &str) -> (String, Option<String>) {
         match self.stored_credentials(link).await {
