@@ -239,13 +239,13 @@ pub mod ssr {
                 if u.is_empty() || u.len() > 500 {
                     return Err(AppError::invalid(
                         "username",
-                        format!("Enter the {}.", label_or(&connector.config.username_label, "username")),
+                        format!("Enter the {}.", connector.config.username_label().to_lowercase()),
                     ));
                 }
                 if p.is_empty() || p.len() > 4096 {
                     return Err(AppError::invalid(
                         "password",
-                        format!("Enter the {}.", label_or(&connector.config.password_label, "password")),
+                        format!("Enter the {}.", connector.config.password_label().to_lowercase()),
                     ));
                 }
                 Credentials::Basic { username: u.to_string(), password: p.clone() }
@@ -257,14 +257,6 @@ pub mod ssr {
         };
         store_authorization(state, user, &conn, &connector, name.as_str(), &creds, &envs).await?;
         Ok(AuthorizeOutcome::Authorized { account_name: name.to_string() })
-    }
-
-    fn label_or(label: &str, default: &str) -> String {
-        if label.is_empty() {
-            default.to_string()
-        } else {
-            label.to_lowercase()
-        }
     }
 
     fn redirect_uri(state: &AppState) -> String {
@@ -419,10 +411,7 @@ pub mod ssr {
         envs: &[Environment],
     ) -> AppResult<i64> {
         let plaintext = serde_json::to_vec(creds).map_err(|e| AppError::internal("credentials", e))?;
-        let expires_at = match creds {
-            Credentials::OAuth2 { expires_at, .. } => *expires_at,
-            _ => None,
-        };
+        let expires_at = creds.expires_at();
         let now = now_ms();
         let mut tx = state.db.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -795,6 +784,22 @@ pub mod ssr {
     }
 
     impl Credentials {
+        /// The OAuth2 access token, if these are OAuth2 credentials.
+        pub fn access_token(&self) -> Option<&str> {
+            match self {
+                Credentials::OAuth2 { access_token, .. } => Some(access_token),
+                _ => None,
+            }
+        }
+
+        /// When the OAuth2 access token expires (Unix ms), if known.
+        pub fn expires_at(&self) -> Option<i64> {
+            match self {
+                Credentials::OAuth2 { expires_at, .. } => *expires_at,
+                _ => None,
+            }
+        }
+
         /// Whether an OAuth2 access token should be refreshed before use: it expires within 30
         /// seconds, or within the last quarter of its lifetime for short-lived tokens.
         pub fn expiring(&self, now: i64) -> bool {
@@ -822,13 +827,6 @@ pub mod ssr {
         Ok((serde_json::from_slice(&plain).map_err(|e| AppError::internal("credentials", e))?, status))
     }
 
-    fn access_token(c: &Credentials) -> Option<&str> {
-        match c {
-            Credentials::OAuth2 { access_token, .. } => Some(access_token),
-            _ => None,
-        }
-    }
-
     /// Refreshes an OAuth2 account's access token after `used` stopped working. Exactly one
     /// refresh per account runs at a time across every replica: the lease is a database row
     /// with an owner and an expiry, released only by its owner. Callers that waited re-read the
@@ -848,7 +846,7 @@ pub mod ssr {
             if status != "connected" {
                 return Err(needs_reauthorization());
             }
-            if access_token(&current).is_some_and(|t| t != used) {
+            if current.access_token().is_some_and(|t| t != used) {
                 return Ok(current); // someone else refreshed meanwhile
             }
             let now = now_ms();
@@ -903,7 +901,7 @@ pub mod ssr {
     ) -> AppResult<Credentials> {
         // Re-read under the lease: the previous holder may have just finished.
         let (current, _) = read_account(state, account_id).await?;
-        if access_token(&current).is_some_and(|t| t != used) {
+        if current.access_token().is_some_and(|t| t != used) {
             return Ok(current);
         }
         let Credentials::OAuth2 { refresh_token: Some(refresh), .. } = &current else {
@@ -927,10 +925,7 @@ pub mod ssr {
         };
         let creds = credentials_from(&token, Some(refresh.clone()));
         let plaintext = serde_json::to_vec(&creds).map_err(|e| AppError::internal("credentials", e))?;
-        let expires_at = match &creds {
-            Credentials::OAuth2 { expires_at, .. } => *expires_at,
-            _ => None,
-        };
+        let expires_at = creds.expires_at();
         let mut tx = state.db.pool.begin().await?;
         // Only the lease owner writes: a holder whose lease was taken over must not.
         let still_owner: Option<String> = sqlx::query_scalar("SELECT owner FROM refresh_leases WHERE account_id = $1")

@@ -217,8 +217,8 @@ pub mod ssr {
             installed_from,
             auth_type: crate::domain::AuthType::parse(&auth)?,
             same_for_all_envs: same != 0,
-            username_label: non_empty(&config.username_label, "Username"),
-            password_label: non_empty(&config.password_label, "Password"),
+            username_label: config.username_label(),
+            password_label: config.password_label(),
         }))
     }
 
@@ -514,8 +514,8 @@ pub mod ssr {
             connector_id: connector.id,
             auth_type: connector.auth_type,
             custom_connector: connector.kind == crate::connectors::ConnectorKind::Custom,
-            username_label: non_empty(&connector.config.username_label, "Username"),
-            password_label: non_empty(&connector.config.password_label, "Password"),
+            username_label: connector.config.username_label(),
+            password_label: connector.config.password_label(),
             conn_type: conn.conn_type,
             scopes: conn.scopes.split_whitespace().map(str::to_owned).collect(),
             same_for_all_envs: conn.same_for_all_envs,
@@ -562,14 +562,6 @@ pub mod ssr {
         )
         .await;
         Ok(())
-    }
-
-    fn non_empty(s: &str, default: &str) -> String {
-        if s.is_empty() {
-            default.to_string()
-        } else {
-            s.to_string()
-        }
     }
 
     /// Only applications with access may use a connection (datasources, workflows, invoke URL).

@@ -249,6 +249,24 @@ pub struct ConnectorConfig {
 }
 
 impl ConnectorConfig {
+    /// How to label the username field at authorization ("Username" unless configured).
+    pub fn username_label(&self) -> String {
+        if self.username_label.is_empty() {
+            "Username".into()
+        } else {
+            self.username_label.clone()
+        }
+    }
+
+    /// How to label the password field at authorization ("Password" unless configured).
+    pub fn password_label(&self) -> String {
+        if self.password_label.is_empty() {
+            "Password".into()
+        } else {
+            self.password_label.clone()
+        }
+    }
+
     /// Resolves the data-center placeholders of services whose servers differ by region
     /// (Zoho: accounts.zoho.com / .eu / .in / .com.au).
     pub fn for_data_center(mut self, dc: &str) -> Self {
@@ -421,6 +439,7 @@ pub mod ssr {
     fn summary((id, kind, name, link_name, description, auth_type, config): Row) -> AppResult<ConnectorSummary> {
         let config: ConnectorConfig =
             serde_json::from_str(&config).map_err(|e| AppError::internal("connector config", e))?;
+        let (username_label, password_label) = (config.username_label(), config.password_label());
         Ok(ConnectorSummary {
             id,
             kind: if kind == "custom" { ConnectorKind::Custom } else { ConnectorKind::BuiltIn },
@@ -430,8 +449,8 @@ pub mod ssr {
             auth_type: AuthType::parse(&auth_type)?,
             scopes: config.scopes,
             key_name: config.key_name,
-            username_label: if config.username_label.is_empty() { "Username".into() } else { config.username_label },
-            password_label: if config.password_label.is_empty() { "Password".into() } else { config.password_label },
+            username_label,
+            password_label,
             modules: config.modules,
             logo_url: config.logo_url,
         })

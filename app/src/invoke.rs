@@ -189,14 +189,14 @@ pub mod ssr {
             return Err(AppError::AuthorizationRequired { connection: conn.link_name.clone(), prompt, message });
         };
         if creds.expiring(now_ms()) {
-            let used = token_of(&creds);
+            let used = creds.access_token().unwrap_or_default().to_owned();
             creds =
                 refresh_account(state, &connector, account_id, &used).await.map_err(|e| for_connection(e, &conn))?;
         }
         let start = Instant::now();
         let mut response = send(state, &connector, &creds, &method, &url, &req).await?;
         if response.status == 401 && matches!(creds, Credentials::OAuth2 { .. }) {
-            let used = token_of(&creds);
+            let used = creds.access_token().unwrap_or_default().to_owned();
             creds =
                 refresh_account(state, &connector, account_id, &used).await.map_err(|e| for_connection(e, &conn))?;
             response = send(state, &connector, &creds, &method, &url, &req).await?;
@@ -215,13 +215,6 @@ pub mod ssr {
         )
         .await;
         Ok(response)
-    }
-
-    fn token_of(c: &Credentials) -> String {
-        match c {
-            Credentials::OAuth2 { access_token, .. } => access_token.clone(),
-            _ => String::new(),
-        }
     }
 
     fn for_connection(e: AppError, conn: &crate::connections::ssr::Connection) -> AppError {
