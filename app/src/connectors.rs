@@ -245,6 +245,8 @@ pub struct ConnectorConfig {
     pub username_label: String,
     pub password_label: String,
     pub modules: Vec<String>,
+    /// Where a module's records are listed, relative to `api_base` (`{module}` is replaced).
+    pub records_path: Option<String>,
     pub logo_url: Option<String>,
 }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod authorizations;
 pub mod connections;
 pub mod connectors;
+pub mod datasources;
 pub mod domain;
 pub mod error;
 pub mod invoke;
@@ -18,6 +19,7 @@ pub mod policy;
 pub mod revocations;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod sync;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -63,6 +65,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::login::LoginPage/>
                 <Route path=path!("/app/:app") view=pages::live::LivePage/>
                 <Route path=path!("/app/:app/edit") view=pages::edit::EditPage/>
+                <Route path=path!("/app/:app/records/:form") view=pages::datasources::FormRecordsPage/>
                 <Route path=path!("/microservices") view=pages::microservices::MicroservicesPage/>
                 <Route path=path!("/microservices/connections/new") view=pages::create::CreateConnectionPage/>
                 <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>

@@ -351,6 +351,18 @@ async function main() {
     assert.equal(body.info.per_page, 200);
     assert.equal(body.data.length, 200);
 
+    // stage filter: every deal in the list has that stage; all 250 / 6 of them, paginated
+    res = await get('/api/crm/Deals?stage=Proposal&per_page=200', bearer(alice.access_token));
+    body = await json(res);
+    assert.equal(res.status, 200);
+    assert.equal(body.data.length, 42);
+    assert.ok(body.data.every((d) => d.stage === 'Proposal'));
+    assert.equal(body.info.more_records, false);
+    res = await get('/api/crm/Deals?stage=All&per_page=200', bearer(alice.access_token));
+    assert.equal((await json(res)).data.length, 200);
+    res = await get('/api/crm/Deals?stage=Nope', bearer(alice.access_token));
+    assert.equal(res.status, 400);
+
     res = await get('/api/crm/Deals?page=99', bearer(alice.access_token));
     body = await json(res);
     assert.deepEqual(body.info, { page: 99, per_page: 50, count: 0, more_records: false });
@@ -641,6 +653,11 @@ async function main() {
     assert.equal((await get('/api/crm/Deals', bearer(cc))).status, 200);
 
     await fail('mode=500&times=1');
+    assert.equal((await get('/api/crm/Deals', bearer(cc))).status, 500);
+    assert.equal((await get('/api/crm/Deals', bearer(cc))).status, 200);
+
+    await fail('mode=500&times=1&skip=1');
+    assert.equal((await get('/api/crm/Deals', bearer(cc))).status, 200);
     assert.equal((await get('/api/crm/Deals', bearer(cc))).status, 500);
     assert.equal((await get('/api/crm/Deals', bearer(cc))).status, 200);
 

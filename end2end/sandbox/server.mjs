@@ -128,7 +128,7 @@ function freshStats() {
 }
 
 let stats = freshStats();
-const failure = { mode: 'off', remaining: null, delayMs: 30_000 };
+const failure = { mode: 'off', remaining: null, delayMs: 30_000, skip: 0 };
 
 function bump(bucket, key) {
   bucket[key] = (bucket[key] ?? 0) + 1;
@@ -612,7 +612,9 @@ async function handleCrm(req, res, url, moduleName) {
     return bearerError(res, 403, 'insufficient_scope', `token lacks ${mod.scope}`, { scope: mod.scope });
   }
 
-  if (failure.mode !== 'off') {
+  if (failure.mode !== 'off' && failure.skip > 0) {
+    failure.skip -= 1; // let this many requests through before failing (e.g. page 1 ok, page 2 fails)
+  } else if (failure.mode !== 'off') {
     const mode = failure.mode;
     if (failure.remaining !== null) {
       failure.remaining -= 1;
@@ -644,13 +646,25 @@ async function handleCrm(req, res, url, moduleName) {
     return sendJson(res, 400, { error: 'invalid_request', message: 'page and per_page must be positive integers' });
   }
   perPage = Math.min(perPage, 200);
-  const start = (pageNo - 1) * perPage; // 0-based
-  const end = Math.min(start + perPage, CRM_RECORDS);
+  // Deals may be filtered by pipeline stage (?stage=Proposal; "All" or absent: every deal).
+  // Record i has stage STAGES[i % STAGES.length], so a stage's records are every 6th one.
+  const stage = moduleName === 'Deals' ? url.searchParams.get('stage') : null;
+  let first = 1;
+  let step = 1;
+  if (stage && stage !== 'All') {
+    const k = STAGES.indexOf(stage);
+    if (k === -1) return sendJson(res, 400, { error: 'invalid_request', message: `unknown stage ${stage}` });
+    first = k === 0 ? STAGES.length : k;
+    step = STAGES.length;
+  }
+  const total = CRM_RECORDS >= first ? Math.floor((CRM_RECORDS - first) / step) + 1 : 0;
+  const start = (pageNo - 1) * perPage; // 0-based position in the (filtered) list
+  const end = Math.min(start + perPage, total);
   const data = [];
-  for (let i = start; i < end; i += 1) data.push(mod.record(i + 1));
+  for (let j = start; j < end; j += 1) data.push(mod.record(first + j * step));
   return sendJson(res, 200, {
     data,
-    info: { page: pageNo, per_page: perPage, count: data.length, more_records: end < CRM_RECORDS },
+    info: { page: pageNo, per_page: perPage, count: data.length, more_records: end < total },
   });
 }
 
@@ -750,7 +764,12 @@ async function handleHooks(req, res, url) {
     if (Number.isNaN(times) || Number.isNaN(delayMs) || times === 0) {
       return sendJson(res, 400, { error: 'invalid_request', message: 'times and delay_ms must be positive integers' });
     }
+    const skip = positiveInt(url.searchParams.get('skip'), 0);
+    if (Number.isNaN(skip)) {
+      return sendJson(res, 400, { error: 'invalid_request', message: 'skip must be a non-negative integer' });
+    }
     failure.mode = mode;
+    failure.skip = mode === 'off' ? 0 : skip;
     failure.remaining = mode === 'off' ? null : times;
     failure.delayMs = delayMs;
     return sendJson(res, 200, { mode: failure.mode, times: failure.remaining, delay_ms: failure.delayMs });

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod connection;
 pub mod create;
 pub mod custom_connector;
+pub mod datasources;
 pub mod edit;
 pub mod home;
 pub mod live;

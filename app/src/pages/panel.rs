@@ -1,6 +1,7 @@
 //! The connections panel: the live-mode slider and the builder's Connections tab.
 
 use super::authorize::{AuthorizeDialog, Target};
+use super::datasources::AssociatedDatasources;
 use super::ErrorMessage;
 use crate::authorizations::RenameAccount;
 use crate::connections::{app_connections, ConnectionEntry, Status};
@@ -28,11 +29,11 @@ pub fn TypeIcon(kind: ConnectionType) -> impl IntoView {
 pub fn ConnectionsList(app: String, component: Option<String>, environment: Environment) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let dialog = RwSignal::new(None::<Target>);
+    provide_context(PanelCx { app: StoredValue::new(app.clone()), dialog, environment, version });
     let entries = Resource::new(
         move || (app.clone(), component.clone(), version.get()),
         move |(app, component, _)| app_connections(app, component, environment),
     );
-    provide_context(PanelCx { dialog, environment, version });
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading connections…"</p> }>
             {move || Suspend::new(async move {
@@ -65,6 +66,7 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
 /// Lets a row open the authorization dialog of its list.
 #[derive(Clone, Copy)]
 struct PanelCx {
+    app: StoredValue<String>,
     dialog: RwSignal<Option<Target>>,
     environment: Environment,
     version: RwSignal<u32>,
@@ -109,6 +111,7 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
                 <AccountName connection_id=entry.id display_name=entry.display_name.clone() current=entry.account_name.clone().unwrap_or_default()/>
             })}
             {action}
+            <AssociatedDatasources app=cx.app.get_value() connection_id=entry.id environment=cx.environment/>
         </li>
     }
 }

@@ -175,6 +175,60 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
             .execute(&db.pool)
             .await?;
     }
+    // Associated datasources (seed 000 §8): two modules of the CRM over the admin connection,
+    // integration fields on two forms, and form records whose values a sync brings up to date.
+    let stages = json!([{
+        "name": "stage", "label": "Pipeline stage", "kind": "select", "required": true, "param": "stage",
+        "options": ["All", "Qualification", "Needs Analysis", "Proposal", "Negotiation", "Closed Won", "Closed Lost"]
+    }]);
+    let datasource = |name: &'static str, module: &'static str, fields: serde_json::Value| async move {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO datasources (application_id, connection_id, name, module, config_fields)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(sales)
+        .bind(crm_admin)
+        .bind(name)
+        .bind(module)
+        .bind(fields.to_string())
+        .fetch_one(&db.pool)
+        .await
+    };
+    let deals_ds = datasource("CRM Deals", "Deals", stages).await?;
+    let contacts_ds = datasource("CRM Contacts", "Contacts", json!([])).await?;
+    for (component, ds, field, display) in
+        [(deal_form, deals_ds, "deal", "name"), (contact_form, contacts_ds, "contact", "email")]
+    {
+        sqlx::query(
+            "INSERT INTO integration_fields (component_id, datasource_id, field_name, display_field) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(component)
+        .bind(ds)
+        .bind(field)
+        .bind(display)
+        .execute(&db.pool)
+        .await?;
+    }
+    let mut records = Vec::new();
+    for (i, title) in ["Kick-off call", "Pricing review", "Contract draft", "Renewal", "Lost deal debrief"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("D-{:04}", i + 1);
+        records.push((deal_form, json!({"title": title, "deal": {"id": id, "value": format!("Deal {} (old name)", i + 1)}})));
+    }
+    for (i, note) in ["Met at the fair", "Asked for a demo", "Newsletter"].into_iter().enumerate() {
+        let id = format!("C-{:04}", i + 1);
+        records.push((contact_form, json!({"note": note, "contact": {"id": id, "value": "unknown@old.example"}})));
+    }
+    for (component, data) in records {
+        sqlx::query("INSERT INTO form_records (component_id, data, updated_at) VALUES ($1, $2, $3)")
+            .bind(component)
+            .bind(data.to_string())
+            .bind(now)
+            .execute(&db.pool)
+            .await?;
+    }
     tracing::info!(workspace_id = ws, "seeded the demo workspace");
     Ok(true)
 }

@@ -79,6 +79,19 @@ pub struct Settings {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
+    /// At most this many integration-fields syncs run at once in the whole deployment (seed 000
+    /// §8 says 10); more wait in a queue.
+    #[arg(long, env = "SYNC_MAX_RUNNING", default_value_t = 10)]
+    pub sync_max_running: u32,
+
+    /// A running sync whose server stopped heartbeating for this long is marked failed.
+    #[arg(long, env = "SYNC_STALE_SECS", default_value_t = 30)]
+    pub sync_stale_secs: u64,
+
+    /// Records asked for per page when a sync reads a module.
+    #[arg(long, env = "SYNC_PAGE_SIZE", default_value_t = 200)]
+    pub sync_page_size: u32,
+
     /// Where the built site (pkg/*.wasm, *.js, *.css) is served from.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,

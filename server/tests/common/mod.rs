@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` (the test command starts a throwaway cluster and sets it).
 #![allow(dead_code)]
 
+pub mod process;
 pub mod sandbox;
 
 use app::ssr::crypto::Cipher;
@@ -96,6 +97,17 @@ pub async fn spawn_replica(first: &TestApp) -> (SocketAddr, AppState) {
 }
 
 impl TestApp {
+    /// A handle on a server running elsewhere (e.g. a child process) over `state`'s database.
+    pub fn external(addr: SocketAddr, state: AppState, settings: Settings, dir: tempfile::TempDir) -> TestApp {
+        TestApp { addr, state, settings, _dir: dir }
+    }
+
+    /// The same database, reached through another server address.
+    pub fn at(mut self, addr: SocketAddr) -> TestApp {
+        self.addr = addr;
+        self
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -1,0 +1,351 @@
+//! "Associated Datasources" in the connections panel (seed 000 §8): per datasource its name and
+//! module, Configure / Reconfigure, and the integration-fields sync with a live status badge.
+//! Also the page listing a form's records with their integration-field values.
+
+use super::connection::format_ms;
+use super::ErrorMessage;
+use crate::datasources::{
+    associated_datasources, form_records, ConfigField, ConfigureDatasource, DatasourceView, FieldKind,
+};
+use crate::domain::Environment;
+use crate::sync::{InitiateSync, SyncStatus, SyncView};
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use std::collections::BTreeMap;
+
+/// The section under a connection in the panel; renders nothing when the connection has no
+/// datasources in this application (or the caller is not a builder).
+#[component]
+pub fn AssociatedDatasources(app: String, connection_id: i64, environment: Environment) -> impl IntoView {
+    let version = RwSignal::new(0u32);
+    let app_for_list = app.clone();
+    let list = Resource::new(
+        move || (app_for_list.clone(), version.get()),
+        move |(app, _)| associated_datasources(app, connection_id, environment),
+    );
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                let app = app.clone();
+                Suspend::new(async move {
+                    match list.await {
+                        Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                        Ok(items) if items.is_empty() => ().into_any(),
+                        Ok(items) => view! {
+                            <section class="datasources" aria-label="Associated Datasources">
+                                <h4>"Associated Datasources"</h4>
+                                {items.into_iter().map(|d| view! {
+                                    <DatasourceBlock ds=d app=app.clone() environment version/>
+                                }).collect_view()}
+                            </section>
+                        }.into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn DatasourceBlock(ds: DatasourceView, app: String, environment: Environment, version: RwSignal<u32>) -> impl IntoView {
+    let name = ds.name.clone();
+    let configure = ds.needs_configuration().then(|| {
+        let body = match ds.configure_blocked.clone() {
+            Some(reason) => view! { <p class="notice">{reason}</p> }.into_any(),
+            None => view! {
+                <ConfigureForm
+                    datasource_id=ds.id
+                    name=name.clone()
+                    fields=ds.config_fields.clone()
+                    values=ds.config_values.clone()
+                    configured=ds.configured
+                    environment
+                    version
+                />
+            }
+            .into_any(),
+        };
+        view! {
+            <div class="ds-config">
+                <h5>"Datasource Configuration"</h5>
+                {body}
+            </div>
+        }
+    });
+    let sync = (!ds.integration_fields.is_empty()).then(|| {
+        let forms = ds
+            .integration_fields
+            .iter()
+            .map(|f| {
+                view! { <li><a href=format!("/app/{app}/records/{}", f.form_link)>{format!("{} › {}", f.form, f.field)}</a></li> }
+            })
+            .collect_view();
+        view! {
+            <div class="ds-sync">
+                <h5>"Integration fields sync"</h5>
+                <ul class="fields" aria-label=format!("Integration fields of {}", ds.name)>{forms}</ul>
+                <SyncBadge datasource_id=ds.id name=ds.name.clone() initial=ds.sync.clone() blocked=ds.sync_blocked.clone() environment/>
+            </div>
+        }
+    });
+    view! {
+        <article class="datasource" aria-label=format!("Datasource {}", ds.name)>
+            <p><strong>{ds.name.clone()}</strong><span class="muted">" · Module: " {ds.module.clone()}</span></p>
+            {configure}
+            {sync}
+        </article>
+    }
+}
+
+/// Configure (first time) or Reconfigure (later): one control per configuration field.
+#[component]
+fn ConfigureForm(
+    datasource_id: i64,
+    name: String,
+    fields: Vec<ConfigField>,
+    values: BTreeMap<String, String>,
+    configured: bool,
+    environment: Environment,
+    version: RwSignal<u32>,
+) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let save = ServerAction::<ConfigureDatasource>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = save.value().get() {
+            open.set(false);
+            version.update(|v| *v += 1);
+        }
+    });
+    let inputs: Vec<(ConfigField, RwSignal<String>)> = fields
+        .into_iter()
+        .map(|f| {
+            let v = values.get(&f.name).cloned().unwrap_or_default();
+            (f, RwSignal::new(v))
+        })
+        .collect();
+    let for_submit = inputs.clone();
+    let label = if configured { "Reconfigure" } else { "Configure" };
+    let summary = values.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
+    view! {
+        {configured.then(|| view! { <p class="muted">"Configured — " {summary.clone()}</p> })}
+        <Show when=move || !open.get()>
+            <button type="button" aria-label=format!("{label} {name}") on:click=move |_| open.set(true)>{label}</button>
+        </Show>
+        <Show when=move || open.get()>
+            <form class="stack" on:submit={
+                let for_submit = for_submit.clone();
+                move |ev: leptos::ev::SubmitEvent| {
+                    ev.prevent_default();
+                    let values = for_submit.iter().map(|(f, v)| (f.name.clone(), v.get_untracked())).collect();
+                    save.dispatch(ConfigureDatasource { datasource_id, environment, values });
+                }
+            }>
+                {inputs.iter().map(|(f, value)| {
+                    let id = format!("ds-{datasource_id}-{}", f.name);
+                    let for_id = id.clone();
+                    let value = *value;
+                    let control = match f.kind {
+                        FieldKind::Select => view! {
+                            <select id=id prop:value=move || value.get() on:change=move |ev| value.set(event_target_value(&ev))>
+                                <option value="">"Choose…"</option>
+                                {f.options.iter().map(|o| view! { <option value=o.clone()>{o.clone()}</option> }).collect_view()}
+                            </select>
+                        }.into_any(),
+                        FieldKind::Number => view! { <input id=id type="number" step="any" bind:value=value/> }.into_any(),
+                        FieldKind::Text => view! { <input id=id maxlength="200" bind:value=value/> }.into_any(),
+                    };
+                    view! {
+                        <label for=for_id>{f.label.clone()}{f.required.then_some(" *")}</label>
+                        {control}
+                    }
+                }).collect_view()}
+                {move || save.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> })}
+                <div class="row">
+                    <button type="submit" class="primary" disabled=move || save.pending().get()>"Save configuration"</button>
+                    <button type="button" on:click=move |_| open.set(false)>"Cancel"</button>
+                </div>
+            </form>
+        </Show>
+    }
+}
+
+/// The sync badge (Queued → Ongoing → Completed / Failed), live while a run is active, with
+/// progress, API calls, the last completed time and the Initiate button.
+#[component]
+fn SyncBadge(
+    datasource_id: i64,
+    name: String,
+    initial: SyncView,
+    blocked: Option<String>,
+    environment: Environment,
+) -> impl IntoView {
+    let view_sig = RwSignal::new(initial);
+    let notice = RwSignal::new(None::<String>);
+    let initiate = ServerAction::<InitiateSync>::new();
+    let watching = StoredValue::new(false);
+    let watch = move || {
+        if !watching.get_value() {
+            watching.set_value(true);
+            poll(datasource_id, view_sig, watching);
+        }
+    };
+    Effect::new(move |_| {
+        if view_sig.with(|v| v.latest.as_ref().is_some_and(|r| r.status.is_active())) {
+            watch();
+        }
+    });
+    Effect::new(move |_| match initiate.value().get() {
+        Some(Ok(out)) => {
+            notice.set(out.joined.then(|| {
+                let who = out.view.latest.as_ref().map(|r| r.initiated_by.clone()).unwrap_or_default();
+                format!("A sync of this datasource is already running (initiated by {who}); its result shows here.")
+            }));
+            view_sig.set(out.view);
+        }
+        Some(Err(e)) => notice.set(Some(e.to_string())),
+        None => {}
+    });
+    let badge = move || {
+        view_sig.with(|v| {
+            v.latest.as_ref().map(|r| {
+                let text = match r.status {
+                    SyncStatus::Queued => {
+                        format!("Queued{}", r.queue_position.map(|p| format!(" (position {p})")).unwrap_or_default())
+                    }
+                    SyncStatus::Ongoing => format!("Ongoing — {} records fetched", r.records),
+                    s => s.label().to_string(),
+                };
+                let class = format!("badge sync-{}", r.status.as_str());
+                view! { <span class=class>{text}</span> }
+            })
+        })
+    };
+    let details = move || {
+        view_sig.with(|v| {
+            let last = v.last_completed_at_ms.map(|t| view! { <p>"Last sync completed: " {format_ms(t)}</p> });
+            let run = v.latest.as_ref().map(|r| {
+                let failed = (r.status == SyncStatus::Failed).then(|| {
+                    view! {
+                        <p class="error">{r.error.clone().unwrap_or_default()}</p>
+                        <a href=format!("/operations#sync-run-{}", r.id)>"See the log in Operations"</a>
+                    }
+                });
+                view! {
+                    <p class="muted">
+                        {format!("{} records · {} API calls (they count against the service account's usage limits)", r.records, r.api_calls)}
+                    </p>
+                    {failed}
+                }
+            });
+            view! { {last} {run} }
+        })
+    };
+    let name_for_button = name.clone();
+    let button = move || {
+        if let Some(reason) = blocked.clone() {
+            return view! { <p class="notice">{reason}</p> }.into_any();
+        }
+        let (active, next, failed) = view_sig.with(|v| {
+            (
+                v.latest.as_ref().is_some_and(|r| r.status.is_active()),
+                v.next_allowed_at_ms,
+                v.latest.as_ref().is_some_and(|r| r.status == SyncStatus::Failed),
+            )
+        });
+        if active {
+            return ().into_any();
+        }
+        if let Some(next) = next {
+            return view! {
+                <button type="button" disabled=true aria-label=format!("Initiate sync of {name_for_button}")>
+                    {format!("Next sync allowed after {}", format_ms(next))}
+                </button>
+            }
+            .into_any();
+        }
+        let label = if failed { "Initiate again" } else { "Initiate" };
+        view! {
+            <button type="button" class="primary" aria-label=format!("Initiate sync of {name_for_button}")
+                disabled=move || initiate.pending().get()
+                on:click=move |_| { initiate.dispatch(InitiateSync { datasource_id, environment }); }>
+                {label}
+            </button>
+        }
+        .into_any()
+    };
+    view! {
+        <div class="sync" role="status" aria-live="polite" aria-label=format!("Sync status of {name}")>
+            {badge}
+            {details}
+        </div>
+        {button}
+        {move || notice.get().map(|n| view! { <p class="notice" role="alert">{n}</p> })}
+    }
+}
+
+/// Re-reads the sync state every second while a run is queued or ongoing.
+#[cfg(feature = "hydrate")]
+fn poll(datasource_id: i64, view_sig: RwSignal<SyncView>, watching: StoredValue<bool>) {
+    leptos::task::spawn_local(async move {
+        loop {
+            gloo_timers::future::TimeoutFuture::new(1000).await;
+            match crate::sync::get_sync_status(datasource_id).await {
+                Ok(v) => {
+                    let active = v.latest.as_ref().is_some_and(|r| r.status.is_active());
+                    view_sig.set(v);
+                    if !active {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        watching.set_value(false);
+    });
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn poll(_datasource_id: i64, _view_sig: RwSignal<SyncView>, _watching: StoredValue<bool>) {}
+
+/// A form's records, with integration-field values as of the last sync.
+#[component]
+pub fn FormRecordsPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || (params.read().get("app").unwrap_or_default(), params.read().get("form").unwrap_or_default());
+    view! {
+        <super::RequireUser children=move |user| {
+            let records = Resource::new(key, |(app, form)| form_records(app, form));
+            view! {
+                <super::TopNav user=user/>
+                <main class="page">
+                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match records.await {
+                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                                Ok(r) => {
+                                    let columns: Vec<String> = r.rows.first().map(|row| row.iter().map(|c| c.field.clone()).collect()).unwrap_or_default();
+                                    view! {
+                                        <h1>{format!("{} records", r.form)}</h1>
+                                        <table aria-label=format!("{} records", r.form)>
+                                            <thead><tr>{columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
+                                            <tbody>
+                                                {r.rows.into_iter().map(|row| view! {
+                                                    <tr>{row.into_iter().map(|c| {
+                                                        let class = if c.integration { "integration" } else { "" };
+                                                        view! {
+                                                            <td class=class>{c.value}{c.missing.then_some(" (not found at the service)")}</td>
+                                                        }
+                                                    }).collect_view()}</tr>
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    }.into_any()
+                                }
+                            }
+                        })}
+                    </Suspense>
+                </main>
+            }
+        }/>
+    }
+}

@@ -1,0 +1,422 @@
+//! Associated datasources and the integration-fields sync (seed 000 §8) against the sandbox CRM:
+//! configuration, pull of every page into form records, the per-user daily limit, one run per
+//! datasource under a burst of presses, at most ten running at once across replicas, and
+//! recovery after a server is killed mid-sync.
+
+mod common;
+
+use app::sync::{Initiated, SyncStatus, SyncView};
+use common::process::ServerProcess;
+use common::sandbox::Sandbox;
+use common::TestApp;
+use serde_json::Value;
+use std::time::Duration;
+
+const DEALS: i64 = 1; // the seed's "CRM Deals" (needs a pipeline stage)
+const CONTACTS: i64 = 2; // the seed's "CRM Contacts" (nothing to configure)
+
+async fn datasources(app: &TestApp, c: &reqwest::Client) -> Vec<Value> {
+    let conn = app.connection_id("sales_crm").await.to_string();
+    app.json(
+        c,
+        "associated_datasources",
+        &[("app", "sales_hub"), ("connection_id", &conn), ("environment", "Production")],
+    )
+    .await
+}
+
+async fn initiate(app: &TestApp, c: &reqwest::Client, ds: i64) -> reqwest::Response {
+    app.call(c, "initiate_sync", &[("datasource_id", &ds.to_string()), ("environment", "Production")]).await
+}
+
+async fn status(app: &TestApp, ds: i64) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status, error FROM sync_runs WHERE datasource_id = $1 ORDER BY id DESC LIMIT 1")
+        .bind(ds)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .expect("a run")
+}
+
+/// Waits until the datasource's latest run is neither queued nor ongoing.
+async fn finished(app: &TestApp, ds: i64) -> (String, Option<String>) {
+    for _ in 0..1200 {
+        let s = status(app, ds).await;
+        if s.0 == "completed" || s.0 == "failed" {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the sync of datasource {ds} did not finish: {:?}", status(app, ds).await);
+}
+
+async fn form_values(app: &TestApp, form: &str, field: &str) -> Vec<Value> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT r.data FROM form_records r JOIN components c ON c.id = r.component_id WHERE c.link_name = $1 ORDER BY r.id",
+    )
+    .bind(form)
+    .fetch_all(&app.state.db.pool)
+    .await
+    .expect("form records");
+    rows.iter().map(|r| serde_json::from_str::<Value>(r).expect("json")[field].clone()).collect()
+}
+
+async fn configure_all_stages(app: &TestApp, admin: &reqwest::Client) {
+    app.json::<()>(
+        admin,
+        "configure_datasource",
+        &[("datasource_id", &DEALS.to_string()), ("environment", "Production"), ("values[stage]", "All")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn configure_then_sync_pulls_every_page_into_the_forms_integration_fields() {
+    let sandbox = Sandbox::start(&[("SANDBOX_CRM_RECORDS", "450")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+
+    // Before authorization: listed, but neither Configure nor Initiate is offered.
+    let list = datasources(&app, &admin).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let deals = list.iter().find(|d| d["name"] == "CRM Deals").expect("deals");
+    assert_eq!(deals["module"], "Deals");
+    assert!(deals["configure_blocked"].as_str().unwrap().contains("Authorize Sales CRM"), "{deals}");
+    let (code, _) = app
+        .fails(
+            &admin,
+            "configure_datasource",
+            &[("datasource_id", "1"), ("environment", "Production"), ("values[stage]", "All")],
+        )
+        .await;
+    assert_eq!(code, 409);
+
+    app.connect_oauth(&admin, "sales_crm").await;
+    let list = datasources(&app, &admin).await;
+    let deals = list.iter().find(|d| d["name"] == "CRM Deals").unwrap();
+    assert!(deals["configure_blocked"].is_null(), "{deals}");
+    assert_eq!(deals["configured"], false);
+    assert_eq!(deals["sync_blocked"], "Configure the datasource before syncing.");
+    assert_eq!(
+        deals["integration_fields"],
+        serde_json::json!([{"form": "Deal Intake", "form_link": "deal_intake", "field": "deal"}])
+    );
+
+    // Configuration values of the wrong shape are refused, naming the field.
+    for (args, field) in [
+        (vec![("values[stage]", "Won")], "stage"),
+        (vec![], "stage"),
+        (vec![("values[stage]", "All"), ("values[colour]", "red")], "colour"),
+    ] {
+        let mut a = vec![("datasource_id", "1"), ("environment", "Production")];
+        a.extend(args);
+        let (code, err) = app.fails(&admin, "configure_datasource", &a).await;
+        assert_eq!((code, err.field()), (400, Some(field)), "{err:?}");
+    }
+    configure_all_stages(&app, &admin).await;
+    let deals = datasources(&app, &admin).await.into_iter().find(|d| d["name"] == "CRM Deals").unwrap();
+    assert_eq!(deals["configured"], true);
+    assert!(deals["sync_blocked"].is_null(), "{deals}");
+
+    // Initiate: every page (450 records at 200 per page = 3 calls), values updated, nothing pushed.
+    sandbox.reset_stats().await;
+    let res = initiate(&app, &admin, DEALS).await;
+    assert_eq!(res.status(), 200);
+    let started: Initiated = res.json().await.unwrap();
+    assert!(!started.joined);
+    assert_eq!(finished(&app, DEALS).await, ("completed".into(), None));
+    let view: SyncView = app.json(&admin, "get_sync_status", &[("datasource_id", "1")]).await;
+    let run = view.latest.expect("a run");
+    assert_eq!((run.status, run.records, run.api_calls), (SyncStatus::Completed, 450, 3));
+    assert!(view.last_completed_at_ms.is_some());
+    assert!(view.next_allowed_at_ms.unwrap() > run.created_at_ms + 23 * 3600 * 1000);
+    assert_eq!(sandbox.stats().await["api_calls"], 3);
+    assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records WHERE datasource_id = 1").await, 450);
+    let deal_values = form_values(&app, "deal_intake", "deal").await;
+    assert_eq!(deal_values[0], serde_json::json!({"id": "D-0001", "value": "Deal 1 - Globex"}));
+    assert_eq!(deal_values[4]["value"], "Deal 5 - Stark");
+    // The other form's datasource was not synced: its values are untouched.
+    assert_eq!(form_values(&app, "contact_lookup", "contact").await[0]["value"], "unknown@old.example");
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'sync_completed'").await, 1);
+
+    // A second press the same day is refused with the next allowed time; another builder may sync.
+    let (code, err) = app.fails(&admin, "initiate_sync", &[("datasource_id", "1"), ("environment", "Production")]).await;
+    assert_eq!(code, 429);
+    assert!(err.to_string().contains("next one is allowed after"), "{err}");
+    let developer = app.signed_in("developer@demo.test").await;
+    assert_eq!(initiate(&app, &developer, DEALS).await.status(), 200);
+    assert_eq!(finished(&app, DEALS).await.0, "completed");
+
+    // A stage filter is sent as configured: deals elsewhere in the pipeline are marked missing.
+    app.json::<()>(
+        &admin,
+        "configure_datasource",
+        &[("datasource_id", "1"), ("environment", "Production"), ("values[stage]", "Proposal")],
+    )
+    .await;
+    let superadmin = app.signed_in("superadmin@demo.test").await;
+    assert_eq!(initiate(&app, &superadmin, DEALS).await.status(), 200);
+    assert_eq!(finished(&app, DEALS).await.0, "completed");
+    let deal_values = form_values(&app, "deal_intake", "deal").await;
+    assert_eq!(deal_values[1], serde_json::json!({"id": "D-0002", "value": "Deal 2 - Initech"}));
+    assert_eq!(deal_values[0]["missing"], true, "D-0001 is not a Proposal deal");
+    assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records WHERE datasource_id = 1").await, 75);
+}
+
+#[tokio::test]
+async fn plain_users_neither_see_nor_run_datasources_and_bad_input_is_refused() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let user = app.signed_in("user@demo.test").await;
+    assert!(datasources(&app, &user).await.is_empty());
+    let (code, _) = app.fails(&user, "initiate_sync", &[("datasource_id", "1"), ("environment", "Production")]).await;
+    assert_eq!(code, 403);
+    let (code, _) = app
+        .fails(&user, "configure_datasource", &[("datasource_id", "1"), ("environment", "Production")])
+        .await;
+    assert_eq!(code, 403);
+    assert!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'access_denied'").await >= 2);
+
+    let admin = app.signed_in("admin@demo.test").await;
+    let (code, _) = app.fails(&admin, "get_sync_status", &[("datasource_id", "999")]).await;
+    assert_eq!(code, 404);
+    // A module the service does not have.
+    let (code, err) = app
+        .fails(
+            &admin,
+            "create_datasource",
+            &[
+                ("input[app]", "sales_hub"),
+                ("input[connection]", "sales_crm"),
+                ("input[name]", "Invoices"),
+                ("input[module]", "Invoices"),
+            ],
+        )
+        .await;
+    assert_eq!((code, err.field()), (400, Some("module")));
+    assert!(err.to_string().contains("Deals, Contacts"), "{err}");
+    let id: i64 = app
+        .json(
+            &admin,
+            "create_datasource",
+            &[
+                ("input[app]", "sales_hub"),
+                ("input[connection]", "sales_crm"),
+                ("input[name]", "More Deals"),
+                ("input[module]", "Deals"),
+            ],
+        )
+        .await;
+    assert!(id > 2);
+}
+
+/// The service fails, answers garbage or times out: the run fails with a readable reason, the
+/// form records keep their values, and the run can be initiated again (failures do not count).
+#[tokio::test]
+async fn a_failing_service_fails_the_run_without_touching_form_records() {
+    let sandbox = Sandbox::start(&[("SANDBOX_CRM_RECORDS", "600")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    app.connect_oauth(&admin, "sales_crm").await;
+    let before = form_values(&app, "contact_lookup", "contact").await;
+
+    // Pages 1 and 2 fine, page 3 garbage: nothing of the first two is applied.
+    sandbox.fail_with("garbage", &[("times", "1"), ("skip", "2")]).await;
+    assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);
+    let (state, error) = finished(&app, CONTACTS).await;
+    assert_eq!(state, "failed");
+    assert!(error.as_deref().unwrap().contains("not valid JSON"), "{error:?}");
+    assert_eq!(form_values(&app, "contact_lookup", "contact").await, before);
+    assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 0);
+    let logged: String = sqlx::query_scalar("SELECT detail FROM operations WHERE kind = 'sync_failed'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert!(logged.contains("not valid JSON"), "{logged}");
+
+    sandbox.fail_with("500", &[("times", "1")]).await;
+    assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);
+    let (state, error) = finished(&app, CONTACTS).await;
+    assert_eq!(state, "failed");
+    assert!(error.as_deref().unwrap().contains("HTTP 500"), "{error:?}");
+
+    // Recovered service: the same user may initiate again at once.
+    assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);
+    assert_eq!(finished(&app, CONTACTS).await, ("completed".into(), None));
+    let after = form_values(&app, "contact_lookup", "contact").await;
+    assert_eq!(after[0]["value"], "grace.lovelace.1@example.test");
+    assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 600);
+}
+
+/// 1 000 presses at once, from three builders, over two replicas: exactly one run.
+#[tokio::test]
+async fn a_thousand_concurrent_initiations_start_exactly_one_run() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let (replica_addr, _) = common::spawn_replica(&app).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    app.connect_oauth(&admin, "sales_crm").await;
+    configure_all_stages(&app, &admin).await;
+    // Keep the run busy on its first page while the presses arrive.
+    sandbox.fail_with("slow", &[("times", "1"), ("delay_ms", "15000")]).await;
+
+    let mut clients = vec![];
+    for email in ["admin@demo.test", "developer@demo.test", "superadmin@demo.test"] {
+        clients.push(app.signed_in(email).await);
+    }
+    let replica = format!("http://{replica_addr}");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let client = clients[i % clients.len()].clone();
+        let base = if i % 2 == 0 { app.url("") } else { replica.clone() };
+        tasks.spawn(async move {
+            let res = client
+                .post(format!("{base}/api/initiate_sync"))
+                .form(&[("datasource_id", "1"), ("environment", "Production")])
+                .send()
+                .await
+                .expect("request");
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap_or_default())
+        });
+    }
+    let (mut started, mut joined) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        let (status, body) = r.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let out: Initiated = serde_json::from_str(&body).unwrap();
+        if out.joined {
+            joined += 1;
+        } else {
+            started += 1;
+        }
+    }
+    assert_eq!((started, joined), (1, 999));
+    assert_eq!(app.count("SELECT COUNT(*) FROM sync_runs").await, 1);
+    assert_eq!(finished(&app, DEALS).await.0, "completed");
+    assert_eq!(app.count("SELECT COUNT(*) FROM sync_runs").await, 1);
+}
+
+/// Fifty datasources initiated at once on two replicas: never more than ten run at a time, the
+/// rest wait as queued, and all complete.
+#[tokio::test]
+async fn fifty_datasources_never_run_more_than_ten_at_once() {
+    let sandbox = Sandbox::start(&[("SANDBOX_CRM_RECORDS", "1200")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let (replica_addr, _) = common::spawn_replica(&app).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    app.connect_oauth(&admin, "sales_crm").await;
+    let form: i64 = sqlx::query_scalar("SELECT id FROM components WHERE link_name = 'contact_lookup'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    for i in 0..50 {
+        let id: i64 = app
+            .json(
+                &admin,
+                "create_datasource",
+                &[
+                    ("input[app]", "sales_hub"),
+                    ("input[connection]", "sales_crm"),
+                    ("input[name]", &format!("Contacts {i}")),
+                    ("input[module]", "Contacts"),
+                ],
+            )
+            .await;
+        sqlx::query("INSERT INTO integration_fields (component_id, datasource_id, field_name, display_field) VALUES ($1, $2, $3, 'email')")
+            .bind(form)
+            .bind(id)
+            .bind(format!("contact_{i}"))
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let replica = format!("http://{replica_addr}");
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (client, id) = (admin.clone(), id.to_string());
+        let base = if i % 2 == 0 { app.url("") } else { replica.clone() };
+        tasks.spawn(async move {
+            client
+                .post(format!("{base}/api/initiate_sync"))
+                .form(&[("datasource_id", id.as_str()), ("environment", "Production")])
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        });
+    }
+    while let Some(s) = tasks.join_next().await {
+        assert_eq!(s.unwrap(), 200);
+    }
+    let (mut max_running, mut saw_queue) = (0, false);
+    loop {
+        let running = app.count("SELECT COUNT(*) FROM sync_runs WHERE status = 'ongoing'").await;
+        let queued = app.count("SELECT COUNT(*) FROM sync_runs WHERE status = 'queued'").await;
+        max_running = max_running.max(running);
+        saw_queue |= queued > 0 && running > 0;
+        if running == 0 && queued == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(max_running <= 10, "{max_running} ran at once");
+    assert!(saw_queue, "some runs should have waited in the queue");
+    assert_eq!(app.count("SELECT COUNT(*) FROM sync_runs WHERE status = 'completed'").await, 50);
+    // The runs' own start/finish times agree: at no instant were more than ten running.
+    let spans: Vec<(i64, i64)> = sqlx::query_as("SELECT started_at, finished_at FROM sync_runs")
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    let mut events: Vec<(i64, i32)> = spans.iter().flat_map(|&(s, f)| [(s, 1), (f, -1)]).collect();
+    events.sort_by_key(|&(t, d)| (t, d)); // a finish sorts before a start at the same instant
+    let (mut now, mut peak) = (0, 0);
+    for (_, d) in events {
+        now += d;
+        peak = peak.max(now);
+    }
+    assert!(peak <= 10, "{peak} overlapping runs");
+}
+
+/// `kill -9` while a sync runs; a restarted server marks the run failed with the reason, and it
+/// can be initiated again.
+#[tokio::test]
+async fn a_sync_killed_mid_flight_is_marked_failed_after_restart_and_can_run_again() {
+    let sandbox = Sandbox::start(&[]).await;
+    let (mut settings, dir) = common::settings().await;
+    settings.sandbox_url = sandbox.url.clone();
+    settings.outbound_allowlist = vec![sandbox.url.trim_start_matches("http://").to_string()];
+    // Migrate and seed the database here (no router: this process runs no sync worker).
+    let state = server::build(settings.clone()).await.expect("build").state;
+    let env = [("SYNC_STALE_SECS", "2")];
+    let mut first = ServerProcess::start(&settings, "first", &env).await;
+    let app = TestApp::external(first.addr, state, settings.clone(), dir);
+    let admin = app.signed_in("admin@demo.test").await;
+    app.connect_oauth(&admin, "sales_crm").await;
+
+    sandbox.fail_with("slow", &[("times", "1"), ("delay_ms", "60000")]).await;
+    assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);
+    for _ in 0..100 {
+        if status(&app, CONTACTS).await.0 == "ongoing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(&app, CONTACTS).await.0, "ongoing", "{}", first.log_text());
+    first.kill9();
+
+    let second = ServerProcess::start(&settings, "second", &env).await;
+    let app = app.at(second.addr);
+    let (state, error) = finished(&app, CONTACTS).await;
+    assert_eq!(state, "failed");
+    assert!(error.as_deref().unwrap().contains("server stopped"), "{error:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 0);
+
+    let admin = app.signed_in("admin@demo.test").await;
+    sandbox.fail("off").await;
+    assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);
+    assert_eq!(finished(&app, CONTACTS).await, ("completed".into(), None), "{}", second.log_text());
+    assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 250);
+}
