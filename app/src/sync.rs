@@ -146,8 +146,19 @@ pub mod ssr {
                               JOIN users u ON u.id = r.user_id";
 
     async fn to_run(state: &AppState, r: RunRow) -> AppResult<SyncRun> {
-        let (id, datasource_id, datasource, status, records, api_calls, error, initiated_by, created, started, finished) =
-            r;
+        let (
+            id,
+            datasource_id,
+            datasource,
+            status,
+            records,
+            api_calls,
+            error,
+            initiated_by,
+            created,
+            started,
+            finished,
+        ) = r;
         let status = SyncStatus::parse(&status)?;
         let queue_position = if status == SyncStatus::Queued {
             let ahead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_runs WHERE status = 'queued' AND id < $1")
@@ -629,14 +640,17 @@ pub mod ssr {
             let why = json
                 .ok()
                 .and_then(|j| {
-                    j.get("message").or_else(|| j.get("error")).and_then(|m| m.as_str()).map(|m| m.chars().take(200).collect::<String>())
+                    j.get("message")
+                        .or_else(|| j.get("error"))
+                        .and_then(|m| m.as_str())
+                        .map(|m| m.chars().take(200).collect::<String>())
                 })
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
             return Err(AppError::Upstream(format!("The service answered HTTP {status} on page {page}{why}.")));
         }
-        let json = json
-            .map_err(|_| AppError::Upstream(format!("The service's answer on page {page} is not valid JSON.")))?;
+        let json =
+            json.map_err(|_| AppError::Upstream(format!("The service's answer on page {page} is not valid JSON.")))?;
         let data = json
             .get("data")
             .and_then(|d| d.as_array())

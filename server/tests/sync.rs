@@ -139,7 +139,8 @@ async fn configure_then_sync_pulls_every_page_into_the_forms_integration_fields(
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'sync_completed'").await, 1);
 
     // A second press the same day is refused with the next allowed time; another builder may sync.
-    let (code, err) = app.fails(&admin, "initiate_sync", &[("datasource_id", "1"), ("environment", "Production")]).await;
+    let (code, err) =
+        app.fails(&admin, "initiate_sync", &[("datasource_id", "1"), ("environment", "Production")]).await;
     assert_eq!(code, 429);
     assert!(err.to_string().contains("next one is allowed after"), "{err}");
     let developer = app.signed_in("developer@demo.test").await;
@@ -170,9 +171,8 @@ async fn plain_users_neither_see_nor_run_datasources_and_bad_input_is_refused() 
     assert!(datasources(&app, &user).await.is_empty());
     let (code, _) = app.fails(&user, "initiate_sync", &[("datasource_id", "1"), ("environment", "Production")]).await;
     assert_eq!(code, 403);
-    let (code, _) = app
-        .fails(&user, "configure_datasource", &[("datasource_id", "1"), ("environment", "Production")])
-        .await;
+    let (code, _) =
+        app.fails(&user, "configure_datasource", &[("datasource_id", "1"), ("environment", "Production")]).await;
     assert_eq!(code, 403);
     assert!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'access_denied'").await >= 2);
 
@@ -366,10 +366,8 @@ async fn fifty_datasources_never_run_more_than_ten_at_once() {
     assert!(saw_queue, "some runs should have waited in the queue");
     assert_eq!(app.count("SELECT COUNT(*) FROM sync_runs WHERE status = 'completed'").await, 50);
     // The runs' own start/finish times agree: at no instant were more than ten running.
-    let spans: Vec<(i64, i64)> = sqlx::query_as("SELECT started_at, finished_at FROM sync_runs")
-        .fetch_all(&app.state.db.pool)
-        .await
-        .unwrap();
+    let spans: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT started_at, finished_at FROM sync_runs").fetch_all(&app.state.db.pool).await.unwrap();
     let mut events: Vec<(i64, i32)> = spans.iter().flat_map(|&(s, f)| [(s, 1), (f, -1)]).collect();
     events.sort_by_key(|&(t, d)| (t, d)); // a finish sorts before a start at the same instant
     let (mut now, mut peak) = (0, 0);

@@ -210,12 +210,14 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
         .await?;
     }
     let mut records = Vec::new();
-    for (i, title) in ["Kick-off call", "Pricing review", "Contract draft", "Renewal", "Lost deal debrief"]
-        .into_iter()
-        .enumerate()
+    for (i, title) in
+        ["Kick-off call", "Pricing review", "Contract draft", "Renewal", "Lost deal debrief"].into_iter().enumerate()
     {
         let id = format!("D-{:04}", i + 1);
-        records.push((deal_form, json!({"title": title, "deal": {"id": id, "value": format!("Deal {} (old name)", i + 1)}})));
+        records.push((
+            deal_form,
+            json!({"title": title, "deal": {"id": id, "value": format!("Deal {} (old name)", i + 1)}}),
+        ));
     }
     for (i, note) in ["Met at the fair", "Asked for a demo", "Newsletter"].into_iter().enumerate() {
         let id = format!("C-{:04}", i + 1);

@@ -1,0 +1,120 @@
+import { test, expect, Page } from '@playwright/test';
+import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup } from './helpers';
+
+const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
+
+/** Opens the live-mode Connections slider of Sales Hub and returns the Sales CRM entry. */
+async function salesCrmInSlider(page: Page) {
+  await page.goto('/app/sales_hub');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('menuitem', { name: 'Connections' }).click();
+  const row = page.getByRole('dialog', { name: 'Connections' }).getByRole('listitem', { name: 'Sales CRM' });
+  await expect(row.getByText(/^(Connected|Not connected)$/)).toBeVisible();
+  return row;
+}
+
+/** Authorizes Sales CRM from the slider unless another test already did (tests share a database). */
+async function ensureAuthorized(page: Page) {
+  let row = await salesCrmInSlider(page);
+  if (await row.getByText('Not connected', { exact: true }).isVisible()) {
+    await row.getByRole('button', { name: 'Authorize Sales CRM' }).click();
+    const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+    await consentInPopup(popup, true);
+    await expect(dialog.getByRole('status')).toContainText('Connected');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    row = await salesCrmInSlider(page);
+  }
+  await expect(row.getByText('Connected', { exact: true })).toBeVisible();
+  return row;
+}
+
+async function failSandbox(page: Page, query: string) {
+  const res = await page.request.post(`${SANDBOX}/_sandbox/fail?${query}`);
+  expect(res.status()).toBe(200);
+}
+
+test('configure a datasource, initiate a sync, watch Ongoing → Completed and the new values in the form', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const row = await ensureAuthorized(page);
+
+  const section = row.getByRole('region', { name: 'Associated Datasources' });
+  const deals = section.getByRole('article', { name: 'Datasource CRM Deals' });
+  await expect(deals).toContainText('Module: Deals');
+  await expect(deals).toContainText('Datasource Configuration');
+  await expect(deals).toContainText('Configure the datasource before syncing.');
+
+  // Configure (first time): a choice is required.
+  await deals.getByRole('button', { name: 'Configure CRM Deals' }).click();
+  await deals.getByRole('button', { name: 'Save configuration' }).click();
+  await expect(deals.getByRole('alert')).toContainText('Pipeline stage is required.');
+  await deals.getByLabel('Pipeline stage').selectOption('All');
+  await deals.getByRole('button', { name: 'Save configuration' }).click();
+  await expect(deals.getByRole('button', { name: 'Reconfigure CRM Deals' })).toBeVisible();
+  await expect(deals).toContainText('stage: All');
+
+  // The first page answers slowly, so Ongoing is visible before Completed.
+  await failSandbox(page, 'mode=slow&times=1&delay_ms=3000');
+  await deals.getByRole('button', { name: 'Initiate sync of CRM Deals' }).click();
+  const badge = deals.getByRole('status', { name: 'Sync status of CRM Deals' });
+  await expect(badge).toContainText('Ongoing');
+  await expect(badge).toContainText('Completed', { timeout: 20_000 });
+  await expect(badge).toContainText('Last sync completed:');
+  await expect(badge).toContainText('250 records');
+  await expect(badge).toContainText('API calls');
+
+  // A second press the same day is refused: the button says when the next one is allowed.
+  const again = deals.getByRole('button', { name: 'Initiate sync of CRM Deals' });
+  await expect(again).toBeDisabled();
+  await expect(again).toContainText('Next sync allowed after');
+
+  // The integration field in the form's records shows the service's current deal names.
+  await deals.getByRole('link', { name: 'Deal Intake › deal' }).click();
+  const records = page.getByRole('table', { name: 'Deal Intake records' });
+  await expect(records).toContainText('Deal 1 - Globex');
+  await expect(records).not.toContainText('(old name)');
+});
+
+test('a failing service gives Failed with a log entry in Operations, and the sync can be initiated again', async ({ page }) => {
+  await signIn(page, USERS.superadmin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const row = await ensureAuthorized(page);
+  const contacts = row.getByRole('article', { name: 'Datasource CRM Contacts' });
+  await expect(contacts).toContainText('Module: Contacts');
+  await expect(contacts).not.toContainText('Datasource Configuration');
+
+  await failSandbox(page, 'mode=500&times=1');
+  await contacts.getByRole('button', { name: 'Initiate sync of CRM Contacts' }).click();
+  const badge = contacts.getByRole('status', { name: 'Sync status of CRM Contacts' });
+  await expect(badge).toContainText('Failed', { timeout: 20_000 });
+  await expect(badge).toContainText('HTTP 500');
+  await expect(contacts.getByRole('button', { name: 'Initiate sync of CRM Contacts' })).toHaveText('Initiate again');
+
+  await contacts.getByRole('link', { name: 'See the log in Operations' }).click();
+  await expect(page.getByRole('heading', { name: 'Operations' })).toBeVisible();
+  const run = page.getByRole('table', { name: 'Sync runs' }).getByRole('row').filter({ hasText: 'CRM Contacts' }).first();
+  await expect(run).toContainText('Failed');
+  await expect(run).toContainText('HTTP 500');
+  await expect(page.getByRole('table', { name: 'Operations log' })).toContainText('sync_failed');
+
+  // The service recovered: initiating again completes.
+  const row2 = await salesCrmInSlider(page);
+  const contacts2 = row2.getByRole('article', { name: 'Datasource CRM Contacts' });
+  await contacts2.getByRole('button', { name: 'Initiate sync of CRM Contacts' }).click();
+  await expect(contacts2.getByRole('status', { name: 'Sync status of CRM Contacts' })).toContainText('Completed', { timeout: 20_000 });
+  await contacts2.getByRole('link', { name: 'Contact Lookup › contact' }).click();
+  await expect(page.getByRole('table', { name: 'Contact Lookup records' })).toContainText('grace.lovelace.1@example.test');
+});
+
+test('plain users see no datasources in the slider', async ({ page }) => {
+  await signIn(page, USERS.user);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/sales_hub');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('menuitem', { name: 'Connections' }).click();
+  const slider = page.getByRole('dialog', { name: 'Connections' });
+  await expect(slider.getByRole('listitem').first()).toBeVisible();
+  await expect(slider.getByRole('region', { name: 'Associated Datasources' })).toHaveCount(0);
+});
