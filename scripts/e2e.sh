@@ -21,4 +21,4 @@ trap 'kill $SERVER_PID $SHORT_PID $SANDBOX_PID 2>/dev/null || true; rm -rf "$wor
 wait_http "http://127.0.0.1:$port/healthz" || { cat "$work/server.log"; exit 1; }
 wait_http "http://127.0.0.1:$short/healthz" || { cat "$work/server-short.log"; exit 1; }
 export BASE_URL="http://127.0.0.1:$port" SHORT_WINDOW_URL="http://127.0.0.1:$short" SANDBOX_URL
-(cd end2end && npx playwright test) || { echo "--- server log"; tail -50 "$work/server.log"; exit 1; }
+(cd end2end && npx playwright test "$@") || { echo "--- server log"; tail -50 "$work/server.log"; exit 1; }

@@ -19,6 +19,7 @@ async function ensureAuthorized(page: Page) {
   let row = await salesCrmInSlider(page);
   if (await row.getByText('Not connected', { exact: true }).isVisible()) {
     await row.getByRole('button', { name: 'Authorize Sales CRM' }).click();
+    await page.getByRole('dialog', { name: 'Authorize Sales CRM' }).getByLabel('Name of the Authorization Account').fill('Sales team');
     const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
     await consentInPopup(popup, true);
     await expect(dialog.getByRole('status')).toContainText('Connected');
