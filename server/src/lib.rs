@@ -52,7 +52,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         .site_pkg_dir("pkg")
         .site_addr(settings.listen)
         .build();
-    let state = AppState { leptos_options, db, settings: Arc::new(settings), cipher, http: http_client() };
+    let state = AppState {
+        leptos_options,
+        db,
+        settings: Arc::new(settings),
+        cipher,
+        http: http_client(),
+        refreshes: Default::default(),
+    };
     Ok(Built { state, sessions })
 }
 

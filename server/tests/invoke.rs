@@ -302,3 +302,26 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
     assert_eq!(details["environments"][2]["status"], "NeedsReauthorization");
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'needs_reauthorization'").await, 1);
 }
+
+/// 50 concurrent calls in one process on an expired token: they share one refresh, and only
+/// that one takes part in the database lease (one lease attempt, not one per caller).
+#[tokio::test]
+async fn concurrent_calls_in_one_process_share_one_refresh() {
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "3")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    app.connect_oauth(&admin, "sales_crm").await;
+    let url = sandbox.endpoint("/api/crm/Deals?per_page=2");
+    tokio::time::sleep(std::time::Duration::from_millis(3300)).await;
+    sandbox.reset_stats().await;
+    let before = app.state.refreshes.lease_attempts();
+    let calls = (0..50).map(|_| {
+        let (admin, url, app) = (admin.clone(), url.clone(), &app);
+        async move { ok(invoke(app, &admin, "sales_hub", "sales_crm", &url).await).await.status }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(sandbox.stats().await["token_requests"]["refresh_token"], 1);
+    assert_eq!(app.state.refreshes.lease_attempts() - before, 1, "one caller took the lease; the others shared it");
+    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_leases").await, 0, "lease released");
+}
