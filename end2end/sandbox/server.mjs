@@ -124,6 +124,8 @@ function freshStats() {
     revocations: 0,
     // every request under /api/ (whatever its outcome)
     api_calls: 0,
+    // successful refresh answers held back by the slow-token failure mode
+    held_token_responses: 0,
   };
 }
 
@@ -453,6 +455,8 @@ const provider = new Provider(ISSUER, {
 }
 
 // Count token and revocation requests without touching the request body.
+// The `slow-token` failure mode holds a successful refresh answer back *after* the provider
+// has rotated (consumed) the presented refresh token: what a client that dies mid-refresh sees.
 provider.use(async (ctx, next) => {
   await next();
   const route = ctx.oidc?.route;
@@ -460,6 +464,20 @@ provider.use(async (ctx, next) => {
     const gty = ctx.oidc.params?.grant_type || 'unknown';
     bump(stats.token_requests, gty);
     if (ctx.status >= 400) bump(stats.token_errors, gty);
+    if (failure.mode === 'slow-token' && gty === 'refresh_token' && ctx.status === 200) {
+      if (failure.remaining !== null) {
+        failure.remaining -= 1;
+        if (failure.remaining <= 0) {
+          failure.mode = 'off';
+          failure.remaining = null;
+        }
+      }
+      stats.held_token_responses += 1;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, failure.delayMs);
+        ctx.res.once('close', () => { clearTimeout(timer); resolve(); });
+      });
+    }
   } else if (route === 'revocation' && ctx.status === 200) {
     stats.revocations += 1;
   }
@@ -612,7 +630,7 @@ async function handleCrm(req, res, url, moduleName) {
     return bearerError(res, 403, 'insufficient_scope', `token lacks ${mod.scope}`, { scope: mod.scope });
   }
 
-  if (failure.mode !== 'off') {
+  if (['500', 'garbage', 'slow'].includes(failure.mode)) {
     const mode = failure.mode;
     if (failure.remaining !== null) {
       failure.remaining -= 1;
@@ -742,8 +760,11 @@ async function handleHooks(req, res, url) {
   }
   if (pathname === '/_sandbox/fail' && req.method === 'POST') {
     const mode = url.searchParams.get('mode');
-    if (!['500', 'garbage', 'slow', 'off'].includes(mode)) {
-      return sendJson(res, 400, { error: 'invalid_request', message: 'mode must be 500, garbage, slow or off' });
+    if (!['500', 'garbage', 'slow', 'slow-token', 'off'].includes(mode)) {
+      return sendJson(res, 400, {
+        error: 'invalid_request',
+        message: 'mode must be 500, garbage, slow, slow-token or off',
+      });
     }
     const times = positiveInt(url.searchParams.get('times'), null);
     const delayMs = positiveInt(url.searchParams.get('delay_ms'), 30_000);
