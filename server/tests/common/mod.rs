@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` (the test command starts a throwaway cluster and sets it).
 #![allow(dead_code)]
 
+pub mod process;
 pub mod sandbox;
 
 use app::ssr::crypto::Cipher;
