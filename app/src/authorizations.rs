@@ -474,6 +474,14 @@ pub mod ssr {
             .bind(now)
             .execute(&mut **tx)
             .await?;
+            sqlx::query(
+                "DELETE FROM revoked_authorizations WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+            )
+            .bind(conn.id)
+            .bind(env.as_str())
+            .bind(subject_for(conn, user))
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }
