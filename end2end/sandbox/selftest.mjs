@@ -671,6 +671,21 @@ async function main() {
     assert.equal(stats.api_calls, 0);
   });
 
+  await check('redirect endpoint: Location and status as asked, loop, bad input refused', async () => {
+    const noFollow = (p) => fetch(api(p), { redirect: 'manual' });
+    let res = await noFollow('/api/redirect?to=%2Fapi%2Fweather%3Fcity%3DPune');
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get('location'), '/api/weather?city=Pune');
+    res = await noFollow('/api/redirect?status=307&to=http%3A%2F%2F127.0.0.1%3A9%2Fx');
+    assert.equal(res.status, 307);
+    assert.equal(res.headers.get('location'), 'http://127.0.0.1:9/x');
+    res = await noFollow('/api/redirect?loop=1&n=2');
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get('location'), '/api/redirect?loop=1&n=2');
+    assert.equal((await noFollow('/api/redirect?status=200&to=%2F')).status, 400);
+    assert.equal((await noFollow('/api/redirect')).status, 400);
+  });
+
   await check('slow-token: a refresh answer held back after rotation; the old refresh token is spent', async () => {
     const p = pkcePair();
     const r = await authorize({ redirectUri: redirect127, scope: 'crm.deals.read', challenge: p.challenge });

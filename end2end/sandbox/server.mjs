@@ -729,6 +729,20 @@ async function handleFiles(req, res) {
   return sendJson(res, 200, { entries: FILES, has_more: false });
 }
 
+// A redirect for testing clients that follow (or refuse) hops: `to` is the Location (any URL;
+// this server is loopback-only), `status` one of 301 302 303 307 308 (default 302); `loop=1`
+// redirects to itself forever. No authentication.
+function handleRedirect(req, res, url) {
+  const status = Number(url.searchParams.get('status') ?? 302);
+  if (![301, 302, 303, 307, 308].includes(status)) {
+    return sendJson(res, 400, { error: 'invalid_request', message: 'status must be 301, 302, 303, 307 or 308' });
+  }
+  const to = url.searchParams.get('loop') === '1' ? `${url.pathname}${url.search}` : url.searchParams.get('to');
+  if (!to) return sendJson(res, 400, { error: 'invalid_request', message: 'to is required' });
+  res.writeHead(status, { Location: to, 'Content-Length': 0 });
+  return res.end();
+}
+
 async function handleApi(req, res, url) {
   stats.api_calls += 1;
   if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed' }, { Allow: 'GET' });
@@ -738,6 +752,7 @@ async function handleApi(req, res, url) {
   if (pathname === '/api/weather') return handleWeather(req, res, url);
   if (pathname === '/api/atlassian/myself') return handleAtlassian(req, res);
   if (pathname === '/api/files') return handleFiles(req, res);
+  if (pathname === '/api/redirect') return handleRedirect(req, res, url);
   return sendJson(res, 404, { error: 'not_found' });
 }
 

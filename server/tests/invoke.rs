@@ -413,3 +413,65 @@ async fn an_unreachable_provider_is_a_status_and_heals_when_it_is_back() {
     assert_ne!(app.oauth_tokens_any(&link).await.0, old_access);
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'reconnected'").await, 1);
 }
+
+/// Redirects are re-checked hop by hop: within the connector's origin they are followed (the
+/// credentials go along, so the weather API answers); toward another origin they are not
+/// followed and nothing reaches it (the caller gets the redirect back); loops end.
+#[tokio::test]
+async fn redirects_are_followed_within_the_origin_only() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let sandbox = Sandbox::start(&[]).await;
+    // Another origin (same host, other port) that records every request reaching it. It is
+    // allowlisted, so only the origin rule (not the internal-address rule) keeps calls away.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let stub = {
+        let hits = hits.clone();
+        axum::Router::new().fallback(move || {
+            let hits = hits.clone();
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                "captured"
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stub_addr = listener.local_addr().unwrap();
+    let elsewhere = format!("http://{stub_addr}/capture");
+    tokio::spawn(async move { axum::serve(listener, stub).await });
+    let (mut settings, dir) = common::settings().await;
+    settings.sandbox_url = sandbox.url.clone();
+    settings.outbound_allowlist = vec![sandbox.url.trim_start_matches("http://").to_string(), stub_addr.to_string()];
+    let app = common::spawn_with(settings, dir).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    authorize_key(&app, &admin, "weather", "sandbox-weather-key").await;
+    let redirect = |params: &[(&str, &str)]| {
+        reqwest::Url::parse_with_params(&sandbox.endpoint("/api/redirect"), params).unwrap().to_string()
+    };
+
+    // Same origin, relative and absolute, 302 and 307: followed, the key sent again.
+    for url in [
+        redirect(&[("to", "/api/weather?city=Pune")]),
+        redirect(&[("status", "307"), ("to", &sandbox.endpoint("/api/weather?city=Pune"))]),
+    ] {
+        let res = ok(invoke(&app, &admin, "field_service", "weather", &url).await).await;
+        assert_eq!(res.status, 200, "{url}: {}", res.body);
+        assert!(res.body.contains("Pune"), "{}", res.body);
+    }
+
+    // Another origin: not followed, nothing sent there.
+    for status in ["302", "307"] {
+        let res =
+            ok(invoke(&app, &admin, "field_service", "weather", &redirect(&[("status", status), ("to", &elsewhere)]))
+                .await)
+            .await;
+        assert_eq!(res.status.to_string(), status);
+        assert!(res.headers.iter().any(|(k, v)| k == "location" && v == &elsewhere), "{:?}", res.headers);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no request, with or without credentials, left the origin");
+
+    // A loop ends with a clear error.
+    let (status, e) = err(invoke(&app, &admin, "field_service", "weather", &redirect(&[("loop", "1")])).await).await;
+    assert_eq!(status, 502, "{e:?}");
+    assert!(e.to_string().contains("redirected too many times"), "{e}");
+}
