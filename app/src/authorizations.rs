@@ -1061,6 +1061,7 @@ pub mod ssr {
             }
             Err(RequestTokenError::Request(e)) => {
                 tracing::warn!(error = %e, "token endpoint unreachable");
+                clear_refresh_mark(state, account_id).await?;
                 provider_unreachable(state, account_id, &current).await?;
                 return Err(unreachable());
             }
@@ -1118,9 +1119,9 @@ pub mod ssr {
     }
 
     /// Counts a refresh that could not reach the provider; the last of [`UNREACHABLE_LIMIT`]
-    /// in a row turns the status into "needs re-authorization: provider unreachable". The
-    /// in-flight mark stays when the request may have reached the provider (a timeout), so the
-    /// next refresh knows the refresh token may be gone.
+    /// in a row turns the status into "needs re-authorization: provider unreachable". (After a
+    /// timeout the provider may have rotated the refresh token anyway; the next refresh then
+    /// gets `invalid_grant` and the status says so.)
     async fn provider_unreachable(state: &AppState, account_id: i64, current: &AccountRow) -> AppResult<()> {
         let failures: Option<i64> = sqlx::query_scalar(
             "UPDATE authorized_accounts SET refresh_failures = refresh_failures + 1 WHERE id = $1
@@ -1133,6 +1134,53 @@ pub mod ssr {
             mark_needs_reauthorization(state, account_id, reason::UNREACHABLE).await?;
         }
         Ok(())
+    }
+
+    /// Resolves refreshes that a dead process left in flight (the mark is set and no live
+    /// lease covers it), without waiting for a call: each ends with new tokens or as "needs
+    /// re-authorization". Returns how many were looked at.
+    pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
+        let now = now_ms();
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT a.id, a.workspace_id, a.connector_id FROM authorized_accounts a
+             LEFT JOIN refresh_leases l ON l.account_id = a.id
+             WHERE a.refresh_started_at IS NOT NULL AND a.status = 'connected'
+               AND (l.account_id IS NULL OR l.expires_at < $1)
+             ORDER BY a.id LIMIT 20",
+        )
+        .bind(now)
+        .fetch_all(&state.db.pool)
+        .await?;
+        for (id, workspace_id, connector_id) in &rows {
+            let connector = match crate::connectors::ssr::load(state, *workspace_id, *connector_id).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(account_id = id, error = %e, "interrupted refresh: connector not loadable");
+                    continue;
+                }
+            };
+            let current = read_account(state, *id).await?;
+            let used = current.creds.access_token().unwrap_or_default().to_owned();
+            match refresh_account(state, &connector, *id, &used).await {
+                Ok(_) => tracing::info!(account_id = id, "interrupted refresh recovered with new tokens"),
+                Err(e) => {
+                    tracing::warn!(account_id = id, error = %e, "interrupted refresh resolved without new tokens")
+                }
+            }
+        }
+        Ok(rows.len())
+    }
+
+    /// Runs [`recover_interrupted`] every few seconds for the life of the process.
+    pub fn spawn_recovery_worker(state: AppState) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                if let Err(e) = recover_interrupted(&state).await {
+                    tracing::warn!(error = %e, "interrupted-refresh recovery pass failed");
+                }
+            }
+        });
     }
 
     async fn mark_needs_reauthorization(state: &AppState, account_id: i64, reason: &str) -> AppResult<()> {

@@ -134,6 +134,7 @@ pub fn router(built: Built) -> Router {
     let metrics = metrics_handle();
 
     app::revocations::ssr::spawn_retry_worker(state.clone());
+    app::authorizations::ssr::spawn_recovery_worker(state.clone());
 
     // A background task that removes expired sessions.
     {

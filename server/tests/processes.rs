@@ -97,7 +97,24 @@ async fn two_processes_refresh_an_expired_token_once() {
 /// with working new tokens or as "needs re-authorization" with a reason — never "connected"
 /// with a dead token — and the call answers 200 or the 428 re-authorize prompt accordingly.
 #[tokio::test]
-async fn killing_the_refresher_mid_flight_never_leaves_the_connection_silently_stale() {
+async fn killing_the_refresher_mid_flight_then_a_call_never_finds_it_silently_stale() {
+    kill_mid_refresh(Resolve::ByCall).await;
+}
+
+/// The same, with nobody calling: the surviving processes' recovery pass resolves the
+/// interrupted refresh on its own, so the status is right before anyone uses the connection.
+#[tokio::test]
+async fn killing_the_refresher_mid_flight_is_resolved_without_a_call() {
+    kill_mid_refresh(Resolve::InTheBackground).await;
+}
+
+#[derive(PartialEq)]
+enum Resolve {
+    ByCall,
+    InTheBackground,
+}
+
+async fn kill_mid_refresh(resolve: Resolve) {
     let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "2")]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
@@ -134,6 +151,21 @@ async fn killing_the_refresher_mid_flight_never_leaves_the_connection_silently_s
     sqlx::query("UPDATE refresh_leases SET expires_at = 0").execute(&app.state.db.pool).await.unwrap();
 
     let p2 = ServerProcess::start(&app).await;
+    if resolve == Resolve::InTheBackground {
+        let mut resolved = false;
+        for _ in 0..600 {
+            if account_state(&app).await.2.is_none() {
+                resolved = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(resolved, "the interrupted refresh was never resolved:\n{}", p2.log());
+        assert_eq!(
+            account_state(&app).await,
+            ("needs_reauthorization".into(), Some(app::authorizations::ssr::reason::INTERRUPTED.into()), None)
+        );
+    }
     let res = invoke_at(&p2.url(""), &admin, &url).await;
     let code = res.status().as_u16();
     let body = res.text().await.unwrap();
