@@ -1095,15 +1095,13 @@ pub mod ssr {
         tx.commit().await?;
         tracing::info!(account_id, "access token refreshed");
         if current.status != "connected" {
-            record(
-                &state.db,
+            record_status(
+                state,
+                account_id,
                 ws,
                 Level::Info,
                 "reconnected",
-                None,
-                None,
-                None,
-                &format!("account {account_id}: the provider is reachable again; access token refreshed"),
+                "the provider is reachable again; access token refreshed",
             )
             .await;
         }
@@ -1139,6 +1137,7 @@ pub mod ssr {
     /// Resolves refreshes that a dead process left in flight (the mark is set and no live
     /// lease covers it), without waiting for a call: each ends with new tokens or as "needs
     /// re-authorization". Returns how many were looked at.
+    #[tracing::instrument(skip_all)]
     pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
         let now = now_ms();
         let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
@@ -1192,18 +1191,35 @@ pub mod ssr {
         .bind(account_id)
         .fetch_optional(&state.db.pool)
         .await?;
-        record(
-            &state.db,
-            ws,
-            Level::Warn,
-            "needs_reauthorization",
-            None,
-            None,
-            None,
-            &format!("account {account_id}: {reason}"),
-        )
-        .await;
+        record_status(state, account_id, ws, Level::Warn, "needs_reauthorization", reason).await;
         Ok(())
+    }
+
+    /// Logs an account's status change once per connection using it, with its environments (so the
+    /// Operations page names the connection), or once for the account when nothing uses it.
+    async fn record_status(state: &AppState, account_id: i64, ws: Option<i64>, level: Level, kind: &str, detail: &str) {
+        let uses: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT connection_id, environment FROM connection_authorizations WHERE account_id = $1
+             ORDER BY connection_id, environment",
+        )
+        .bind(account_id)
+        .fetch_all(&state.db.pool)
+        .await
+        .unwrap_or_default();
+        let detail = format!("account {account_id}: {detail}");
+        if uses.is_empty() {
+            record(&state.db, ws, level, kind, None, None, None, &detail).await;
+        }
+        let mut grouped: Vec<(i64, Vec<String>)> = Vec::new();
+        for (connection_id, env) in uses {
+            match grouped.last_mut() {
+                Some((c, envs)) if *c == connection_id => envs.push(env),
+                _ => grouped.push((connection_id, vec![env])),
+            }
+        }
+        for (connection_id, envs) in grouped {
+            record(&state.db, ws, level, kind, None, Some(connection_id), Some(&envs.join(",")), &detail).await;
+        }
     }
 
     pub async fn rename_account(

@@ -302,6 +302,11 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
     assert_eq!(details["environments"][2]["status"], "NeedsReauthorization");
     assert_eq!(details["environments"][2]["status_reason"], app::authorizations::ssr::reason::REFRESH_REJECTED);
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'needs_reauthorization'").await, 1);
+    // The Operations page names the connection and the reason.
+    let ops: Vec<Value> = app.json(&admin, "list_operations", &[]).await;
+    let entry = ops.iter().find(|o| o["kind"] == "needs_reauthorization").expect("logged");
+    assert_eq!(entry["connection"], "Sales CRM");
+    assert!(entry["detail"].as_str().unwrap().contains("refresh token revoked or expired"), "{entry}");
 }
 
 /// 50 concurrent calls in one process on an expired token: they share one refresh, and only
