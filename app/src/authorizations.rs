@@ -915,6 +915,39 @@ pub mod ssr {
         Ok(Some((id, row.creds, refresh_first)))
     }
 
+    /// Why the connection has no usable authorization for `user` in `env`, when it had one:
+    /// "needs reauthorization: <reason>" or "revoked". `None` when it was never authorized.
+    pub async fn unusable_status(
+        state: &AppState,
+        conn: &Connection,
+        user: &SessionUser,
+        env: Environment,
+    ) -> AppResult<Option<crate::connections::Status>> {
+        use crate::connections::Status;
+        let subject = subject_for(conn, user);
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT a.status FROM connection_authorizations ca JOIN authorized_accounts a ON a.id = ca.account_id
+             WHERE ca.connection_id = $1 AND ca.environment = $2 AND ca.subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        if let Some(status) = status {
+            return Ok(Some(Status::from_db(Some(&status))).filter(|s| *s != Status::Connected));
+        }
+        let revoked: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM revoked_authorizations WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject)
+        .fetch_one(&state.db.pool)
+        .await?;
+        Ok((revoked > 0).then_some(Status::Revoked))
+    }
+
     /// Refreshes an OAuth2 account's access token after `used` stopped working (or is about
     /// to). Callers in this process share one refresh per account (see [`Refreshes`]); that
     /// refresh runs to completion even if its callers go away. Across replicas, exactly one

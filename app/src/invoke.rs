@@ -72,7 +72,8 @@ pub fn is_internal(ip: std::net::IpAddr) -> bool {
 pub mod ssr {
     use super::*;
     use crate::auth::SessionUser;
-    use crate::authorizations::ssr::{refresh_account, usable_credentials, Credentials};
+    use crate::authorizations::ssr::{refresh_account, unusable_status, usable_credentials, Credentials};
+    use crate::connections::Status;
     use crate::connectors::{ensure_usable, Usage};
     use crate::domain::ConnectionType;
     use crate::error::AppResult;
@@ -179,10 +180,21 @@ pub mod ssr {
                 Decision::ContactAdmin(who) => (false, who.message().to_string()),
                 _ => (
                     true,
-                    if conn.conn_type == ConnectionType::LoggedInUser {
-                        format!("Authorize {} with your account to continue.", conn.display_name)
-                    } else {
-                        format!("{} is not authorized yet. Authorize it to continue.", conn.display_name)
+                    match unusable_status(state, &conn, user, env).await? {
+                        Some(Status::Revoked) => {
+                            format!(
+                                "{}'s authorization was revoked. Authorize it again to continue.",
+                                conn.display_name
+                            )
+                        }
+                        Some(Status::NeedsReauthorization) => format!(
+                            "{}'s authorization stopped working. Authorize it again to continue.",
+                            conn.display_name
+                        ),
+                        _ if conn.conn_type == ConnectionType::LoggedInUser => {
+                            format!("Authorize {} with your account to continue.", conn.display_name)
+                        }
+                        _ => format!("{} is not authorized yet. Authorize it to continue.", conn.display_name),
                     },
                 ),
             };

@@ -302,6 +302,13 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
     assert_eq!(details["environments"][2]["status"], "NeedsReauthorization");
     assert_eq!(details["environments"][2]["status_reason"], app::authorizations::ssr::reason::REFRESH_REJECTED);
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'needs_reauthorization'").await, 1);
+    // Later calls keep asking for re-authorization, without asking the provider again.
+    sandbox.reset_stats().await;
+    let (status, e) =
+        err(invoke(&app, &admin, "sales_hub", "sales_crm", &sandbox.endpoint("/api/crm/Deals")).await).await;
+    assert_eq!(status, 428, "{e:?}");
+    assert!(e.to_string().contains("stopped working"), "{e}");
+    assert_eq!(sandbox.stats().await["token_requests"]["refresh_token"], 0);
     // The Operations page names the connection and the reason.
     let ops: Vec<Value> = app.json(&admin, "list_operations", &[]).await;
     let entry = ops.iter().find(|o| o["kind"] == "needs_reauthorization").expect("logged");

@@ -54,6 +54,8 @@ async fn revoke_removes_credentials_and_the_provider_rejects_the_token() {
         )
         .await;
     assert_eq!(res.status(), 428);
+    let e: app::error::AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert!(e.to_string().contains("was revoked"), "{e}");
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'revoked'").await, 1);
     // Nothing left to revoke.
     assert_eq!(app.fails(&admin, "revoke_authorization", &[("connection_id", &id)]).await.0, 404);
