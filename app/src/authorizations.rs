@@ -474,6 +474,14 @@ pub mod ssr {
             .bind(now)
             .execute(&mut **tx)
             .await?;
+            sqlx::query(
+                "DELETE FROM revoked_authorizations WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+            )
+            .bind(conn.id)
+            .bind(env.as_str())
+            .bind(subject_for(conn, user))
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }
@@ -814,26 +822,166 @@ pub mod ssr {
     }
 
     /// How long a refresh lease is held at most: longer than the token endpoint's timeout.
-    const LEASE_MS: i64 = 45_000;
+    pub const LEASE_MS: i64 = 45_000;
 
-    async fn read_account(state: &AppState, account_id: i64) -> AppResult<(Credentials, String)> {
-        let (ct, status): (Vec<u8>, String) =
-            sqlx::query_as("SELECT credentials_ct, status FROM authorized_accounts WHERE id = $1")
-                .bind(account_id)
-                .fetch_one(&state.db.pool)
-                .await?;
-        let plain =
-            state.cipher.decrypt(&account_aad(account_id), &ct).map_err(|e| AppError::internal("credentials", e))?;
-        Ok((serde_json::from_slice(&plain).map_err(|e| AppError::internal("credentials", e))?, status))
+    /// Why an authorization needs re-authorization (shown to people after "Needs
+    /// reauthorization: ").
+    pub mod reason {
+        pub const REFRESH_REJECTED: &str = "refresh token revoked or expired";
+        pub const NO_REFRESH_TOKEN: &str = "access token expired (no refresh token)";
+        pub const INTERRUPTED: &str = "a token refresh was interrupted and the refresh token no longer works";
+        pub const UNREACHABLE: &str = "provider unreachable";
     }
 
-    /// Refreshes an OAuth2 account's access token after `used` stopped working. Exactly one
-    /// refresh per account runs at a time across every replica: the lease is a database row
-    /// with an owner and an expiry, released only by its owner. Callers that waited re-read the
-    /// stored token instead of refreshing again. A rotated refresh token is saved in the same
-    /// transaction as the new access token; when the answer carries none, the old one is kept.
+    /// Consecutive refreshes that fail because the provider cannot be reached before the
+    /// authorization shows "needs re-authorization: provider unreachable". One network blip only
+    /// fails that call. The refresh token is kept, so the next call after the provider is back
+    /// refreshes and the authorization heals itself (logged as `reconnected`); re-authorizing
+    /// fixes it too.
+    pub const UNREACHABLE_LIMIT: i64 = 3;
+
+    /// In-process coalescing of token refreshes: concurrent callers in one process share one
+    /// refresh per account, and only that one takes part in the cross-replica database lease.
+    #[derive(Debug, Default)]
+    pub struct Refreshes {
+        flights: crate::ssr::single_flight::SingleFlight<i64, AppResult<Credentials>>,
+        lease_attempts: std::sync::atomic::AtomicU64,
+    }
+
+    impl Refreshes {
+        /// How many times this process tried to take a refresh lease in the database.
+        pub fn lease_attempts(&self) -> u64 {
+            self.lease_attempts.load(std::sync::atomic::Ordering::Relaxed)
+        }
+
+        /// How many refreshes this process started (callers that joined one are not counted).
+        pub fn runs(&self) -> u64 {
+            self.flights.runs()
+        }
+    }
+
+    struct AccountRow {
+        creds: Credentials,
+        status: String,
+        reason: Option<String>,
+        refresh_started_at: Option<i64>,
+    }
+
+    impl AccountRow {
+        /// Unreachable-provider accounts keep their tokens and may still refresh.
+        fn may_refresh(&self) -> bool {
+            self.status == "connected"
+                || (self.status == "needs_reauthorization" && self.reason.as_deref() == Some(reason::UNREACHABLE))
+        }
+    }
+
+    async fn read_account(state: &AppState, account_id: i64) -> AppResult<AccountRow> {
+        let (ct, status, reason, refresh_started_at): (Vec<u8>, String, Option<String>, Option<i64>) = sqlx::query_as(
+            "SELECT credentials_ct, status, status_reason, refresh_started_at FROM authorized_accounts WHERE id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(&state.db.pool)
+        .await?
+        .ok_or_else(needs_reauthorization)?;
+        let plain =
+            state.cipher.decrypt(&account_aad(account_id), &ct).map_err(|e| AppError::internal("credentials", e))?;
+        let creds = serde_json::from_slice(&plain).map_err(|e| AppError::internal("credentials", e))?;
+        Ok(AccountRow { creds, status, reason, refresh_started_at })
+    }
+
+    /// The credentials a call may use for `user` in `env`, and whether they must be refreshed
+    /// before use (the provider was unreachable at the last refreshes).
+    pub async fn usable_credentials(
+        state: &AppState,
+        conn: &Connection,
+        user: &SessionUser,
+        env: Environment,
+    ) -> AppResult<Option<(i64, Credentials, bool)>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT account_id FROM connection_authorizations
+             WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject_for(conn, user))
+        .fetch_optional(&state.db.pool)
+        .await?;
+        let Some(id) = id else { return Ok(None) };
+        let row = read_account(state, id).await?;
+        if !row.may_refresh() {
+            return Ok(None);
+        }
+        let refresh_first = row.status != "connected";
+        Ok(Some((id, row.creds, refresh_first)))
+    }
+
+    /// Why the connection has no usable authorization for `user` in `env`, when it had one:
+    /// "needs reauthorization: <reason>" or "revoked". `None` when it was never authorized.
+    pub async fn unusable_status(
+        state: &AppState,
+        conn: &Connection,
+        user: &SessionUser,
+        env: Environment,
+    ) -> AppResult<Option<crate::connections::Status>> {
+        use crate::connections::Status;
+        let subject = subject_for(conn, user);
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT a.status FROM connection_authorizations ca JOIN authorized_accounts a ON a.id = ca.account_id
+             WHERE ca.connection_id = $1 AND ca.environment = $2 AND ca.subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        if let Some(status) = status {
+            return Ok(Some(Status::from_db(Some(&status))).filter(|s| *s != Status::Connected));
+        }
+        let revoked: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM revoked_authorizations WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject)
+        .fetch_one(&state.db.pool)
+        .await?;
+        Ok((revoked > 0).then_some(Status::Revoked))
+    }
+
+    /// Refreshes an OAuth2 account's access token after `used` stopped working (or is about
+    /// to). Callers in this process share one refresh per account (see [`Refreshes`]); that
+    /// refresh runs to completion even if its callers go away. Across replicas, exactly one
+    /// refresh per account runs at a time: the lease is a database row with an owner and an
+    /// expiry, released only by its owner. Waiters re-read the stored token instead of
+    /// refreshing again. A rotated refresh token is saved in the same transaction as the new
+    /// access token; when the answer carries none, the old one is kept.
     #[tracing::instrument(skip_all, fields(account_id))]
     pub async fn refresh_account(
+        state: &AppState,
+        connector: &Connector,
+        account_id: i64,
+        used: &str,
+    ) -> AppResult<Credentials> {
+        let mut result = Err(needs_reauthorization());
+        // A refresh already in flight may have started from an older token and answer with
+        // `used` itself; then one more is needed.
+        for _ in 0..2 {
+            let (st, conn, token) = (state.clone(), connector.clone(), used.to_owned());
+            result = state
+                .refreshes
+                .flights
+                .run(account_id, move || async move { refresh_with_lease(&st, &conn, account_id, &token).await })
+                .await
+                .unwrap_or_else(|| Err(AppError::Upstream("The token refresh failed. Try again.".into())));
+            match &result {
+                Ok(c) if c.access_token() == Some(used) => continue,
+                _ => return result,
+            }
+        }
+        result
+    }
+
+    async fn refresh_with_lease(
         state: &AppState,
         connector: &Connector,
         account_id: i64,
@@ -842,14 +990,15 @@ pub mod ssr {
         let owner = random_token(16);
         let deadline = now_ms() + LEASE_MS + 5_000;
         loop {
-            let (current, status) = read_account(state, account_id).await?;
-            if status != "connected" {
+            let current = read_account(state, account_id).await?;
+            if !current.may_refresh() {
                 return Err(needs_reauthorization());
             }
-            if current.access_token().is_some_and(|t| t != used) {
-                return Ok(current); // someone else refreshed meanwhile
+            if current.creds.access_token().is_some_and(|t| t != used) && current.status == "connected" {
+                return Ok(current.creds); // someone else refreshed meanwhile
             }
             let now = now_ms();
+            state.refreshes.lease_attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let acquired = sqlx::query(
                 "INSERT INTO refresh_leases (account_id, owner, expires_at) VALUES ($1, $2, $3)
                  ON CONFLICT (account_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
@@ -892,6 +1041,12 @@ pub mod ssr {
         }
     }
 
+    fn unreachable() -> AppError {
+        AppError::Upstream(
+            "The service could not be reached to refresh the access token. Try again in a moment.".into(),
+        )
+    }
+
     async fn refresh_holding_lease(
         state: &AppState,
         connector: &Connector,
@@ -900,28 +1055,53 @@ pub mod ssr {
         owner: &str,
     ) -> AppResult<Credentials> {
         // Re-read under the lease: the previous holder may have just finished.
-        let (current, _) = read_account(state, account_id).await?;
-        if current.access_token().is_some_and(|t| t != used) {
-            return Ok(current);
+        let current = read_account(state, account_id).await?;
+        if !current.may_refresh() {
+            return Err(needs_reauthorization());
         }
-        let Credentials::OAuth2 { refresh_token: Some(refresh), .. } = &current else {
-            mark_needs_reauthorization(state, account_id, "no refresh token").await?;
+        if current.creds.access_token().is_some_and(|t| t != used) && current.status == "connected" {
+            return Ok(current.creds);
+        }
+        // A previous holder began a refresh and never stored its outcome: it died (or lost
+        // its lease) after asking the provider. The refresh token below may be rotated away.
+        let interrupted = current.refresh_started_at.is_some();
+        if interrupted {
+            tracing::warn!(account_id, "an earlier token refresh was interrupted; trying the stored refresh token");
+        }
+        let Credentials::OAuth2 { refresh_token: Some(refresh), .. } = &current.creds else {
+            mark_needs_reauthorization(state, account_id, reason::NO_REFRESH_TOKEN).await?;
             return Err(needs_reauthorization());
         };
         let mut client = oauth_client(connector)?;
         if let Some(url) = &connector.config.refresh_url {
             client = client.set_token_uri(TokenUrl::new(url.clone()).map_err(|_| bad_url("refresh URL"))?);
         }
+        // Committed before the provider is asked, so a crash from here to the commit below is
+        // seen by the next holder.
+        sqlx::query("UPDATE authorized_accounts SET refresh_started_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(account_id)
+            .execute(&state.db.pool)
+            .await?;
         let answer =
             client.exchange_refresh_token(&oauth2::RefreshToken::new(refresh.clone())).request_async(&state.http).await;
         let token = match answer {
             Ok(t) => t,
             Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "invalid_grant" => {
-                mark_needs_reauthorization(state, account_id, "the service no longer accepts the refresh token")
-                    .await?;
+                let why = if interrupted { reason::INTERRUPTED } else { reason::REFRESH_REJECTED };
+                mark_needs_reauthorization(state, account_id, why).await?;
                 return Err(needs_reauthorization());
             }
-            Err(e) => return Err(token_error(e)),
+            Err(RequestTokenError::Request(e)) => {
+                tracing::warn!(error = %e, "token endpoint unreachable");
+                clear_refresh_mark(state, account_id).await?;
+                provider_unreachable(state, account_id, &current).await?;
+                return Err(unreachable());
+            }
+            Err(e) => {
+                clear_refresh_mark(state, account_id).await?;
+                return Err(token_error(e));
+            }
         };
         let creds = credentials_from(&token, Some(refresh.clone()));
         let plaintext = serde_json::to_vec(&creds).map_err(|e| AppError::internal("credentials", e))?;
@@ -935,37 +1115,144 @@ pub mod ssr {
         if still_owner.as_deref() != Some(owner) {
             return Err(AppError::Upstream("The token refresh took too long. Try again.".into()));
         }
-        sqlx::query("UPDATE authorized_accounts SET credentials_ct = $1, access_expires_at = $2 WHERE id = $3")
-            .bind(state.cipher.encrypt(&account_aad(account_id), &plaintext))
-            .bind(expires_at)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
+        let ws: Option<i64> = sqlx::query_scalar(
+            "UPDATE authorized_accounts SET credentials_ct = $1, access_expires_at = $2, refresh_started_at = NULL,
+                    refresh_failures = 0, status = 'connected', status_reason = NULL
+             WHERE id = $3 RETURNING workspace_id",
+        )
+        .bind(state.cipher.encrypt(&account_aad(account_id), &plaintext))
+        .bind(expires_at)
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(account_id, "access token refreshed");
+        if current.status != "connected" {
+            record_status(
+                state,
+                account_id,
+                ws,
+                Level::Info,
+                "reconnected",
+                "the provider is reachable again; access token refreshed",
+            )
+            .await;
+        }
         Ok(creds)
+    }
+
+    async fn clear_refresh_mark(state: &AppState, account_id: i64) -> AppResult<()> {
+        sqlx::query("UPDATE authorized_accounts SET refresh_started_at = NULL WHERE id = $1")
+            .bind(account_id)
+            .execute(&state.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts a refresh that could not reach the provider; the last of [`UNREACHABLE_LIMIT`]
+    /// in a row turns the status into "needs re-authorization: provider unreachable". (After a
+    /// timeout the provider may have rotated the refresh token anyway; the next refresh then
+    /// gets `invalid_grant` and the status says so.)
+    async fn provider_unreachable(state: &AppState, account_id: i64, current: &AccountRow) -> AppResult<()> {
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE authorized_accounts SET refresh_failures = refresh_failures + 1 WHERE id = $1
+             RETURNING refresh_failures",
+        )
+        .bind(account_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        if current.status == "connected" && failures.unwrap_or(0) >= UNREACHABLE_LIMIT {
+            mark_needs_reauthorization(state, account_id, reason::UNREACHABLE).await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves refreshes that a dead process left in flight (the mark is set and no live
+    /// lease covers it), without waiting for a call: each ends with new tokens or as "needs
+    /// re-authorization". Returns how many were looked at.
+    #[tracing::instrument(skip_all)]
+    pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
+        let now = now_ms();
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT a.id, a.workspace_id, a.connector_id FROM authorized_accounts a
+             LEFT JOIN refresh_leases l ON l.account_id = a.id
+             WHERE a.refresh_started_at IS NOT NULL AND a.status = 'connected'
+               AND (l.account_id IS NULL OR l.expires_at < $1)
+             ORDER BY a.id LIMIT 20",
+        )
+        .bind(now)
+        .fetch_all(&state.db.pool)
+        .await?;
+        for (id, workspace_id, connector_id) in &rows {
+            let connector = match crate::connectors::ssr::load(state, *workspace_id, *connector_id).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(account_id = id, error = %e, "interrupted refresh: connector not loadable");
+                    continue;
+                }
+            };
+            let current = read_account(state, *id).await?;
+            let used = current.creds.access_token().unwrap_or_default().to_owned();
+            match refresh_account(state, &connector, *id, &used).await {
+                Ok(_) => tracing::info!(account_id = id, "interrupted refresh recovered with new tokens"),
+                Err(e) => {
+                    tracing::warn!(account_id = id, error = %e, "interrupted refresh resolved without new tokens")
+                }
+            }
+        }
+        Ok(rows.len())
+    }
+
+    /// Runs [`recover_interrupted`] every few seconds for the life of the process.
+    pub fn spawn_recovery_worker(state: AppState) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                if let Err(e) = recover_interrupted(&state).await {
+                    tracing::warn!(error = %e, "interrupted-refresh recovery pass failed");
+                }
+            }
+        });
     }
 
     async fn mark_needs_reauthorization(state: &AppState, account_id: i64, reason: &str) -> AppResult<()> {
         let ws: Option<i64> = sqlx::query_scalar(
-            "UPDATE authorized_accounts SET status = 'needs_reauthorization', status_reason = $1 WHERE id = $2 RETURNING workspace_id",
+            "UPDATE authorized_accounts SET status = 'needs_reauthorization', status_reason = $1, refresh_started_at = NULL
+             WHERE id = $2 RETURNING workspace_id",
         )
         .bind(reason)
         .bind(account_id)
         .fetch_optional(&state.db.pool)
         .await?;
-        record(
-            &state.db,
-            ws,
-            Level::Warn,
-            "needs_reauthorization",
-            None,
-            None,
-            None,
-            &format!("account {account_id}: {reason}"),
-        )
-        .await;
+        record_status(state, account_id, ws, Level::Warn, "needs_reauthorization", reason).await;
         Ok(())
+    }
+
+    /// Logs an account's status change once per connection using it, with its environments (so the
+    /// Operations page names the connection), or once for the account when nothing uses it.
+    async fn record_status(state: &AppState, account_id: i64, ws: Option<i64>, level: Level, kind: &str, detail: &str) {
+        let uses: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT connection_id, environment FROM connection_authorizations WHERE account_id = $1
+             ORDER BY connection_id, environment",
+        )
+        .bind(account_id)
+        .fetch_all(&state.db.pool)
+        .await
+        .unwrap_or_default();
+        let detail = format!("account {account_id}: {detail}");
+        if uses.is_empty() {
+            record(&state.db, ws, level, kind, None, None, None, &detail).await;
+        }
+        let mut grouped: Vec<(i64, Vec<String>)> = Vec::new();
+        for (connection_id, env) in uses {
+            match grouped.last_mut() {
+                Some((c, envs)) if *c == connection_id => envs.push(env),
+                _ => grouped.push((connection_id, vec![env])),
+            }
+        }
+        for (connection_id, envs) in grouped {
+            record(&state.db, ws, level, kind, None, Some(connection_id), Some(&envs.join(",")), &detail).await;
+        }
     }
 
     pub async fn rename_account(

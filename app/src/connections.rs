@@ -10,8 +10,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
     Connected,
+    /// Never authorized (for this environment and, for logged-in-user connections, this user).
     NotConnected,
+    /// The stored authorization stopped working; `status_reason` says why (refresh token
+    /// revoked or expired, provider unreachable, an interrupted refresh).
     NeedsReauthorization,
+    /// Someone revoked it; stays until it is authorized again.
+    Revoked,
 }
 
 impl Status {
@@ -20,6 +25,25 @@ impl Status {
             Status::Connected => "Connected",
             Status::NotConnected => "Not connected",
             Status::NeedsReauthorization => "Needs reauthorization",
+            Status::Revoked => "Revoked",
+        }
+    }
+
+    /// The label with the reason, e.g. "Needs reauthorization: provider unreachable".
+    pub fn describe(self, reason: Option<&str>) -> String {
+        match (self, reason) {
+            (Status::NeedsReauthorization, Some(r)) if !r.is_empty() => format!("{}: {r}", self.label()),
+            _ => self.label().to_string(),
+        }
+    }
+
+    /// From the stored account status (`None`: no account).
+    pub fn from_db(status: Option<&str>) -> Status {
+        match status {
+            Some("connected") => Status::Connected,
+            Some("needs_reauthorization") => Status::NeedsReauthorization,
+            Some("revoked") => Status::Revoked,
+            _ => Status::NotConnected,
         }
     }
 }
@@ -33,6 +57,9 @@ pub struct ConnectionEntry {
     pub service_name: String,
     pub conn_type: ConnectionType,
     pub status: Status,
+    /// Why it needs reauthorization.
+    #[serde(default)]
+    pub status_reason: Option<String>,
     pub account_name: Option<String>,
     /// What the caller may do about authorizing it.
     pub authorize: Decision,
@@ -86,6 +113,9 @@ pub struct EnvironmentAuthorization {
     pub authorized_by: Option<String>,
     pub authorized_at_ms: Option<i64>,
     pub status: Status,
+    /// Why it needs reauthorization.
+    #[serde(default)]
+    pub status_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,17 +188,23 @@ pub mod ssr {
         String,
         String,
         i64,
+        Option<String>,
     );
 
     const SELECT: &str = "
         SELECT c.id, c.display_name, c.link_name, k.name, c.conn_type, c.installed_from,
-               a.name, a.status,
+               a.name,
+               CASE WHEN a.status IS NULL AND EXISTS (
+                      SELECT 1 FROM revoked_authorizations r
+                      WHERE r.connection_id = c.id AND r.environment = $1
+                        AND r.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE 0 END)
+                    THEN 'revoked' ELSE a.status END,
                (SELECT COUNT(*) FROM datasources d WHERE d.connection_id = c.id)
                  + (SELECT COUNT(*) FROM component_connections cc JOIN components sc ON sc.id = cc.component_id
                     WHERE cc.connection_id = c.id AND sc.kind = 'schedule'),
                (SELECT COUNT(*) FROM connection_authorizations p
                  WHERE p.connection_id = c.id AND p.subject_user_id = 0),
-               k.auth_type, k.config, c.same_for_all_envs
+               k.auth_type, k.config, c.same_for_all_envs, a.status_reason
         FROM connections c
         JOIN connectors k ON k.id = c.connector_id
         LEFT JOIN connection_authorizations ca
@@ -191,6 +227,7 @@ pub mod ssr {
             auth,
             config,
             same,
+            status_reason,
         ) = row;
         let config: crate::connectors::ConnectorConfig =
             serde_json::from_str(&config).map_err(|e| AppError::internal("connector config", e))?;
@@ -199,12 +236,8 @@ pub mod ssr {
         if !decide(user.role, conn_type, Action::View, cx).is_allowed() {
             return Ok(None);
         }
-        let status = match status.as_deref() {
-            Some("connected") => Status::Connected,
-            Some("needs_reauthorization") => Status::NeedsReauthorization,
-            _ => Status::NotConnected,
-        };
-        let account_name = if status == Status::NotConnected { None } else { account };
+        let status = Status::from_db(status.as_deref());
+        let account_name = if matches!(status, Status::NotConnected | Status::Revoked) { None } else { account };
         Ok(Some(ConnectionEntry {
             id,
             display_name,
@@ -212,6 +245,7 @@ pub mod ssr {
             service_name,
             conn_type,
             status,
+            status_reason: if status == Status::NeedsReauthorization { status_reason } else { None },
             account_name,
             authorize: decide(user.role, conn_type, Action::Authorize, cx),
             installed_from,
@@ -451,8 +485,8 @@ pub mod ssr {
         .fetch_optional(&state.db.pool)
         .await?;
         let subject = crate::authorizations::ssr::subject_for(&conn, user);
-        let rows: Vec<(String, Option<String>, String, i64, String)> = sqlx::query_as(
-            "SELECT ca.environment, a.name, u.display_name, ca.authorized_at, a.status
+        let rows: Vec<(String, Option<String>, String, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT ca.environment, a.name, u.display_name, ca.authorized_at, a.status, a.status_reason
              FROM connection_authorizations ca
              JOIN authorized_accounts a ON a.id = ca.account_id
              JOIN users u ON u.id = ca.authorized_by
@@ -462,26 +496,38 @@ pub mod ssr {
         .bind(subject)
         .fetch_all(&state.db.pool)
         .await?;
+        let revoked: Vec<String> = sqlx::query_scalar(
+            "SELECT environment FROM revoked_authorizations WHERE connection_id = $1 AND subject_user_id = $2",
+        )
+        .bind(id)
+        .bind(subject)
+        .fetch_all(&state.db.pool)
+        .await?;
         let environments = Environment::ALL
             .into_iter()
             .map(|env| match rows.iter().find(|r| r.0 == env.as_str()) {
-                Some((_, account, by, at, status)) => EnvironmentAuthorization {
-                    environment: env,
-                    account_name: account.clone(),
-                    authorized_by: Some(by.clone()),
-                    authorized_at_ms: Some(*at),
-                    status: match status.as_str() {
-                        "connected" => Status::Connected,
-                        "needs_reauthorization" => Status::NeedsReauthorization,
-                        _ => Status::NotConnected,
-                    },
-                },
+                Some((_, account, by, at, status, reason)) => {
+                    let status = Status::from_db(Some(status));
+                    EnvironmentAuthorization {
+                        environment: env,
+                        account_name: account.clone(),
+                        authorized_by: Some(by.clone()),
+                        authorized_at_ms: Some(*at),
+                        status,
+                        status_reason: if status == Status::NeedsReauthorization { reason.clone() } else { None },
+                    }
+                }
                 None => EnvironmentAuthorization {
                     environment: env,
                     account_name: None,
                     authorized_by: None,
                     authorized_at_ms: None,
-                    status: Status::NotConnected,
+                    status: if revoked.iter().any(|r| r == env.as_str()) {
+                        Status::Revoked
+                    } else {
+                        Status::NotConnected
+                    },
+                    status_reason: None,
                 },
             })
             .collect();

@@ -72,7 +72,8 @@ pub fn is_internal(ip: std::net::IpAddr) -> bool {
 pub mod ssr {
     use super::*;
     use crate::auth::SessionUser;
-    use crate::authorizations::ssr::{credentials_for, refresh_account, Credentials};
+    use crate::authorizations::ssr::{refresh_account, unusable_status, usable_credentials, Credentials};
+    use crate::connections::Status;
     use crate::connectors::{ensure_usable, Usage};
     use crate::domain::ConnectionType;
     use crate::error::AppResult;
@@ -173,22 +174,33 @@ pub mod ssr {
             }
         }
         let env = req.environment.unwrap_or(Environment::Production);
-        let Some((account_id, mut creds)) = credentials_for(state, &conn, user, env).await? else {
+        let Some((account_id, mut creds, refresh_first)) = usable_credentials(state, &conn, user, env).await? else {
             let decision = decide(user.role, conn.conn_type, Action::UseUnauthorized, conn.policy_context());
             let (prompt, message) = match decision {
                 Decision::ContactAdmin(who) => (false, who.message().to_string()),
                 _ => (
                     true,
-                    if conn.conn_type == ConnectionType::LoggedInUser {
-                        format!("Authorize {} with your account to continue.", conn.display_name)
-                    } else {
-                        format!("{} is not authorized yet. Authorize it to continue.", conn.display_name)
+                    match unusable_status(state, &conn, user, env).await? {
+                        Some(Status::Revoked) => {
+                            format!(
+                                "{}'s authorization was revoked. Authorize it again to continue.",
+                                conn.display_name
+                            )
+                        }
+                        Some(Status::NeedsReauthorization) => format!(
+                            "{}'s authorization stopped working. Authorize it again to continue.",
+                            conn.display_name
+                        ),
+                        _ if conn.conn_type == ConnectionType::LoggedInUser => {
+                            format!("Authorize {} with your account to continue.", conn.display_name)
+                        }
+                        _ => format!("{} is not authorized yet. Authorize it to continue.", conn.display_name),
                     },
                 ),
             };
             return Err(AppError::AuthorizationRequired { connection: conn.link_name.clone(), prompt, message });
         };
-        if creds.expiring(now_ms()) {
+        if refresh_first || creds.expiring(now_ms()) {
             let used = creds.access_token().unwrap_or_default().to_owned();
             creds =
                 refresh_account(state, &connector, account_id, &used).await.map_err(|e| for_connection(e, &conn))?;

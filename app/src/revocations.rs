@@ -1,6 +1,6 @@
 //! Revoking an authorization (seed 000 §7): the tokens are revoked at the provider (RFC 7009:
 //! the refresh token first, then the access token), the local credentials are removed either
-//! way, and the connection shows "not connected". A provider answering 503 (or unreachable) is
+//! way, and the connection shows "Revoked" until it is authorized again. A provider answering 503 (or unreachable) is
 //! retried in the background from `pending_revocations`.
 
 use crate::domain::Environment;
@@ -75,6 +75,22 @@ pub mod ssr {
             .await?;
             if let Some(id) = id.filter(|id| !accounts.contains(id)) {
                 accounts.push(id);
+            }
+            if id.is_some() {
+                // Shows "Revoked" until the connection is authorized again here.
+                sqlx::query(
+                    "INSERT INTO revoked_authorizations (connection_id, environment, subject_user_id, revoked_by, revoked_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (connection_id, environment, subject_user_id)
+                     DO UPDATE SET revoked_by = excluded.revoked_by, revoked_at = excluded.revoked_at",
+                )
+                .bind(conn.id)
+                .bind(e.as_str())
+                .bind(subject)
+                .bind(user.id)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
             }
         }
         if accounts.is_empty() {

@@ -688,6 +688,53 @@ async function main() {
     assert.equal(stats.api_calls, 0);
   });
 
+  await check('redirect endpoint: Location and status as asked, loop, bad input refused', async () => {
+    const noFollow = (p) => fetch(api(p), { redirect: 'manual' });
+    let res = await noFollow('/api/redirect?to=%2Fapi%2Fweather%3Fcity%3DPune');
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get('location'), '/api/weather?city=Pune');
+    res = await noFollow('/api/redirect?status=307&to=http%3A%2F%2F127.0.0.1%3A9%2Fx');
+    assert.equal(res.status, 307);
+    assert.equal(res.headers.get('location'), 'http://127.0.0.1:9/x');
+    res = await noFollow('/api/redirect?loop=1&n=2');
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get('location'), '/api/redirect?loop=1&n=2');
+    assert.equal((await noFollow('/api/redirect?status=200&to=%2F')).status, 400);
+    assert.equal((await noFollow('/api/redirect')).status, 400);
+  });
+
+  await check('slow-token: a refresh answer held back after rotation; the old refresh token is spent', async () => {
+    const p = pkcePair();
+    const r = await authorize({ redirectUri: redirect127, scope: 'crm.deals.read', challenge: p.challenge });
+    const first = await token({
+      grant_type: 'authorization_code', code: r.callback.searchParams.get('code'),
+      redirect_uri: redirect127, code_verifier: p.verifier,
+    });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const fail = (q) => fetch(api(`/_sandbox/fail?${q}`), { method: 'POST' });
+    assert.equal((await fail('mode=slow-token&times=1&delay_ms=60000')).status, 200);
+    // The client gives up (or dies) while the answer is held back.
+    const ac = new AbortController();
+    const held = fetch(disco.token_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('crm-connector', 'crm-connector-secret') },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: first.body.refresh_token }),
+      signal: ac.signal,
+    });
+    for (let i = 0; i < 200; i += 1) {
+      const stats = await json(await fetch(api('/_sandbox/stats')));
+      if (stats.held_token_responses === 1) break;
+      await new Promise((resolve) => { setTimeout(resolve, 25); });
+    }
+    ac.abort();
+    await assert.rejects(held);
+    assert.equal((await json(await fetch(api('/_sandbox/stats')))).failure_mode, 'off', 'times=1 reverts');
+    // The provider rotated before holding the answer: the old refresh token is spent.
+    const again = await token({ grant_type: 'refresh_token', refresh_token: first.body.refresh_token });
+    assert.equal(again.status, 400);
+    assert.equal(again.body.error, 'invalid_grant');
+  });
+
   await stopServer(srv);
 
   // --- env vars: short access-token TTL, small record count, fixed redirect ---

@@ -124,6 +124,8 @@ function freshStats() {
     revocations: 0,
     // every request under /api/ (whatever its outcome)
     api_calls: 0,
+    // successful refresh answers held back by the slow-token failure mode
+    held_token_responses: 0,
   };
 }
 
@@ -453,6 +455,8 @@ const provider = new Provider(ISSUER, {
 }
 
 // Count token and revocation requests without touching the request body.
+// The `slow-token` failure mode holds a successful refresh answer back *after* the provider
+// has rotated (consumed) the presented refresh token: what a client that dies mid-refresh sees.
 provider.use(async (ctx, next) => {
   await next();
   const route = ctx.oidc?.route;
@@ -460,6 +464,20 @@ provider.use(async (ctx, next) => {
     const gty = ctx.oidc.params?.grant_type || 'unknown';
     bump(stats.token_requests, gty);
     if (ctx.status >= 400) bump(stats.token_errors, gty);
+    if (failure.mode === 'slow-token' && gty === 'refresh_token' && ctx.status === 200) {
+      if (failure.remaining !== null) {
+        failure.remaining -= 1;
+        if (failure.remaining <= 0) {
+          failure.mode = 'off';
+          failure.remaining = null;
+        }
+      }
+      stats.held_token_responses += 1;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, failure.delayMs);
+        ctx.res.once('close', () => { clearTimeout(timer); resolve(); });
+      });
+    }
   } else if (route === 'revocation' && ctx.status === 200) {
     stats.revocations += 1;
   }
@@ -612,9 +630,9 @@ async function handleCrm(req, res, url, moduleName) {
     return bearerError(res, 403, 'insufficient_scope', `token lacks ${mod.scope}`, { scope: mod.scope });
   }
 
-  if (failure.mode !== 'off' && failure.skip > 0) {
+  if (['500', 'garbage', 'slow'].includes(failure.mode) && failure.skip > 0) {
     failure.skip -= 1; // let this many requests through before failing (e.g. page 1 ok, page 2 fails)
-  } else if (failure.mode !== 'off') {
+  } else if (['500', 'garbage', 'slow'].includes(failure.mode)) {
     const mode = failure.mode;
     if (failure.remaining !== null) {
       failure.remaining -= 1;
@@ -725,6 +743,20 @@ async function handleFiles(req, res) {
   return sendJson(res, 200, { entries: FILES, has_more: false });
 }
 
+// A redirect for testing clients that follow (or refuse) hops: `to` is the Location (any URL;
+// this server is loopback-only), `status` one of 301 302 303 307 308 (default 302); `loop=1`
+// redirects to itself forever. No authentication.
+function handleRedirect(req, res, url) {
+  const status = Number(url.searchParams.get('status') ?? 302);
+  if (![301, 302, 303, 307, 308].includes(status)) {
+    return sendJson(res, 400, { error: 'invalid_request', message: 'status must be 301, 302, 303, 307 or 308' });
+  }
+  const to = url.searchParams.get('loop') === '1' ? `${url.pathname}${url.search}` : url.searchParams.get('to');
+  if (!to) return sendJson(res, 400, { error: 'invalid_request', message: 'to is required' });
+  res.writeHead(status, { Location: to, 'Content-Length': 0 });
+  return res.end();
+}
+
 async function handleApi(req, res, url) {
   stats.api_calls += 1;
   if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed' }, { Allow: 'GET' });
@@ -734,6 +766,7 @@ async function handleApi(req, res, url) {
   if (pathname === '/api/weather') return handleWeather(req, res, url);
   if (pathname === '/api/atlassian/myself') return handleAtlassian(req, res);
   if (pathname === '/api/files') return handleFiles(req, res);
+  if (pathname === '/api/redirect') return handleRedirect(req, res, url);
   return sendJson(res, 404, { error: 'not_found' });
 }
 
@@ -756,8 +789,11 @@ async function handleHooks(req, res, url) {
   }
   if (pathname === '/_sandbox/fail' && req.method === 'POST') {
     const mode = url.searchParams.get('mode');
-    if (!['500', 'garbage', 'slow', 'off'].includes(mode)) {
-      return sendJson(res, 400, { error: 'invalid_request', message: 'mode must be 500, garbage, slow or off' });
+    if (!['500', 'garbage', 'slow', 'slow-token', 'off'].includes(mode)) {
+      return sendJson(res, 400, {
+        error: 'invalid_request',
+        message: 'mode must be 500, garbage, slow, slow-token or off',
+      });
     }
     const times = positiveInt(url.searchParams.get('times'), null);
     const delayMs = positiveInt(url.searchParams.get('delay_ms'), 30_000);

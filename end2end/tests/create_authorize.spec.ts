@@ -255,7 +255,7 @@ test('switch to another account, then revoke: the connection shows not connected
 
   await page.getByRole('button', { name: 'Revoke Production' }).click();
   for (const env of ['Development', 'Stage', 'Production']) {
-    await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Not connected');
+    await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Revoked');
   }
   await expect(page.getByRole('button', { name: 'Authorize Production' })).toBeVisible();
 });

@@ -52,7 +52,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         .site_pkg_dir("pkg")
         .site_addr(settings.listen)
         .build();
-    let state = AppState { leptos_options, db, settings: Arc::new(settings), cipher, http: http_client() };
+    let state = AppState {
+        leptos_options,
+        db,
+        settings: Arc::new(settings),
+        cipher,
+        http: http_client(),
+        refreshes: Default::default(),
+    };
     Ok(Built { state, sessions })
 }
 
@@ -128,6 +135,7 @@ pub fn router(built: Built) -> Router {
 
     app::revocations::ssr::spawn_retry_worker(state.clone());
     app::sync::ssr::spawn_worker(state.clone());
+    app::authorizations::ssr::spawn_recovery_worker(state.clone());
 
     // A background task that removes expired sessions.
     {

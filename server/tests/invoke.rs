@@ -300,5 +300,190 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
     assert!(e.to_string().contains("Authorize the connection again"), "{e}");
     let details: Value = app.json(&admin, "get_connection", &[("link_name", "sales_crm")]).await;
     assert_eq!(details["environments"][2]["status"], "NeedsReauthorization");
+    assert_eq!(details["environments"][2]["status_reason"], app::authorizations::ssr::reason::REFRESH_REJECTED);
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'needs_reauthorization'").await, 1);
+    // Later calls keep asking for re-authorization, without asking the provider again.
+    sandbox.reset_stats().await;
+    let (status, e) =
+        err(invoke(&app, &admin, "sales_hub", "sales_crm", &sandbox.endpoint("/api/crm/Deals")).await).await;
+    assert_eq!(status, 428, "{e:?}");
+    assert!(e.to_string().contains("stopped working"), "{e}");
+    assert_eq!(sandbox.stats().await["token_requests"]["refresh_token"], 0);
+    // The Operations page names the connection and the reason.
+    let ops: Vec<Value> = app.json(&admin, "list_operations", &[]).await;
+    let entry = ops.iter().find(|o| o["kind"] == "needs_reauthorization").expect("logged");
+    assert_eq!(entry["connection"], "Sales CRM");
+    assert!(entry["detail"].as_str().unwrap().contains("refresh token revoked or expired"), "{entry}");
+}
+
+/// 50 concurrent calls in one process on an expired token: they share one refresh, and only
+/// that one takes part in the database lease (one lease attempt, not one per caller).
+#[tokio::test]
+async fn concurrent_calls_in_one_process_share_one_refresh() {
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "3")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    app.connect_oauth(&admin, "sales_crm").await;
+    let url = sandbox.endpoint("/api/crm/Deals?per_page=2");
+    tokio::time::sleep(std::time::Duration::from_millis(3300)).await;
+    sandbox.reset_stats().await;
+    let before = app.state.refreshes.lease_attempts();
+    let calls = (0..50).map(|_| {
+        let (admin, url, app) = (admin.clone(), url.clone(), &app);
+        async move { ok(invoke(app, &admin, "sales_hub", "sales_crm", &url).await).await.status }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(sandbox.stats().await["token_requests"]["refresh_token"], 1);
+    assert_eq!(app.state.refreshes.lease_attempts() - before, 1, "one caller took the lease; the others shared it");
+    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_leases").await, 0, "lease released");
+}
+
+/// A token endpoint that cannot be reached: one failed refresh only fails that call; after
+/// `UNREACHABLE_LIMIT` in a row the authorization shows "needs reauthorization: provider
+/// unreachable" (logged). The refresh token is kept, so once the provider answers again the
+/// next call refreshes and the connection is connected again (logged as `reconnected`).
+#[tokio::test]
+async fn an_unreachable_provider_is_a_status_and_heals_when_it_is_back() {
+    use app::authorizations::ssr::{reason, UNREACHABLE_LIMIT};
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "2")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    // A refresh URL on a port nothing listens on (yet).
+    let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refresh_addr = down.local_addr().unwrap();
+    drop(down);
+    let refresh_url = format!("http://{refresh_addr}/token");
+    let link = app
+        .custom_connection(
+            &admin,
+            &[
+                ("input[name]", "Far CRM"),
+                ("input[auth_type]", "oauth2"),
+                ("input[client_id]", "crm-connector"),
+                ("input[client_secret]", "crm-connector-secret"),
+                ("input[authorize_url]", &sandbox.endpoint("/auth")),
+                ("input[token_url]", &sandbox.endpoint("/token")),
+                ("input[refresh_url]", &refresh_url),
+                ("input[scopes]", "crm.deals.read"),
+                ("input[api_base]", &sandbox.url),
+            ],
+            "Far",
+            &["crm.deals.read"],
+        )
+        .await;
+    let (old_access, _) = app.connect_oauth(&admin, &link).await;
+    let url = sandbox.endpoint("/api/crm/Deals?per_page=1");
+    let status_of = || async {
+        let d: Value = app.json(&admin, "get_connection", &[("link_name", link.as_str())]).await;
+        (d["environments"][2]["status"].as_str().unwrap().to_string(), d["environments"][2]["status_reason"].clone())
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+
+    for attempt in 1..=UNREACHABLE_LIMIT {
+        let (status, e) = err(invoke(&app, &admin, "field_service", &link, &url).await).await;
+        assert_eq!(status, 502, "{e:?}");
+        assert!(e.to_string().contains("could not be reached"), "{e}");
+        let (shown, why) = status_of().await;
+        if attempt < UNREACHABLE_LIMIT {
+            assert_eq!(shown, "Connected", "a blip does not demand re-authorization (attempt {attempt})");
+        } else {
+            assert_eq!(shown, "NeedsReauthorization");
+            assert_eq!(why, reason::UNREACHABLE);
+        }
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'needs_reauthorization'").await, 1);
+    let (_, refresh) = app.oauth_tokens_any(&link).await;
+    assert!(refresh.is_some(), "the refresh token is kept");
+
+    // The provider is back (a relay to the sandbox's token endpoint on that port).
+    let token_endpoint = sandbox.endpoint("/token");
+    let relay = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let token_endpoint = token_endpoint.clone();
+            async move {
+                let mut req = reqwest::Client::new().post(token_endpoint).body(body);
+                for name in ["authorization", "content-type", "accept"] {
+                    if let Some(v) = headers.get(name) {
+                        req = req.header(name, v.as_bytes());
+                    }
+                }
+                let res = req.send().await.unwrap();
+                let status = res.status().as_u16();
+                let text = res.text().await.unwrap();
+                (axum::http::StatusCode::from_u16(status).unwrap(), [("content-type", "application/json")], text)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(refresh_addr).await.expect("the port is free again");
+    tokio::spawn(async move { axum::serve(listener, relay).await });
+    let res = ok(invoke(&app, &admin, "field_service", &link, &url).await).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let (shown, why) = status_of().await;
+    assert_eq!((shown.as_str(), why), ("Connected", Value::Null));
+    assert_ne!(app.oauth_tokens_any(&link).await.0, old_access);
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'reconnected'").await, 1);
+}
+
+/// Redirects are re-checked hop by hop: within the connector's origin they are followed (the
+/// credentials go along, so the weather API answers); toward another origin they are not
+/// followed and nothing reaches it (the caller gets the redirect back); loops end.
+#[tokio::test]
+async fn redirects_are_followed_within_the_origin_only() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let sandbox = Sandbox::start(&[]).await;
+    // Another origin (same host, other port) that records every request reaching it. It is
+    // allowlisted, so only the origin rule (not the internal-address rule) keeps calls away.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let stub = {
+        let hits = hits.clone();
+        axum::Router::new().fallback(move || {
+            let hits = hits.clone();
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                "captured"
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stub_addr = listener.local_addr().unwrap();
+    let elsewhere = format!("http://{stub_addr}/capture");
+    tokio::spawn(async move { axum::serve(listener, stub).await });
+    let (mut settings, dir) = common::settings().await;
+    settings.sandbox_url = sandbox.url.clone();
+    settings.outbound_allowlist = vec![sandbox.url.trim_start_matches("http://").to_string(), stub_addr.to_string()];
+    let app = common::spawn_with(settings, dir).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    authorize_key(&app, &admin, "weather", "sandbox-weather-key").await;
+    let redirect = |params: &[(&str, &str)]| {
+        reqwest::Url::parse_with_params(&sandbox.endpoint("/api/redirect"), params).unwrap().to_string()
+    };
+
+    // Same origin, relative and absolute, 302 and 307: followed, the key sent again.
+    for url in [
+        redirect(&[("to", "/api/weather?city=Pune")]),
+        redirect(&[("status", "307"), ("to", &sandbox.endpoint("/api/weather?city=Pune"))]),
+    ] {
+        let res = ok(invoke(&app, &admin, "field_service", "weather", &url).await).await;
+        assert_eq!(res.status, 200, "{url}: {}", res.body);
+        assert!(res.body.contains("Pune"), "{}", res.body);
+    }
+
+    // Another origin: not followed, nothing sent there.
+    for status in ["302", "307"] {
+        let res =
+            ok(invoke(&app, &admin, "field_service", "weather", &redirect(&[("status", status), ("to", &elsewhere)]))
+                .await)
+            .await;
+        assert_eq!(res.status.to_string(), status);
+        assert!(res.headers.iter().any(|(k, v)| k == "location" && v == &elsewhere), "{:?}", res.headers);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no request, with or without credentials, left the origin");
+
+    // A loop ends with a clear error.
+    let (status, e) = err(invoke(&app, &admin, "field_service", "weather", &redirect(&[("loop", "1")])).await).await;
+    assert_eq!(status, 502, "{e:?}");
+    assert!(e.to_string().contains("redirected too many times"), "{e}");
 }

@@ -33,7 +33,13 @@ async fn revoke_removes_credentials_and_the_provider_rejects_the_token() {
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM authorized_accounts").await, 0, "local credentials removed");
     let details: Value = app.json(&admin, "get_connection", &[("link_name", "sales_crm")]).await;
-    assert!(details["environments"].as_array().unwrap().iter().all(|e| e["status"] == "NotConnected"));
+    // "Revoked" (not "Not connected") until it is authorized again, in the details and the panel.
+    assert!(details["environments"].as_array().unwrap().iter().all(|e| e["status"] == "Revoked"), "{details}");
+    let panel: Vec<Value> =
+        app.json(&admin, "app_connections", &[("app", "sales_hub"), ("environment", "Production")]).await;
+    let entry = panel.iter().find(|c| c["link_name"] == "sales_crm").expect("in the panel");
+    assert_eq!(entry["status"], "Revoked");
+    assert_eq!(entry["account_name"], Value::Null);
     // Components using it now get the authorization prompt.
     let res = app
         .call(
@@ -48,9 +54,16 @@ async fn revoke_removes_credentials_and_the_provider_rejects_the_token() {
         )
         .await;
     assert_eq!(res.status(), 428);
+    let e: app::error::AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert!(e.to_string().contains("was revoked"), "{e}");
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'revoked'").await, 1);
     // Nothing left to revoke.
     assert_eq!(app.fails(&admin, "revoke_authorization", &[("connection_id", &id)]).await.0, 404);
+    // Authorized again: connected, the tombstone is gone.
+    app.connect_oauth(&admin, "sales_crm").await;
+    let details: Value = app.json(&admin, "get_connection", &[("link_name", "sales_crm")]).await;
+    assert!(details["environments"].as_array().unwrap().iter().all(|e| e["status"] == "Connected"), "{details}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM revoked_authorizations").await, 0);
 }
 
 #[tokio::test]

@@ -379,20 +379,20 @@ async fn fifty_datasources_never_run_more_than_ten_at_once() {
 }
 
 /// `kill -9` while a sync runs; a restarted server marks the run failed with the reason, and it
-/// can be initiated again.
+/// can be initiated again. The in-test router has no sync slots, so only the child processes
+/// execute syncs.
 #[tokio::test]
 async fn a_sync_killed_mid_flight_is_marked_failed_after_restart_and_can_run_again() {
     let sandbox = Sandbox::start(&[]).await;
     let (mut settings, dir) = common::settings().await;
     settings.sandbox_url = sandbox.url.clone();
     settings.outbound_allowlist = vec![sandbox.url.trim_start_matches("http://").to_string()];
-    // Migrate and seed the database here (no router: this process runs no sync worker).
-    let state = server::build(settings.clone()).await.expect("build").state;
-    let env = [("SYNC_STALE_SECS", "2")];
-    let mut first = ServerProcess::start(&settings, "first", &env).await;
-    let app = TestApp::external(first.addr, state, settings.clone(), dir);
+    settings.sync_max_running = 0;
+    let app = common::spawn_with(settings, dir).await;
     let admin = app.signed_in("admin@demo.test").await;
     app.connect_oauth(&admin, "sales_crm").await;
+    let env = [("SYNC_STALE_SECS", "2"), ("SYNC_MAX_RUNNING", "10")];
+    let mut first = ServerProcess::start_with(&app, &env).await;
 
     sandbox.fail_with("slow", &[("times", "1"), ("delay_ms", "60000")]).await;
     assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);
@@ -402,19 +402,17 @@ async fn a_sync_killed_mid_flight_is_marked_failed_after_restart_and_can_run_aga
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status(&app, CONTACTS).await.0, "ongoing", "{}", first.log_text());
-    first.kill9();
+    assert_eq!(status(&app, CONTACTS).await.0, "ongoing", "{}", first.log());
+    first.kill().await;
 
-    let second = ServerProcess::start(&settings, "second", &env).await;
-    let app = app.at(second.addr);
+    let second = ServerProcess::start_with(&app, &env).await;
     let (state, error) = finished(&app, CONTACTS).await;
     assert_eq!(state, "failed");
     assert!(error.as_deref().unwrap().contains("server stopped"), "{error:?}");
     assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 0);
 
-    let admin = app.signed_in("admin@demo.test").await;
     sandbox.fail("off").await;
     assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);
-    assert_eq!(finished(&app, CONTACTS).await, ("completed".into(), None), "{}", second.log_text());
+    assert_eq!(finished(&app, CONTACTS).await, ("completed".into(), None), "{}", second.log());
     assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 250);
 }

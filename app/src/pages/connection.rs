@@ -116,7 +116,7 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                     <td>{e.account_name.clone().unwrap_or_else(|| "—".into())}</td>
                     <td>{e.authorized_by.clone().unwrap_or_default()}</td>
                     <td>{e.authorized_at_ms.map(format_ms).unwrap_or_default()}</td>
-                    <td><span class=if connected { "status ok" } else { "status off" }>{e.status.label()}</span></td>
+                    <td><span class=if connected { "status ok" } else { "status off" }>{e.status.describe(e.status_reason.as_deref())}</span></td>
                     <td>
                         {(!connected && may_authorize).then(|| view! {
                             <button type="button" class="primary" aria-label=label on:click=move |_| dialog.set(Some(t.clone()))>"Authorize"</button>

@@ -31,7 +31,7 @@ pub fn MicroservicesPage() -> impl IntoView {
                                                     <td><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
                                                     <td><code>{c.link_name}</code></td>
                                                     <td>{c.service_name}</td>
-                                                    <td>{c.status.label()}</td>
+                                                    <td>{c.status.describe(c.status_reason.as_deref())}</td>
                                                 </tr>
                                             }).collect_view()}
                                         </tbody>

@@ -106,7 +106,7 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
                 <span class="name">{entry.display_name.clone()}</span>
                 <span class="account">{entry.account_name.clone().unwrap_or_else(|| "No authorized account".into())}</span>
             </div>
-            <span class=if connected { "status ok" } else { "status off" }>{entry.status.label()}</span>
+            <span class=if connected { "status ok" } else { "status off" }>{entry.status.describe(entry.status_reason.as_deref())}</span>
             {(connected && matches!(entry.authorize, Decision::Allowed | Decision::Prompt)).then(|| view! {
                 <AccountName connection_id=entry.id display_name=entry.display_name.clone() current=entry.account_name.clone().unwrap_or_default()/>
             })}

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod seed;
 pub mod sessions;
 pub mod settings;
+pub mod single_flight;
 pub mod state;
 
 pub use state::AppState;

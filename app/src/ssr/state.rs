@@ -15,6 +15,8 @@ pub struct AppState {
     pub cipher: Cipher,
     /// Outbound HTTP client for third-party services: never follows redirects on its own.
     pub http: reqwest::Client,
+    /// Token refreshes in flight in this process (one per account).
+    pub refreshes: Arc<crate::authorizations::ssr::Refreshes>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -97,17 +97,6 @@ pub async fn spawn_replica(first: &TestApp) -> (SocketAddr, AppState) {
 }
 
 impl TestApp {
-    /// A handle on a server running elsewhere (e.g. a child process) over `state`'s database.
-    pub fn external(addr: SocketAddr, state: AppState, settings: Settings, dir: tempfile::TempDir) -> TestApp {
-        TestApp { addr, state, settings, _dir: dir }
-    }
-
-    /// The same database, reached through another server address.
-    pub fn at(mut self, addr: SocketAddr) -> TestApp {
-        self.addr = addr;
-        self
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -252,6 +241,26 @@ impl TestApp {
         let page = admin.get(consent.callback_url.clone()).send().await.expect("callback").text().await.expect("page");
         assert!(page.contains("Connected"), "{page}");
         self.oauth_tokens(link).await
+    }
+
+    /// The OAuth2 tokens stored for a shared connection in production, whatever its status.
+    pub async fn oauth_tokens_any(&self, link: &str) -> (String, Option<String>) {
+        let (id, ct): (i64, Vec<u8>) = sqlx::query_as(
+            "SELECT a.id, a.credentials_ct FROM connection_authorizations ca
+             JOIN authorized_accounts a ON a.id = ca.account_id
+             WHERE ca.connection_id = $1 AND ca.environment = 'production' AND ca.subject_user_id = 0",
+        )
+        .bind(self.connection_id(link).await)
+        .fetch_one(&self.state.db.pool)
+        .await
+        .expect("an account");
+        let plain = self.state.cipher.decrypt(&app::authorizations::ssr::account_aad(id), &ct).expect("decrypt");
+        match serde_json::from_slice(&plain).expect("credentials") {
+            app::authorizations::ssr::Credentials::OAuth2 { access_token, refresh_token, .. } => {
+                (access_token, refresh_token)
+            }
+            other => panic!("not OAuth2: {other:?}"),
+        }
     }
 
     /// The OAuth2 access and refresh tokens stored for a shared connection.

@@ -1,74 +1,107 @@
-//! The real `server` binary as a child OS process on a test's database: for tests that kill a
-//! server mid-flight (`kill -9`) or need two processes on one database.
+//! The real server binary as a child OS process on the same database as a [`TestApp`]: a
+//! replica that can be killed with SIGKILL mid-request.
 #![allow(dead_code)]
 
-use app::ssr::settings::Settings;
+use super::TestApp;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
-/// A running server process; dropping it kills it.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `server` process. Dropping it kills the process.
 pub struct ServerProcess {
     pub addr: SocketAddr,
     child: Child,
-    pub log: std::path::PathBuf,
-}
-
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
-    /// Starts the binary with `settings`' database, key, sandbox and allowlist, plus `extra`
-    /// environment (e.g. `SYNC_STALE_SECS`), and waits for `/healthz`.
-    pub async fn start(settings: &Settings, name: &str, extra: &[(&str, &str)]) -> ServerProcess {
-        let addr = free_addr();
-        let log = settings.data_dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
+    /// Starts `target/.../server` with `app`'s database, encryption key, data directory and
+    /// sandbox settings on a free port, and waits for its "listening on" line. The database is
+    /// already migrated and seeded by `app`. Secrets go through the environment, not argv.
+    pub async fn start(app: &TestApp) -> ServerProcess {
+        Self::start_with(app, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with extra environment (e.g. `SYNC_STALE_SECS`).
+    pub async fn start_with(app: &TestApp, env: &[(&str, &str)]) -> ServerProcess {
+        let s = &app.settings;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
-        cmd.env_clear()
+        cmd.current_dir(&s.data_dir)
+            .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", settings.database_url())
-            .env("DATA_DIR", &settings.data_dir)
-            .env("CONNECTIONS_ENCRYPTION_KEY", settings.encryption_key.clone().expect("a test key"))
-            .env("SANDBOX_URL", &settings.sandbox_url)
-            .env("OUTBOUND_ALLOWLIST", settings.outbound_allowlist.join(","))
-            .env("LISTEN_ADDR", addr.to_string())
-            .env("PUBLIC_URL", format!("http://{addr}"))
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(Stdio::from(out.try_clone().expect("log file")))
-            .stderr(Stdio::from(out));
-        for (k, v) in extra {
+            .env("RUST_LOG", "info,sqlx=warn,tower_sessions=warn,leptos_axum=warn")
+            .env("DATABASE_URL", s.database_url())
+            .env("CONNECTIONS_ENCRYPTION_KEY", s.encryption_key.as_deref().expect("the test app has a key"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .arg(&s.data_dir)
+            .args(["--sandbox-url", &s.sandbox_url])
+            .args(["--oauth-window-secs", &s.oauth_window_secs.to_string()]);
+        for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start the server binary");
-        let me = ServerProcess { addr, child, log };
-        let http = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(r) = http.get(format!("http://{addr}/healthz")).send().await {
-                if r.status().is_success() {
-                    return me;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if !s.outbound_allowlist.is_empty() {
+            cmd.args(["--outbound-allowlist", &s.outbound_allowlist.join(",")]);
         }
-        panic!("the server process did not start:\n{}", me.log_text());
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the server binary");
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+        let mut tx = Some(tx);
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split(|c: char| c == '"' || c.is_whitespace()).next().unwrap_or_default();
+                        if let (Ok(addr), Some(tx)) = (addr.parse(), tx.take()) {
+                            let _ = tx.send(addr);
+                        }
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = match tokio::time::timeout(START_TIMEOUT, rx).await {
+            Ok(Ok(addr)) => addr,
+            _ => panic!("the server process did not start:\n{}", log.lock().unwrap().join("\n")),
+        };
+        ServerProcess { addr, child, log }
     }
 
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
     }
 
-    /// SIGKILL: the process gets no chance to clean up.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// `kill -9`: no graceful shutdown, nothing after this line runs in the process.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
     }
-}
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill9();
+    /// Everything the process logged so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 }
