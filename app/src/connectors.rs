@@ -393,6 +393,10 @@ pub mod ssr {
                 serde_json::from_value(config).map_err(|e| AppError::internal("connector catalog", e))?;
             let config_text = serde_json::to_string(&config).map_err(|e| AppError::internal("connector catalog", e))?;
             let mut tx = db.pool.begin().await?;
+            // Write first, so SQLite takes the write lock before reading: a transaction that
+            // reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT) when another server
+            // process on the same file wrote in between, e.g. two replicas starting together.
+            sqlx::query("DELETE FROM connectors WHERE 1 = 0").execute(&mut *tx).await?;
             let existing: Option<i64> =
                 sqlx::query_scalar("SELECT id FROM connectors WHERE workspace_id IS NULL AND link_name = $1")
                     .bind(&entry.link_name)
