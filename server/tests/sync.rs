@@ -101,6 +101,27 @@ async fn configure_then_sync_pulls_every_page_into_the_forms_integration_fields(
         serde_json::json!([{"form": "Deal Intake", "form_link": "deal_intake", "field": "deal"}])
     );
 
+    // Configure is offered only while the connection is usable here, and says why not.
+    for (break_it, mend, expected) in [
+        ("UPDATE connections SET deprecated = 1", "UPDATE connections SET deprecated = 0", "is deprecated. Replace it"),
+        ("UPDATE connection_access SET enabled = 0", "UPDATE connection_access SET enabled = 1", "App access is off"),
+        ("UPDATE datasources SET enabled = 0", "UPDATE datasources SET enabled = 1", "datasource is disabled"),
+    ] {
+        sqlx::query(break_it).execute(&app.state.db.pool).await.unwrap();
+        let deals = datasources(&app, &admin).await.into_iter().find(|d| d["name"] == "CRM Deals").unwrap();
+        assert!(deals["configure_blocked"].as_str().unwrap().contains(expected), "{deals}");
+        assert!(deals["sync_blocked"].as_str().unwrap().contains(expected), "{deals}");
+        let (code, _) = app
+            .fails(
+                &admin,
+                "configure_datasource",
+                &[("datasource_id", "1"), ("environment", "Production"), ("values[stage]", "All")],
+            )
+            .await;
+        assert_eq!(code, 409);
+        sqlx::query(mend).execute(&app.state.db.pool).await.unwrap();
+    }
+
     // Configuration values of the wrong shape are refused, naming the field.
     for (args, field) in [
         (vec![("values[stage]", "Won")], "stage"),
@@ -247,12 +268,25 @@ async fn a_failing_service_fails_the_run_without_touching_form_records() {
     assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 600);
 }
 
-/// 1 000 presses at once, from three builders, over two replicas: exactly one run.
+/// The test's app (its router runs no syncs: no slots) and two server processes on its database
+/// that serve the presses and run the syncs.
+async fn two_processes(sandbox: &Sandbox) -> (TestApp, ServerProcess, ServerProcess) {
+    let (mut settings, dir) = common::settings().await;
+    settings.sandbox_url = sandbox.url.clone();
+    settings.outbound_allowlist = vec![sandbox.url.trim_start_matches("http://").to_string()];
+    settings.sync_max_running = 0;
+    let app = common::spawn_with(settings, dir).await;
+    let env = [("SYNC_MAX_RUNNING", "10")];
+    let p1 = ServerProcess::start_with(&app, &env).await;
+    let p2 = ServerProcess::start_with(&app, &env).await;
+    (app, p1, p2)
+}
+
+/// 1 000 presses at once, from three builders, on two server processes: exactly one run.
 #[tokio::test]
 async fn a_thousand_concurrent_initiations_start_exactly_one_run() {
     let sandbox = Sandbox::start(&[]).await;
-    let app = common::spawn_with_sandbox(&sandbox).await;
-    let (replica_addr, _) = common::spawn_replica(&app).await;
+    let (app, p1, p2) = two_processes(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     app.connect_oauth(&admin, "sales_crm").await;
     configure_all_stages(&app, &admin).await;
@@ -263,11 +297,11 @@ async fn a_thousand_concurrent_initiations_start_exactly_one_run() {
     for email in ["admin@demo.test", "developer@demo.test", "superadmin@demo.test"] {
         clients.push(app.signed_in(email).await);
     }
-    let replica = format!("http://{replica_addr}");
+    let (first, second) = (p1.url(""), p2.url(""));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..1000 {
         let client = clients[i % clients.len()].clone();
-        let base = if i % 2 == 0 { app.url("") } else { replica.clone() };
+        let base = if i % 2 == 0 { first.clone() } else { second.clone() };
         tasks.spawn(async move {
             let res = client
                 .post(format!("{base}/api/initiate_sync"))
@@ -296,13 +330,12 @@ async fn a_thousand_concurrent_initiations_start_exactly_one_run() {
     assert_eq!(app.count("SELECT COUNT(*) FROM sync_runs").await, 1);
 }
 
-/// Fifty datasources initiated at once on two replicas: never more than ten run at a time, the
+/// Fifty datasources initiated at once on two server processes: never more than ten run at a time, the
 /// rest wait as queued, and all complete.
 #[tokio::test]
 async fn fifty_datasources_never_run_more_than_ten_at_once() {
     let sandbox = Sandbox::start(&[("SANDBOX_CRM_RECORDS", "1200")]).await;
-    let app = common::spawn_with_sandbox(&sandbox).await;
-    let (replica_addr, _) = common::spawn_replica(&app).await;
+    let (app, p1, p2) = two_processes(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     app.connect_oauth(&admin, "sales_crm").await;
     let form: i64 = sqlx::query_scalar("SELECT id FROM components WHERE link_name = 'contact_lookup'")
@@ -332,11 +365,11 @@ async fn fifty_datasources_never_run_more_than_ten_at_once() {
             .unwrap();
         ids.push(id);
     }
-    let replica = format!("http://{replica_addr}");
+    let (first, second) = (p1.url(""), p2.url(""));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, id) in ids.iter().enumerate() {
         let (client, id) = (admin.clone(), id.to_string());
-        let base = if i % 2 == 0 { app.url("") } else { replica.clone() };
+        let base = if i % 2 == 0 { first.clone() } else { second.clone() };
         tasks.spawn(async move {
             client
                 .post(format!("{base}/api/initiate_sync"))
