@@ -1,15 +1,11 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup } from './helpers';
+import { USERS, signIn, consentInPopup, authorizeWithPopup, openConnectionsSlider } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
 /** Opens the live-mode Connections slider of Sales Hub and returns the Sales CRM entry. */
 async function salesCrmInSlider(page: Page) {
-  await page.goto('/app/sales_hub');
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Settings' }).click();
-  await page.getByRole('menuitem', { name: 'Connections' }).click();
-  const row = page.getByRole('dialog', { name: 'Connections' }).getByRole('listitem', { name: 'Sales CRM' });
+  const row = (await openConnectionsSlider(page)).getByRole('listitem', { name: 'Sales CRM' });
   await expect(row.getByText(/^(Connected|Not connected)$/)).toBeVisible();
   return row;
 }
@@ -111,11 +107,7 @@ test('a failing service gives Failed with a log entry in Operations, and the syn
 test('plain users see no datasources in the slider', async ({ page }) => {
   await signIn(page, USERS.user);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  await page.goto('/app/sales_hub');
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Settings' }).click();
-  await page.getByRole('menuitem', { name: 'Connections' }).click();
-  const slider = page.getByRole('dialog', { name: 'Connections' });
+  const slider = await openConnectionsSlider(page);
   await expect(slider.getByRole('listitem').first()).toBeVisible();
   await expect(slider.getByRole('region', { name: 'Associated Datasources' })).toHaveCount(0);
 });

@@ -49,3 +49,12 @@ export async function authorizeWithPopup(page: Page, dialogName: string) {
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
   return { dialog, popup: await popupPromise };
 }
+
+/** Opens the live-mode Connections slider of an application (from the settings menu). */
+export async function openConnectionsSlider(page: Page, app = 'sales_hub') {
+  await page.goto(`/app/${app}`);
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('menuitem', { name: 'Connections' }).click();
+  return page.getByRole('dialog', { name: 'Connections' });
+}
