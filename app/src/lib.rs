@@ -15,6 +15,7 @@ pub mod invoke;
 pub mod operations;
 pub mod pages;
 pub mod policy;
+pub mod references;
 pub mod revocations;
 #[cfg(feature = "ssr")]
 pub mod ssr;

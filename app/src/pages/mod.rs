@@ -11,6 +11,7 @@ pub mod login;
 pub mod microservices;
 pub mod operations;
 pub mod panel;
+pub mod panel_details;
 
 use crate::auth::{current_user, Login, Logout, SessionUser};
 use crate::error::AppError;

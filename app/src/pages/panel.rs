@@ -1,6 +1,7 @@
 //! The connections panel: the live-mode slider and the builder's Connections tab.
 
 use super::authorize::{AuthorizeDialog, Target};
+use super::panel_details::EntryDetails;
 use super::ErrorMessage;
 use crate::authorizations::RenameAccount;
 use crate::connections::{app_connections, ConnectionEntry, Status};
@@ -28,11 +29,12 @@ pub fn TypeIcon(kind: ConnectionType) -> impl IntoView {
 pub fn ConnectionsList(app: String, component: Option<String>, environment: Environment) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let dialog = RwSignal::new(None::<Target>);
+    provide_context(PanelCx { dialog, environment, version });
+    provide_context(PanelApp { app: app.clone(), edit_mode: component.is_some() });
     let entries = Resource::new(
         move || (app.clone(), component.clone(), version.get()),
         move |(app, component, _)| app_connections(app, component, environment),
     );
-    provide_context(PanelCx { dialog, environment, version });
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading connections…"</p> }>
             {move || Suspend::new(async move {
@@ -64,10 +66,18 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
 
 /// Lets a row open the authorization dialog of its list.
 #[derive(Clone, Copy)]
-struct PanelCx {
-    dialog: RwSignal<Option<Target>>,
-    environment: Environment,
-    version: RwSignal<u32>,
+pub(crate) struct PanelCx {
+    pub(crate) dialog: RwSignal<Option<Target>>,
+    pub(crate) environment: Environment,
+    pub(crate) version: RwSignal<u32>,
+}
+
+/// The application whose panel this is, and whether it is the builder's tab (references then
+/// link to the builder).
+#[derive(Clone)]
+pub(crate) struct PanelApp {
+    pub(crate) app: String,
+    pub(crate) edit_mode: bool,
 }
 
 #[component]
@@ -109,6 +119,7 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
                 <AccountName connection_id=entry.id display_name=entry.display_name.clone() current=entry.account_name.clone().unwrap_or_default()/>
             })}
             {action}
+            <EntryDetails entry=entry.clone()/>
         </li>
     }
 }

@@ -1,0 +1,118 @@
+//! A panel entry's details, shown when the entry is clicked (seed 000 §4, §6, §7): permissions,
+//! references (each a link to the component), Switch (another account or a new one, through the
+//! authorization dialog's Reuse / Link New Account) and Revoke.
+
+use super::authorize::Target;
+use super::panel::{PanelApp, PanelCx};
+use super::ErrorMessage;
+use crate::connections::{ConnectionEntry, Status};
+use crate::references::connection_panel_details;
+use crate::revocations::RevokeAuthorization;
+use leptos::prelude::*;
+
+#[component]
+pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
+    let cx = expect_context::<PanelCx>();
+    let panel = expect_context::<PanelApp>();
+    let open = RwSignal::new(false);
+    let id = entry.id;
+    let name = entry.display_name.clone();
+    let authorized = entry.status != Status::NotConnected;
+    let app = panel.app.clone();
+    let details = Resource::new(
+        move || open.get().then(|| app.clone()),
+        move |app| async move {
+            match app {
+                Some(app) => connection_panel_details(app, id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let revoke = ServerAction::<RevokeAuthorization>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = revoke.value().get() {
+            cx.version.update(|v| *v += 1);
+        }
+    });
+    let switch_to = Target {
+        connection_id: entry.id,
+        display_name: entry.display_name.clone(),
+        auth_type: entry.auth_type,
+        same_for_all_envs: entry.same_for_all_envs,
+        username_label: entry.username_label.clone(),
+        password_label: entry.password_label.clone(),
+        environments: vec![cx.environment],
+        replace: true,
+    };
+    let region = format!("{name} details");
+    let (app, edit_mode) = (panel.app.clone(), panel.edit_mode);
+    let body = move || {
+        let name = name.clone();
+        let app = app.clone();
+        let switch_to = switch_to.clone();
+        Suspend::new(async move {
+            match details.await {
+                Ok(None) => ().into_any(),
+                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                Ok(Some(d)) => {
+                    let href = |link: &str| {
+                        if edit_mode {
+                            format!("/app/{app}/edit?component={link}")
+                        } else {
+                            format!("/app/{app}?component={link}")
+                        }
+                    };
+                    view! {
+                        <h4>"Permissions"</h4>
+                        {if d.scopes.is_empty() {
+                            view! { <p class="muted">"No specific permissions"</p> }.into_any()
+                        } else {
+                            view! {
+                                <ul aria-label="Permissions" class="scopes">
+                                    {d.scopes.iter().map(|s| view! { <li><code>{s.clone()}</code></li> }).collect_view()}
+                                </ul>
+                            }.into_any()
+                        }}
+                        <h4>"References"</h4>
+                        <ul aria-label="References" class="references">
+                            {d.references.iter().map(|r| view! {
+                                <li><span class="kind">{r.kind.label()}</span> " " <a href=href(&r.link_name)>{r.name.clone()}</a></li>
+                            }).collect_view()}
+                        </ul>
+                        <div class="row">
+                            {(authorized && d.may_switch).then(|| view! {
+                                <button type="button" aria-label=format!("Switch {name}")
+                                    on:click=move |_| cx.dialog.set(Some(switch_to.clone()))>"Switch"</button>
+                            })}
+                            {(authorized && d.may_revoke).then(|| view! {
+                                <button type="button" class="danger" aria-label=format!("Revoke {name}")
+                                    disabled=move || revoke.pending().get()
+                                    on:click=move |_| {
+                                        revoke.dispatch(RevokeAuthorization { connection_id: id, environment: Some(cx.environment) });
+                                    }>"Revoke"</button>
+                            })}
+                        </div>
+                    }
+                    .into_any()
+                }
+            }
+        })
+    };
+    let label = format!("Details of {}", entry.display_name);
+    view! {
+        <button type="button" class="link-button details-toggle" aria-label=label
+            aria-expanded=move || open.get().to_string()
+            on:click=move |_| open.update(|o| *o = !*o)>
+            {move || if open.get() { "Hide details" } else { "Details" }}
+        </button>
+        {move || open.get().then(|| {
+            let body = body.clone();
+            view! {
+                <section class="entry-details" role="region" aria-label=region.clone()>
+                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{body}</Transition>
+                    {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> })}
+                </section>
+            }
+        })}
+    }
+}
