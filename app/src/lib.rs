@@ -17,6 +17,7 @@ pub mod pages;
 pub mod policy;
 pub mod references;
 pub mod revocations;
+pub mod runtime;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 

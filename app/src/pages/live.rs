@@ -2,15 +2,17 @@
 //! the Connections slider (seed 000 §4.1).
 
 use super::panel::ConnectionsList;
+use super::runtime::ComponentView;
 use super::{ErrorMessage, RequireUser, SignOut};
 use crate::applications::get_application;
 use crate::domain::Environment;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn LivePage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let app = move || params.read().get("app").unwrap_or_default();
     view! {
         <RequireUser children=move |user| {
@@ -57,10 +59,14 @@ pub fn LivePage() -> impl IntoView {
                                                 <nav aria-label="Components">
                                                     <ul class="components">
                                                         {v.components.iter().map(|c| view! {
-                                                            <li><span class="kind">{c.kind.label()}</span> " " {c.name.clone()}</li>
+                                                            <li><span class="kind">{c.kind.label()}</span> " " <a href=format!("/app/{}?component={}", link, c.link_name)>{c.name.clone()}</a></li>
                                                         }).collect_view()}
                                                     </ul>
                                                 </nav>
+                                                {
+                                                    let link = link.clone();
+                                                    move || query.read().get("component").map(|c| view! { <ComponentView app=link.clone() component=c/> })
+                                                }
                                             </main>
                                             <Show when=move || slider_open.get()>
                                                 <aside class="slider" role="dialog" aria-label="Connections">

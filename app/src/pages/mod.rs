@@ -12,6 +12,7 @@ pub mod microservices;
 pub mod operations;
 pub mod panel;
 pub mod panel_details;
+pub mod runtime;
 
 use crate::auth::{current_user, Login, Logout, SessionUser};
 use crate::error::AppError;
