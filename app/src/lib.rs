@@ -10,6 +10,7 @@ pub mod authorizations;
 pub mod connections;
 pub mod connectors;
 pub mod domain;
+pub mod embed;
 pub mod error;
 pub mod invoke;
 pub mod operations;
@@ -70,6 +71,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>
                 <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
                 <Route path=path!("/operations") view=pages::operations::OperationsPage/>
+                <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
             </Routes>
         </Router>
     }

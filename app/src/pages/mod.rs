@@ -5,6 +5,7 @@ pub mod connection;
 pub mod create;
 pub mod custom_connector;
 pub mod edit;
+pub mod embed;
 pub mod home;
 pub mod live;
 pub mod login;

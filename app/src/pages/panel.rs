@@ -1,6 +1,7 @@
 //! The connections panel: the live-mode slider and the builder's Connections tab.
 
 use super::authorize::{AuthorizeDialog, Target};
+use super::embed::{emit, EmbedEvents};
 use super::panel_details::EntryDetails;
 use super::ErrorMessage;
 use crate::authorizations::RenameAccount;
@@ -30,6 +31,7 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
     let version = RwSignal::new(0u32);
     let dialog = RwSignal::new(None::<Target>);
     provide_context(PanelCx { dialog, environment, version });
+    let events = use_context::<EmbedEvents>();
     provide_context(PanelApp { app: app.clone(), edit_mode: component.is_some() });
     let entries = Resource::new(
         move || (app.clone(), component.clone(), version.get()),
@@ -58,8 +60,15 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
                 }
             })}
         </Transition>
-        {move || dialog.get().map(|t| view! {
-            <AuthorizeDialog target=t on_done=move |_| version.update(|v| *v += 1) on_close=move |_| dialog.set(None)/>
+        {move || dialog.get().map(|t| {
+            let kind = if t.replace { "connections.switched" } else { "connections.authorized" };
+            let (link, events) = (t.link_name.clone(), events.clone());
+            view! {
+                <AuthorizeDialog target=t on_done=move |_| {
+                    version.update(|v| *v += 1);
+                    emit(&events, kind, &link, environment);
+                } on_close=move |_| dialog.set(None)/>
+            }
         })}
     }
 }
@@ -87,6 +96,7 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
     let target = Target {
         connection_id: entry.id,
         display_name: entry.display_name.clone(),
+        link_name: entry.link_name.clone(),
         auth_type: entry.auth_type,
         same_for_all_envs: entry.same_for_all_envs,
         username_label: entry.username_label.clone(),

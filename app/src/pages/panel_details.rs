@@ -3,6 +3,7 @@
 //! authorization dialog's Reuse / Link New Account) and Revoke.
 
 use super::authorize::Target;
+use super::embed::{emit, EmbedEvents};
 use super::panel::{PanelApp, PanelCx};
 use super::ErrorMessage;
 use crate::connections::{ConnectionEntry, Status};
@@ -29,14 +30,19 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
         },
     );
     let revoke = ServerAction::<RevokeAuthorization>::new();
+    let events = use_context::<EmbedEvents>();
+    let embedded = events.is_some();
+    let link = entry.link_name.clone();
     Effect::new(move |_| {
         if let Some(Ok(())) = revoke.value().get() {
+            emit(&events, "connections.revoked", &link, cx.environment);
             cx.version.update(|v| *v += 1);
         }
     });
     let switch_to = Target {
         connection_id: entry.id,
         display_name: entry.display_name.clone(),
+        link_name: entry.link_name.clone(),
         auth_type: entry.auth_type,
         same_for_all_envs: entry.same_for_all_envs,
         username_label: entry.username_label.clone(),
@@ -76,7 +82,7 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                         <h4>"References"</h4>
                         <ul aria-label="References" class="references">
                             {d.references.iter().map(|r| view! {
-                                <li><span class="kind">{r.kind.label()}</span> " " <a href=href(&r.link_name)>{r.name.clone()}</a></li>
+                                <li><span class="kind">{r.kind.label()}</span> " " <a href=href(&r.link_name) target=embedded.then_some("_blank")>{r.name.clone()}</a></li>
                             }).collect_view()}
                         </ul>
                         <div class="row">

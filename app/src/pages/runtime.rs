@@ -19,7 +19,12 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
     let dismissed = RwSignal::new(None::<String>);
     let prompting = RwSignal::new(None::<String>);
     let (a, c) = (app.clone(), component.clone());
-    let output = Resource::new(move || (a.clone(), c.clone(), version.get()), |(a, c, _)| run_component(a, c));
+    // Each answer carries the version it was fetched for, so a stale answer shown while the
+    // component loads again after authorizing does not reopen the prompt.
+    let output = Resource::new(
+        move || (a.clone(), c.clone(), version.get()),
+        |(a, c, v)| async move { (v, run_component(a, c).await) },
+    );
     let app_for_prompt = app.clone();
     let open_prompt = Callback::new(move |connection: String| {
         let app = app_for_prompt.clone();
@@ -31,6 +36,7 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
                     dialog.set(Some(Target {
                         connection_id: e.id,
                         display_name: e.display_name,
+                        link_name: e.link_name,
                         auth_type: e.auth_type,
                         same_for_all_envs: e.same_for_all_envs,
                         username_label: e.username_label,
@@ -44,8 +50,11 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
     });
     // Prompt at once when the component needs an authorization the caller may give.
     Effect::new(move |_| {
-        if let Some(Err(AppError::AuthorizationRequired { connection, prompt: true, .. })) = output.get() {
-            if dismissed.get_untracked().as_deref() != Some(connection.as_str()) && dialog.get_untracked().is_none() {
+        if let Some((v, Err(AppError::AuthorizationRequired { connection, prompt: true, .. }))) = output.get() {
+            if v == version.get_untracked()
+                && dismissed.get_untracked().as_deref() != Some(connection.as_str())
+                && dialog.get_untracked().is_none()
+            {
                 open_prompt.run(connection);
             }
         }
@@ -54,7 +63,7 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
         <section class="component-view" aria-label=format!("Component {component}")>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    match output.await {
+                    match output.await.1 {
                         Ok(out) => view! { <Output out=out/> }.into_any(),
                         Err(AppError::AuthorizationRequired { connection, prompt, message }) => {
                             let again = connection.clone();
