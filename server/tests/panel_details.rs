@@ -126,3 +126,27 @@ async fn components_run_over_their_connections() {
     let (status, e) = run(&admin, "deal_intake").await;
     assert_eq!((status, auth_required(&e)), (428, ("sales_crm".into(), true)));
 }
+
+/// Seed 000 §9: a logged-in-user connection used in a schedule without the admin's primary
+/// account cannot be authorized by users; the panel says so and components do not prompt them.
+#[tokio::test]
+async fn logged_in_user_connection_in_a_schedule_waits_for_the_admin() {
+    let app = spawn().await;
+    let user = app.signed_in("user@demo.test").await;
+    sqlx::query(
+        "INSERT INTO component_connections (component_id, connection_id)
+         SELECT s.id, c.id FROM components s, connections c WHERE s.link_name = 'nightly_refresh' AND c.link_name = 'my_crm'",
+    )
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    let list: Vec<Value> =
+        app.json(&user, "app_connections", &[("app", "sales_hub"), ("environment", "Production")]).await;
+    let my_crm = list.iter().find(|e| e["link_name"] == "my_crm").expect("my_crm listed");
+    assert_eq!(my_crm["authorize"], serde_json::json!({"ContactAdmin": "Admin"}));
+    let (status, e) = app.fails(&user, "run_component", &[("app", "sales_hub"), ("component", "pipeline")]).await;
+    assert_eq!((status, auth_required(&e)), (428, ("my_crm".into(), false)));
+    let id = app.connection_id("my_crm").await.to_string();
+    let (status, _) = app.fails(&user, "authorize_connection", &[("connection_id", &id), ("account_name", "Uma")]).await;
+    assert_eq!(status, 403);
+}

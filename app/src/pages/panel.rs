@@ -2,7 +2,7 @@
 
 use super::authorize::{AuthorizeDialog, Target};
 use super::embed::{emit, EmbedEvents};
-use super::panel_details::EntryDetails;
+use super::panel_details::{contact_notice, EntryDetails};
 use super::ErrorMessage;
 use crate::authorizations::RenameAccount;
 use crate::connections::{app_connections, ConnectionEntry, Status};
@@ -113,7 +113,9 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
             }
             .into_any(),
         ),
-        (false, Decision::ContactAdmin(who)) => Some(view! { <p class="notice">{who.message()}</p> }.into_any()),
+        (false, Decision::ContactAdmin(who)) => {
+            Some(view! { <p class="notice" role="note">{contact_notice(entry.conn_type, who)}</p> }.into_any())
+        }
         (false, Decision::Denied) => None,
     };
     view! {

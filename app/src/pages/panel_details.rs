@@ -7,9 +7,24 @@ use super::embed::{emit, EmbedEvents};
 use super::panel::{PanelApp, PanelCx};
 use super::ErrorMessage;
 use crate::connections::{ConnectionEntry, Status};
+use crate::domain::ConnectionType;
+use crate::policy::Contact;
 use crate::references::connection_panel_details;
 use crate::revocations::RevokeAuthorization;
 use leptos::prelude::*;
+
+/// What the panel tells someone who may not authorize a connection. For a logged-in-user
+/// connection that is only the case while it is used in a datasource or schedule without the
+/// admin's primary account (seed 000 §9; [`crate::policy::decide`]).
+pub fn contact_notice(kind: ConnectionType, who: Contact) -> &'static str {
+    match kind {
+        ConnectionType::LoggedInUser => {
+            "You cannot authorize this connection yet: it is used in a datasource or schedule, and an admin must \
+             authorize it and configure its primary account first. Contact your admin."
+        }
+        _ => who.message(),
+    }
+}
 
 #[component]
 pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
@@ -120,5 +135,25 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                 </section>
             }
         })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contact_notice;
+    use crate::domain::ConnectionType;
+    use crate::domain::Role;
+    use crate::policy::{decide, Action, Contact, Context, Decision};
+
+    #[test]
+    fn users_are_told_why_they_cannot_authorize() {
+        // §9: a logged-in-user connection in a datasource or schedule, no primary account yet.
+        let waiting = Context { used_in_datasource_or_schedule: true, primary_account_configured: false };
+        let Decision::ContactAdmin(who) = decide(Role::User, ConnectionType::LoggedInUser, Action::Authorize, waiting)
+        else {
+            panic!("users must wait for the admin");
+        };
+        assert!(contact_notice(ConnectionType::LoggedInUser, who).contains("primary account"));
+        assert_eq!(contact_notice(ConnectionType::Admin, Contact::Admin), Contact::Admin.message());
     }
 }
