@@ -19,12 +19,7 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
     let dismissed = RwSignal::new(None::<String>);
     let prompting = RwSignal::new(None::<String>);
     let (a, c) = (app.clone(), component.clone());
-    // Each answer carries the version it was fetched for, so a stale answer shown while the
-    // component loads again after authorizing does not reopen the prompt.
-    let output = Resource::new(
-        move || (a.clone(), c.clone(), version.get()),
-        |(a, c, v)| async move { (v, run_component(a, c).await) },
-    );
+    let output = Resource::new(move || (a.clone(), c.clone(), version.get()), |(a, c, _)| run_component(a, c));
     let app_for_prompt = app.clone();
     let open_prompt = Callback::new(move |connection: String| {
         let app = app_for_prompt.clone();
@@ -48,25 +43,25 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
             }
         });
     });
-    // Prompt at once when the component needs an authorization the caller may give.
-    Effect::new(move |_| {
-        if let Some((v, Err(AppError::AuthorizationRequired { connection, prompt: true, .. }))) = output.get() {
-            if v == version.get_untracked()
-                && dismissed.get_untracked().as_deref() != Some(connection.as_str())
-                && dialog.get_untracked().is_none()
-            {
-                open_prompt.run(connection);
-            }
-        }
-    });
     view! {
         <section class="component-view" aria-label=format!("Component {component}")>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    match output.await.1 {
+                    match output.await {
                         Ok(out) => view! { <Output out=out/> }.into_any(),
                         Err(AppError::AuthorizationRequired { connection, prompt, message }) => {
                             let again = connection.clone();
+                            if prompt {
+                                // Prompt at once (after hydration too), unless the person closed it.
+                                let connection = connection.clone();
+                                Effect::new(move |_| {
+                                    if dismissed.get_untracked().as_deref() != Some(connection.as_str())
+                                        && dialog.get_untracked().is_none()
+                                    {
+                                        open_prompt.run(connection.clone());
+                                    }
+                                });
+                            }
                             view! {
                                 <div class="auth-prompt" role="alert" aria-label="Authorization required">
                                     <p>{message}</p>
