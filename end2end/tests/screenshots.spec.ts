@@ -3,7 +3,8 @@ import * as path from 'path';
 import { USERS, hydrated, signIn } from './helpers';
 
 // Refreshes the README's screenshots: SCREENSHOTS=1 (skipped otherwise).
-const DOCS = path.join(__dirname, '..', '..', 'docs');
+// Playwright runs from end2end/.
+const DOCS = path.join(process.cwd(), '..', 'docs');
 
 test.describe('screenshots', () => {
   test.skip(!process.env.SCREENSHOTS, 'set SCREENSHOTS=1 to refresh docs/*.png');

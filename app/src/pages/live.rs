@@ -13,6 +13,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 pub fn LivePage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
+    // The opened component renders in the browser only (after hydration): its answer may be an
+    // authorization prompt that opens a dialog, which has nothing to hydrate on the server.
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
     let app = move || params.read().get("app").unwrap_or_default();
     view! {
         <RequireUser children=move |user| {
@@ -65,7 +69,7 @@ pub fn LivePage() -> impl IntoView {
                                                 </nav>
                                                 {
                                                     let link = link.clone();
-                                                    move || query.read().get("component").map(|c| view! { <ComponentView app=link.clone() component=c/> })
+                                                    move || mounted.get().then(|| query.read().get("component")).flatten().map(|c| view! { <ComponentView app=link.clone() component=c/> })
                                                 }
                                             </main>
                                             <Show when=move || slider_open.get()>

@@ -97,7 +97,7 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                         <h4>"References"</h4>
                         <ul aria-label="References" class="references">
                             {d.references.iter().map(|r| view! {
-                                <li><span class="kind">{r.kind.label()}</span> " " <a href=href(&r.link_name) target=embedded.then_some("_blank")>{r.name.clone()}</a></li>
+                                <li><span class="kind">{r.kind.label()}</span><a href=href(&r.link_name) target=embedded.then_some("_blank")>{r.name.clone()}</a></li>
                             }).collect_view()}
                         </ul>
                         <div class="row">
