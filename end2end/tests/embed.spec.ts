@@ -52,3 +52,18 @@ test('the embed example page gets authorized, switched and revoked events from t
   // Each event carries an ISO timestamp.
   await expect(events.getByRole('listitem').last()).toHaveText(/ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });
+
+test('the embedded panel for one component links its references to live mode in a new tab', async ({ page }) => {
+  await signIn(page, USERS.developer);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/embed/sales_hub?component=deal_intake');
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  const panel = page.getByRole('main', { name: 'Connections' });
+  const row = panel.getByRole('listitem', { name: 'Sales CRM', exact: true });
+  await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  const link = row.getByRole('list', { name: 'References' }).getByRole('link', { name: 'Deal Intake' });
+  await expect(link).toHaveAttribute('href', '/app/sales_hub?component=deal_intake');
+  await expect(link).toHaveAttribute('target', '_blank');
+  // Only this component's connections are listed.
+  await expect(panel.getByRole('listitem', { name: 'CRM System', exact: true })).toHaveCount(0);
+});

@@ -77,7 +77,8 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                 Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
                 Ok(Some(d)) => {
                     let href = |link: &str| {
-                        if edit_mode {
+                        // Embedded panels link to live mode (in a new tab) whoever embeds them.
+                        if edit_mode && !embedded {
                             format!("/app/{app}/edit?component={link}")
                         } else {
                             format!("/app/{app}?component={link}")
