@@ -11,12 +11,15 @@ pub mod connections;
 pub mod connectors;
 pub mod datasources;
 pub mod domain;
+pub mod embed;
 pub mod error;
 pub mod invoke;
 pub mod operations;
 pub mod pages;
 pub mod policy;
+pub mod references;
 pub mod revocations;
+pub mod runtime;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod sync;
@@ -71,6 +74,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>
                 <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
                 <Route path=path!("/operations") view=pages::operations::OperationsPage/>
+                <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
             </Routes>
         </Router>
     }

@@ -152,12 +152,15 @@ pub fn router(built: Built) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
         .route("/oauth/callback", get(app::authorizations::ssr::callback_handler))
+        .route("/embed.js", get(app::embed::ssr::script))
+        .route("/embed-example", get(app::embed::ssr::example_page))
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(middleware::from_fn(api_error_status))
+        .layer(middleware::from_fn_with_state(state.clone(), app::embed::ssr::frame_headers))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(sessions.layer(&settings))
         .layer(middleware::from_fn(record_metrics))

@@ -14,6 +14,8 @@ use leptos::prelude::*;
 pub struct Target {
     pub connection_id: i64,
     pub display_name: String,
+    /// The connection's link name (named in the embedded panel's events).
+    pub link_name: String,
     pub auth_type: AuthType,
     pub same_for_all_envs: bool,
     pub username_label: String,

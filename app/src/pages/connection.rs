@@ -73,6 +73,7 @@ fn target(d: &ConnectionDetails, environments: Vec<Environment>, replace: bool) 
     Target {
         connection_id: d.id,
         display_name: d.display_name.clone(),
+        link_name: d.link_name.clone(),
         auth_type: d.auth_type,
         same_for_all_envs: d.same_for_all_envs,
         username_label: d.username_label.clone(),

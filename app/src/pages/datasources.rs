@@ -3,6 +3,7 @@
 //! Also the page listing a form's records with their integration-field values.
 
 use super::connection::format_ms;
+use super::embed::{emit, EmbedEvents};
 use super::ErrorMessage;
 use crate::datasources::{
     associated_datasources, form_records, ConfigField, ConfigureDatasource, DatasourceView, FieldKind,
@@ -16,7 +17,12 @@ use std::collections::BTreeMap;
 /// The section under a connection in the panel; renders nothing when the connection has no
 /// datasources in this application (or the caller is not a builder).
 #[component]
-pub fn AssociatedDatasources(app: String, connection_id: i64, environment: Environment) -> impl IntoView {
+pub fn AssociatedDatasources(
+    app: String,
+    connection_id: i64,
+    connection_link: String,
+    environment: Environment,
+) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let app_for_list = app.clone();
     let list = Resource::new(
@@ -26,7 +32,7 @@ pub fn AssociatedDatasources(app: String, connection_id: i64, environment: Envir
     view! {
         <Transition fallback=|| ()>
             {move || {
-                let app = app.clone();
+                let (app, connection_link) = (app.clone(), connection_link.clone());
                 Suspend::new(async move {
                     match list.await {
                         Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
@@ -35,7 +41,7 @@ pub fn AssociatedDatasources(app: String, connection_id: i64, environment: Envir
                             <section class="datasources" aria-label="Associated Datasources">
                                 <h4>"Associated Datasources"</h4>
                                 {items.into_iter().map(|d| view! {
-                                    <DatasourceBlock ds=d app=app.clone() environment version/>
+                                    <DatasourceBlock ds=d app=app.clone() connection_link=connection_link.clone() environment version/>
                                 }).collect_view()}
                             </section>
                         }.into_any(),
@@ -47,7 +53,13 @@ pub fn AssociatedDatasources(app: String, connection_id: i64, environment: Envir
 }
 
 #[component]
-fn DatasourceBlock(ds: DatasourceView, app: String, environment: Environment, version: RwSignal<u32>) -> impl IntoView {
+fn DatasourceBlock(
+    ds: DatasourceView,
+    app: String,
+    connection_link: String,
+    environment: Environment,
+    version: RwSignal<u32>,
+) -> impl IntoView {
     let name = ds.name.clone();
     let configure = ds.needs_configuration().then(|| {
         let body = match ds.configure_blocked.clone() {
@@ -84,7 +96,7 @@ fn DatasourceBlock(ds: DatasourceView, app: String, environment: Environment, ve
             <div class="ds-sync">
                 <h5>"Integration fields sync"</h5>
                 <ul class="fields" aria-label=format!("Integration fields of {}", ds.name)>{forms}</ul>
-                <SyncBadge datasource_id=ds.id name=ds.name.clone() initial=ds.sync.clone() blocked=ds.sync_blocked.clone() environment/>
+                <SyncBadge datasource_id=ds.id name=ds.name.clone() connection_link=connection_link.clone() initial=ds.sync.clone() blocked=ds.sync_blocked.clone() environment/>
             </div>
         }
     });
@@ -175,6 +187,8 @@ fn ConfigureForm(
 fn SyncBadge(
     datasource_id: i64,
     name: String,
+    /// For the embedded panel's `connections.sync_finished` event.
+    connection_link: String,
     initial: SyncView,
     blocked: Option<String>,
     environment: Environment,
@@ -183,10 +197,13 @@ fn SyncBadge(
     let notice = RwSignal::new(None::<String>);
     let initiate = ServerAction::<InitiateSync>::new();
     let watching = StoredValue::new(false);
+    let events = use_context::<EmbedEvents>();
+    let on_finished =
+        Callback::new(move |_: ()| emit(&events, "connections.sync_finished", &connection_link, environment));
     let watch = move || {
         if !watching.get_value() {
             watching.set_value(true);
-            poll(datasource_id, view_sig, watching);
+            poll(datasource_id, view_sig, watching, on_finished);
         }
     };
     Effect::new(move |_| {
@@ -285,7 +302,7 @@ fn SyncBadge(
 
 /// Re-reads the sync state every second while a run is queued or ongoing.
 #[cfg(feature = "hydrate")]
-fn poll(datasource_id: i64, view_sig: RwSignal<SyncView>, watching: StoredValue<bool>) {
+fn poll(datasource_id: i64, view_sig: RwSignal<SyncView>, watching: StoredValue<bool>, on_finished: Callback<()>) {
     leptos::task::spawn_local(async move {
         loop {
             gloo_timers::future::TimeoutFuture::new(1000).await;
@@ -294,6 +311,7 @@ fn poll(datasource_id: i64, view_sig: RwSignal<SyncView>, watching: StoredValue<
                     let active = v.latest.as_ref().is_some_and(|r| r.status.is_active());
                     view_sig.set(v);
                     if !active {
+                        on_finished.run(());
                         break;
                     }
                 }
@@ -305,7 +323,7 @@ fn poll(datasource_id: i64, view_sig: RwSignal<SyncView>, watching: StoredValue<
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn poll(_datasource_id: i64, _view_sig: RwSignal<SyncView>, _watching: StoredValue<bool>) {}
+fn poll(_datasource_id: i64, _view_sig: RwSignal<SyncView>, _watching: StoredValue<bool>, _on_finished: Callback<()>) {}
 
 /// A form's records, with integration-field values as of the last sync.
 #[component]

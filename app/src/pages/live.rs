@@ -2,15 +2,21 @@
 //! the Connections slider (seed 000 §4.1).
 
 use super::panel::ConnectionsList;
+use super::runtime::ComponentView;
 use super::{ErrorMessage, RequireUser, SignOut};
 use crate::applications::get_application;
 use crate::domain::Environment;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn LivePage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
+    // The opened component renders in the browser only (after hydration): its answer may be an
+    // authorization prompt that opens a dialog, which has nothing to hydrate on the server.
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
     let app = move || params.read().get("app").unwrap_or_default();
     view! {
         <RequireUser children=move |user| {
@@ -57,10 +63,14 @@ pub fn LivePage() -> impl IntoView {
                                                 <nav aria-label="Components">
                                                     <ul class="components">
                                                         {v.components.iter().map(|c| view! {
-                                                            <li><span class="kind">{c.kind.label()}</span> " " {c.name.clone()}</li>
+                                                            <li><span class="kind">{c.kind.label()}</span> " " <a href=format!("/app/{}?component={}", link, c.link_name)>{c.name.clone()}</a></li>
                                                         }).collect_view()}
                                                     </ul>
                                                 </nav>
+                                                {
+                                                    let link = link.clone();
+                                                    move || mounted.get().then(|| query.read().get("component")).flatten().map(|c| view! { <ComponentView app=link.clone() component=c/> })
+                                                }
                                             </main>
                                             <Show when=move || slider_open.get()>
                                                 <aside class="slider" role="dialog" aria-label="Connections">

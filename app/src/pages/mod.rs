@@ -6,12 +6,15 @@ pub mod create;
 pub mod custom_connector;
 pub mod datasources;
 pub mod edit;
+pub mod embed;
 pub mod home;
 pub mod live;
 pub mod login;
 pub mod microservices;
 pub mod operations;
 pub mod panel;
+pub mod panel_details;
+pub mod runtime;
 
 use crate::auth::{current_user, Login, Logout, SessionUser};
 use crate::error::AppError;

@@ -2,6 +2,8 @@
 
 use super::authorize::{AuthorizeDialog, Target};
 use super::datasources::AssociatedDatasources;
+use super::embed::{emit, EmbedEvents};
+use super::panel_details::{contact_notice, EntryDetails};
 use super::ErrorMessage;
 use crate::authorizations::RenameAccount;
 use crate::connections::{app_connections, ConnectionEntry, Status};
@@ -29,7 +31,9 @@ pub fn TypeIcon(kind: ConnectionType) -> impl IntoView {
 pub fn ConnectionsList(app: String, component: Option<String>, environment: Environment) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let dialog = RwSignal::new(None::<Target>);
-    provide_context(PanelCx { app: StoredValue::new(app.clone()), dialog, environment, version });
+    provide_context(PanelCx { dialog, environment, version });
+    let events = use_context::<EmbedEvents>();
+    provide_context(PanelApp { app: app.clone(), edit_mode: component.is_some() });
     let entries = Resource::new(
         move || (app.clone(), component.clone(), version.get()),
         move |(app, component, _)| app_connections(app, component, environment),
@@ -57,28 +61,44 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
                 }
             })}
         </Transition>
-        {move || dialog.get().map(|t| view! {
-            <AuthorizeDialog target=t on_done=move |_| version.update(|v| *v += 1) on_close=move |_| dialog.set(None)/>
+        {move || dialog.get().map(|t| {
+            let kind = if t.replace { "connections.switched" } else { "connections.authorized" };
+            let (link, events) = (t.link_name.clone(), events.clone());
+            view! {
+                <AuthorizeDialog target=t on_done=move |_| {
+                    version.update(|v| *v += 1);
+                    emit(&events, kind, &link, environment);
+                } on_close=move |_| dialog.set(None)/>
+            }
         })}
     }
 }
 
 /// Lets a row open the authorization dialog of its list.
 #[derive(Clone, Copy)]
-struct PanelCx {
-    app: StoredValue<String>,
-    dialog: RwSignal<Option<Target>>,
-    environment: Environment,
-    version: RwSignal<u32>,
+pub(crate) struct PanelCx {
+    pub(crate) dialog: RwSignal<Option<Target>>,
+    pub(crate) environment: Environment,
+    pub(crate) version: RwSignal<u32>,
+}
+
+/// The application whose panel this is, and whether it is the builder's tab (references then
+/// link to the builder).
+#[derive(Clone)]
+pub(crate) struct PanelApp {
+    pub(crate) app: String,
+    pub(crate) edit_mode: bool,
 }
 
 #[component]
 fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
     let connected = entry.status == Status::Connected;
     let cx = expect_context::<PanelCx>();
+    let panel_app = expect_context::<PanelApp>().app;
     let target = Target {
         connection_id: entry.id,
         display_name: entry.display_name.clone(),
+        link_name: entry.link_name.clone(),
         auth_type: entry.auth_type,
         same_for_all_envs: entry.same_for_all_envs,
         username_label: entry.username_label.clone(),
@@ -95,7 +115,9 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
             }
             .into_any(),
         ),
-        (false, Decision::ContactAdmin(who)) => Some(view! { <p class="notice">{who.message()}</p> }.into_any()),
+        (false, Decision::ContactAdmin(who)) => {
+            Some(view! { <p class="notice" role="note">{contact_notice(entry.conn_type, who)}</p> }.into_any())
+        }
         (false, Decision::Denied) => None,
     };
     view! {
@@ -111,7 +133,13 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
                 <AccountName connection_id=entry.id display_name=entry.display_name.clone() current=entry.account_name.clone().unwrap_or_default()/>
             })}
             {action}
-            <AssociatedDatasources app=cx.app.get_value() connection_id=entry.id environment=cx.environment/>
+            <EntryDetails entry=entry.clone()/>
+            <AssociatedDatasources
+                app=panel_app
+                connection_id=entry.id
+                connection_link=entry.link_name.clone()
+                environment=cx.environment
+            />
         </li>
     }
 }

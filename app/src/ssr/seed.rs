@@ -124,10 +124,21 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
     };
     let deal_form = component(sales, "form", "Deal Intake", "deal_intake", json!({"on_load": "load_deals"})).await?;
     let contact_form = component(sales, "form", "Contact Lookup", "contact_lookup", json!({})).await?;
-    let pipeline = component(sales, "page", "Pipeline", "pipeline", json!({"panels": ["deals"]})).await?;
-    let deals_report =
-        component(sales, "integration_report", "CRM Deals", "crm_deals", json!({"module": "Deals"})).await?;
-    let load_deals = component(sales, "workflow", "Load Deals", "load_deals", json!({})).await?;
+    // Live-mode runtime (`runtime.rs`): each calls the sandbox over its connection via invoke URL.
+    let deals = |connection: &str, title: &str, n: u32| json!({"title": title, "invoke": {"connection": connection, "url": format!("{{api_base}}/api/crm/Deals?per_page={n}")}});
+    let pipeline =
+        component(sales, "page", "Pipeline", "pipeline", json!({"panels": [deals("my_crm", "My deals", 5)]})).await?;
+    let mut report_def = deals("crm_system", "Deals", 10);
+    report_def["module"] = json!("Deals");
+    let deals_report = component(sales, "integration_report", "CRM Deals", "crm_deals", report_def).await?;
+    let load_deals = component(
+        sales,
+        "workflow",
+        "Load Deals",
+        "load_deals",
+        json!({"steps": [deals("sales_crm", "Open deals", 5)]}),
+    )
+    .await?;
     let forecast = component(sales, "function", "Forecast", "forecast", json!({})).await?;
     let approval = component(sales, "blueprint", "Deal Approval", "deal_approval", json!({})).await?;
     let nightly = component(sales, "schedule", "Nightly Refresh", "nightly_refresh", json!({})).await?;

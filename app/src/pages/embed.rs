@@ -1,0 +1,115 @@
+//! `/embed/:app`: the connections panel alone, for an iframe on an allowlisted site (see
+//! `crate::embed`). Authorize, Switch and Revoke post `connections.*` events to the parent
+//! window, addressed to this server's origin and the allowlisted origins only.
+
+use super::panel::ConnectionsList;
+use super::{session, ErrorMessage};
+use crate::domain::Environment;
+use crate::embed::embed_settings;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// Posts panel events to the embedding page; present only inside `/embed/:app`.
+#[derive(Clone, Debug)]
+pub struct EmbedEvents {
+    pub app: String,
+    pub origins: Vec<String>,
+}
+
+/// The message posted for one event (the documented schema, see README "Embedding").
+pub fn event_json(kind: &str, app: &str, connection: &str, environment: Environment, at: &str) -> String {
+    serde_json::json!({
+        "type": kind,
+        "app": app,
+        "connection": connection,
+        "environment": environment.as_str(),
+        "at": at,
+    })
+    .to_string()
+}
+
+impl EmbedEvents {
+    #[cfg(feature = "hydrate")]
+    pub fn emit(&self, kind: &str, connection: &str, environment: Environment) {
+        use leptos::web_sys::js_sys;
+        let at = js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default();
+        let Ok(message) = js_sys::JSON::parse(&event_json(kind, &self.app, connection, environment, &at)) else {
+            return;
+        };
+        let Ok(Some(parent)) = window().parent() else { return };
+        let own = window().location().origin().unwrap_or_default();
+        for origin in std::iter::once(&own).chain(self.origins.iter()) {
+            // A target origin other than the parent's is dropped by the browser.
+            let _ = parent.post_message(&message, origin);
+        }
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn emit(&self, _kind: &str, _connection: &str, _environment: Environment) {}
+}
+
+/// Emits `kind` for `connection` when the panel runs inside the embed page.
+pub fn emit(events: &Option<EmbedEvents>, kind: &str, connection: &str, environment: Environment) {
+    if let Some(e) = events {
+        e.emit(kind, connection, environment);
+    }
+}
+
+#[component]
+pub fn EmbedPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let app = move || params.read().get("app").unwrap_or_default();
+    let cx = session();
+    let settings = Resource::new(app, embed_settings);
+    view! {
+        <main class="embed" aria-label="Connections">
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match cx.user.await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            return view! {
+                                <p>"Sign in to manage connections: "
+                                    <a href="/login" target="_blank" rel="noopener">"Sign in"</a>
+                                    ", then reload this page."</p>
+                            }.into_any();
+                        }
+                        Err(e) => return view! { <ErrorMessage error=e/> }.into_any(),
+                    }
+                    match settings.await {
+                        Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                        Ok(s) => {
+                            provide_context(EmbedEvents { app: s.app.clone(), origins: s.origins });
+                            let component = query.read_untracked().get("component");
+                            view! {
+                                <h1 class="embed-title">"Connections"</h1>
+                                <ConnectionsList app=s.app component=component environment=Environment::Production/>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_schema() {
+        let v: serde_json::Value = serde_json::from_str(&super::event_json(
+            "connections.revoked",
+            "sales_hub",
+            "sales_crm",
+            crate::domain::Environment::Production,
+            "2026-11-22T05:00:00.000Z",
+        ))
+        .unwrap();
+        assert_eq!(v["type"], "connections.revoked");
+        assert_eq!(v["app"], "sales_hub");
+        assert_eq!(v["connection"], "sales_crm");
+        assert_eq!(v["environment"], "production");
+        assert_eq!(v.as_object().unwrap().len(), 5);
+    }
+}

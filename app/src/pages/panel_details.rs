@@ -1,0 +1,160 @@
+//! A panel entry's details, shown when the entry is clicked (seed 000 §4, §6, §7): permissions,
+//! references (each a link to the component), Switch (another account or a new one, through the
+//! authorization dialog's Reuse / Link New Account) and Revoke.
+
+use super::authorize::Target;
+use super::embed::{emit, EmbedEvents};
+use super::panel::{PanelApp, PanelCx};
+use super::ErrorMessage;
+use crate::connections::{ConnectionEntry, Status};
+use crate::domain::ConnectionType;
+use crate::policy::Contact;
+use crate::references::connection_panel_details;
+use crate::revocations::RevokeAuthorization;
+use leptos::prelude::*;
+
+/// What the panel tells someone who may not authorize a connection. For a logged-in-user
+/// connection that is only the case while it is used in a datasource or schedule without the
+/// admin's primary account (seed 000 §9; [`crate::policy::decide`]).
+pub fn contact_notice(kind: ConnectionType, who: Contact) -> &'static str {
+    match kind {
+        ConnectionType::LoggedInUser => {
+            "You cannot authorize this connection yet: it is used in a datasource or schedule, and an admin must \
+             authorize it and configure its primary account first. Contact your admin."
+        }
+        _ => who.message(),
+    }
+}
+
+#[component]
+pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
+    let cx = expect_context::<PanelCx>();
+    let panel = expect_context::<PanelApp>();
+    let open = RwSignal::new(false);
+    let id = entry.id;
+    let name = entry.display_name.clone();
+    let authorized = entry.status != Status::NotConnected;
+    let app = panel.app.clone();
+    let details = Resource::new(
+        move || open.get().then(|| app.clone()),
+        move |app| async move {
+            match app {
+                Some(app) => connection_panel_details(app, id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let revoke = ServerAction::<RevokeAuthorization>::new();
+    let events = use_context::<EmbedEvents>();
+    let embedded = events.is_some();
+    let link = entry.link_name.clone();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = revoke.value().get() {
+            emit(&events, "connections.revoked", &link, cx.environment);
+            cx.version.update(|v| *v += 1);
+        }
+    });
+    let switch_to = Target {
+        connection_id: entry.id,
+        display_name: entry.display_name.clone(),
+        link_name: entry.link_name.clone(),
+        auth_type: entry.auth_type,
+        same_for_all_envs: entry.same_for_all_envs,
+        username_label: entry.username_label.clone(),
+        password_label: entry.password_label.clone(),
+        environments: vec![cx.environment],
+        replace: true,
+    };
+    let region = format!("{name} details");
+    let (app, edit_mode) = (panel.app.clone(), panel.edit_mode);
+    let body = move || {
+        let name = name.clone();
+        let app = app.clone();
+        let switch_to = switch_to.clone();
+        Suspend::new(async move {
+            match details.await {
+                Ok(None) => ().into_any(),
+                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                Ok(Some(d)) => {
+                    let href = |link: &str| {
+                        // Embedded panels link to live mode (in a new tab) whoever embeds them.
+                        if edit_mode && !embedded {
+                            format!("/app/{app}/edit?component={link}")
+                        } else {
+                            format!("/app/{app}?component={link}")
+                        }
+                    };
+                    view! {
+                        <h4>"Permissions"</h4>
+                        {if d.scopes.is_empty() {
+                            view! { <p class="muted">"No specific permissions"</p> }.into_any()
+                        } else {
+                            view! {
+                                <ul aria-label="Permissions" class="scopes">
+                                    {d.scopes.iter().map(|s| view! { <li><code>{s.clone()}</code></li> }).collect_view()}
+                                </ul>
+                            }.into_any()
+                        }}
+                        <h4>"References"</h4>
+                        <ul aria-label="References" class="references">
+                            {d.references.iter().map(|r| view! {
+                                <li><span class="kind">{r.kind.label()}</span><a href=href(&r.link_name) target=embedded.then_some("_blank")>{r.name.clone()}</a></li>
+                            }).collect_view()}
+                        </ul>
+                        <div class="row">
+                            {(authorized && d.may_switch).then(|| view! {
+                                <button type="button" aria-label=format!("Switch {name}")
+                                    on:click=move |_| cx.dialog.set(Some(switch_to.clone()))>"Switch"</button>
+                            })}
+                            {(authorized && d.may_revoke).then(|| view! {
+                                <button type="button" class="danger" aria-label=format!("Revoke {name}")
+                                    disabled=move || revoke.pending().get()
+                                    on:click=move |_| {
+                                        revoke.dispatch(RevokeAuthorization { connection_id: id, environment: Some(cx.environment) });
+                                    }>"Revoke"</button>
+                            })}
+                        </div>
+                    }
+                    .into_any()
+                }
+            }
+        })
+    };
+    let label = format!("Details of {}", entry.display_name);
+    view! {
+        <button type="button" class="link-button details-toggle" aria-label=label
+            aria-expanded=move || open.get().to_string()
+            on:click=move |_| open.update(|o| *o = !*o)>
+            {move || if open.get() { "Hide details" } else { "Details" }}
+        </button>
+        {move || open.get().then(|| {
+            let body = body.clone();
+            view! {
+                <section class="entry-details" role="region" aria-label=region.clone()>
+                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{body}</Transition>
+                    {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> })}
+                </section>
+            }
+        })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contact_notice;
+    use crate::domain::ConnectionType;
+    use crate::domain::Role;
+    use crate::policy::{decide, Action, Contact, Context, Decision};
+
+    #[test]
+    fn users_are_told_why_they_cannot_authorize() {
+        // §9: a logged-in-user connection in a datasource or schedule, no primary account yet.
+        let waiting = Context { used_in_datasource_or_schedule: true, primary_account_configured: false };
+        let Decision::ContactAdmin(who) = decide(Role::User, ConnectionType::LoggedInUser, Action::Authorize, waiting)
+        else {
+            panic!("users must wait for the admin");
+        };
+        assert!(contact_notice(ConnectionType::LoggedInUser, who).contains("primary account"));
+        assert_eq!(contact_notice(ConnectionType::Admin, Contact::Admin), Contact::Admin.message());
+    }
+}

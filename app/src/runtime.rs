@@ -1,0 +1,220 @@
+//! A minimal runtime for live mode (seed 000 §5.1): a form whose on-load workflow calls a
+//! connection, a page panel showing data fetched over a connection, and an integration report
+//! listing a service's records. Every call goes through the invoke-URL path
+//! ([`crate::invoke::ssr::invoke`]), so an unauthorized connection answers
+//! [`AppError::AuthorizationRequired`] (HTTP 428) with `prompt` decided by the policy.
+//!
+//! Definitions (the `components.definition` JSON):
+//! - form: `{"on_load": "<workflow link name>"}` or `{"on_load": [step, …]}`
+//! - workflow: `{"steps": [step, …]}`
+//! - page: `{"panels": [step, …]}`
+//! - integration report: `{"module": "Deals", "invoke": {…}}` (one step)
+//!
+//! where a step is `{"title": "…", "invoke": {"connection": "<link>", "url": "{api_base}/…"}}`;
+//! `{api_base}` is the connection's connector API address.
+
+use crate::domain::ComponentKind;
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Records fetched by one step, as a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSection {
+    pub title: String,
+    pub connection: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentOutput {
+    pub kind: ComponentKind,
+    pub name: String,
+    pub link_name: String,
+    pub sections: Vec<DataSection>,
+}
+
+/// Runs a component of `app` for the caller (live mode, production environment).
+#[server(prefix = "/api", endpoint = "run_component")]
+pub async fn run_component(app: String, component: String) -> Result<ComponentOutput, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::run(&state, &user, &app, &component).await
+}
+
+/// Turns a JSON answer (`{"data": [...]}` or `[...]`) into columns and rows: the scalar fields of
+/// the records, at most `max_cols` columns and `max_rows` rows.
+pub fn tabulate(body: &serde_json::Value, max_cols: usize, max_rows: usize) -> (Vec<String>, Vec<Vec<String>>) {
+    use serde_json::Value;
+    let records: &[Value] = match body {
+        Value::Array(a) => a,
+        Value::Object(o) => o.get("data").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]),
+        _ => &[],
+    };
+    let columns: Vec<String> = records
+        .first()
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter().filter(|(_, v)| !(v.is_object() || v.is_array())).map(|(k, _)| k.clone()).take(max_cols).collect()
+        })
+        .unwrap_or_default();
+    let rows = records
+        .iter()
+        .take(max_rows)
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| match r.get(c) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(v) => v.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    (columns, rows)
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::*;
+    use crate::auth::SessionUser;
+    use crate::error::AppResult;
+    use crate::invoke::InvokeRequest;
+    use crate::ssr::AppState;
+    use serde_json::Value;
+
+    const MAX_STEPS: usize = 5;
+
+    struct Step {
+        title: String,
+        connection: String,
+        url: String,
+    }
+
+    fn steps_of(list: &Value) -> AppResult<Vec<Step>> {
+        let bad = || AppError::invalid("component", "This component's definition cannot be run.");
+        let items: Vec<&Value> = match list {
+            Value::Array(a) => a.iter().collect(),
+            Value::Object(_) => vec![list],
+            _ => return Err(bad()),
+        };
+        if items.len() > MAX_STEPS {
+            return Err(bad());
+        }
+        items
+            .into_iter()
+            .map(|s| {
+                let invoke = s.get("invoke").ok_or_else(bad)?;
+                let connection = invoke.get("connection").and_then(Value::as_str).ok_or_else(bad)?.to_owned();
+                let url = invoke.get("url").and_then(Value::as_str).ok_or_else(bad)?.to_owned();
+                let title = s.get("title").and_then(Value::as_str).unwrap_or(&connection).to_owned();
+                Ok(Step { title, connection, url })
+            })
+            .collect()
+    }
+
+    async fn definition(state: &AppState, id: i64) -> AppResult<Value> {
+        let raw: String = sqlx::query_scalar("SELECT definition FROM components WHERE id = $1")
+            .bind(id)
+            .fetch_one(&state.db.pool)
+            .await?;
+        serde_json::from_str(&raw).map_err(|e| AppError::internal("component definition", e))
+    }
+
+    pub async fn run(state: &AppState, user: &SessionUser, app_link: &str, link: &str) -> AppResult<ComponentOutput> {
+        let app = crate::applications::ssr::find(state, user, app_link).await?;
+        let allowed = crate::applications::ssr::components(state, user, app.id).await?;
+        let c = allowed
+            .into_iter()
+            .find(|c| c.link_name == link)
+            .ok_or_else(|| AppError::not_found(format!("There is no component '{link}' you can open.")))?;
+        let def = definition(state, c.id).await?;
+        let steps = match c.kind {
+            ComponentKind::Form => match def.get("on_load") {
+                None => vec![],
+                Some(Value::String(workflow)) => {
+                    // The on-load workflow runs as part of the form, whoever opens it.
+                    let id: i64 = sqlx::query_scalar(
+                        "SELECT id FROM components WHERE application_id = $1 AND link_name = $2 AND kind = 'workflow'",
+                    )
+                    .bind(app.id)
+                    .bind(workflow)
+                    .fetch_optional(&state.db.pool)
+                    .await?
+                    .ok_or_else(|| AppError::invalid("component", "The form's on-load workflow is missing."))?;
+                    match definition(state, id).await?.get("steps") {
+                        Some(list) => steps_of(list)?,
+                        None => vec![],
+                    }
+                }
+                Some(list) => steps_of(list)?,
+            },
+            ComponentKind::Page => def.get("panels").map(steps_of).transpose()?.unwrap_or_default(),
+            ComponentKind::IntegrationReport => {
+                def.get("invoke").map(|_| steps_of(&def)).transpose()?.unwrap_or_default()
+            }
+            _ => return Err(AppError::invalid("component", "This kind of component has no live view here.")),
+        };
+        let mut sections = Vec::new();
+        for step in steps {
+            sections.push(run_step(state, user, &app.link_name, step).await?);
+        }
+        Ok(ComponentOutput { kind: c.kind, name: c.name, link_name: c.link_name, sections })
+    }
+
+    async fn run_step(state: &AppState, user: &SessionUser, app: &str, step: Step) -> AppResult<DataSection> {
+        let url = if step.url.contains("{api_base}") {
+            let id = crate::connections::ssr::find_by_link(state, user, &step.connection).await?;
+            let conn = crate::connections::ssr::load(state, user.workspace_id, id).await?;
+            let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
+            let base = connector.config.api_base.unwrap_or_default();
+            step.url.replace("{api_base}", base.trim_end_matches('/'))
+        } else {
+            step.url
+        };
+        let response = crate::invoke::ssr::invoke(
+            state,
+            user,
+            InvokeRequest {
+                app: app.to_owned(),
+                connection: step.connection.clone(),
+                method: "GET".into(),
+                url,
+                environment: Some(crate::domain::Environment::Production),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if response.status >= 400 {
+            return Err(AppError::Upstream(format!(
+                "The service answered {} for \"{}\". Try again later.",
+                response.status, step.title
+            )));
+        }
+        let body: Value = serde_json::from_str(&response.body)
+            .map_err(|_| AppError::Upstream(format!("The service's answer for \"{}\" is not JSON.", step.title)))?;
+        let (columns, rows) = tabulate(&body, 6, 50);
+        Ok(DataSection { title: step.title, connection: step.connection, columns, rows })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tabulate;
+    use serde_json::json;
+
+    #[test]
+    fn tabulates_records() {
+        let body = json!({"data": [{"amount": 10, "id": "D-1", "name": null, "owner": {"x": 1}}], "info": {}});
+        let (cols, rows) = tabulate(&body, 6, 50);
+        // Nested values are left out; the order of the fields is the answer's.
+        let mut sorted = cols.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["amount", "id", "name"]);
+        let row: Vec<(String, String)> = cols.into_iter().zip(rows[0].clone()).collect();
+        assert!(row.contains(&("id".into(), "D-1".into())) && row.contains(&("amount".into(), "10".into())));
+        assert!(row.contains(&("name".into(), String::new())));
+        assert_eq!(tabulate(&json!("nope"), 6, 50), (vec![], vec![]));
+    }
+}

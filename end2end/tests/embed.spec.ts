@@ -1,0 +1,69 @@
+import { test, expect, Page, FrameLocator } from '@playwright/test';
+import { USERS, signIn } from './helpers';
+
+async function linkNewIfOffered(page: Page, frame: FrameLocator) {
+  const dialog = frame.getByRole('dialog', { name: 'Authorize Weather' });
+  await expect(dialog.getByLabel('Name of the Authorization Account')).toBeVisible();
+  await page.waitForLoadState('networkidle');
+  const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
+  if (await linkNew.isVisible()) await linkNew.click();
+  return dialog;
+}
+
+test('the embed example page gets authorized, switched and revoked events from the embedded panel', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/embed-example?app=field_service');
+  await expect(page.locator('#snippet')).toContainText('/embed.js" data-app="field_service"');
+  const frame = page.frameLocator('iframe[title="Connections"]');
+  await expect(frame.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  const row = frame.getByRole('listitem', { name: 'Weather', exact: true });
+  const details = row.getByRole('button', { name: 'Details of Weather' });
+  await expect(details).toBeVisible();
+  // The tests share one database: start from "not connected".
+  if (!(await row.getByRole('button', { name: 'Authorize Weather' }).isVisible())) {
+    await details.click();
+    await row.getByRole('button', { name: 'Revoke Weather' }).click();
+    await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
+  }
+  const events = page.getByRole('list', { name: 'Events' });
+
+  const authorize = async (name: string) => {
+    const dialog = await linkNewIfOffered(page, frame);
+    await dialog.getByLabel('Name of the Authorization Account').fill(name);
+    await dialog.getByLabel('API key').fill('sandbox-weather-key');
+    await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+    await expect(dialog.getByRole('status')).toContainText(`Connected as ${name}.`);
+    await dialog.getByRole('button', { name: 'Close' }).click();
+  };
+  await row.getByRole('button', { name: 'Authorize Weather' }).click();
+  await authorize('Embedded weather');
+  await expect(events).toContainText('connections.authorized field_service weather production');
+
+  await details.click();
+  await row.getByRole('button', { name: 'Switch Weather' }).click();
+  await authorize('Embedded weather 2');
+  await expect(events).toContainText('connections.switched field_service weather production');
+
+  await details.click();
+  await row.getByRole('button', { name: 'Revoke Weather' }).click();
+  await expect(events).toContainText('connections.revoked field_service weather production');
+  await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
+  // Each event carries an ISO timestamp.
+  await expect(events.getByRole('listitem').last()).toHaveText(/ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+});
+
+test('the embedded panel for one component links its references to live mode in a new tab', async ({ page }) => {
+  await signIn(page, USERS.developer);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/embed/sales_hub?component=deal_intake');
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  const panel = page.getByRole('main', { name: 'Connections' });
+  const row = panel.getByRole('listitem', { name: 'Sales CRM', exact: true });
+  await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  const link = row.getByRole('list', { name: 'References' }).getByRole('link', { name: 'Deal Intake' });
+  await expect(link).toHaveAttribute('href', '/app/sales_hub?component=deal_intake');
+  await expect(link).toHaveAttribute('target', '_blank');
+  // Only this component's connections are listed.
+  await expect(panel.getByRole('listitem', { name: 'CRM System', exact: true })).toHaveCount(0);
+});

@@ -1,0 +1,193 @@
+import { test, expect, Page, Locator } from '@playwright/test';
+import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup } from './helpers';
+
+const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
+
+async function openSlider(page: Page, app: string) {
+  await page.goto(`/app/${app}`);
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('menuitem', { name: 'Connections' }).click();
+  return page.getByRole('dialog', { name: 'Connections' });
+}
+
+function entry(panel: Locator, name: string) {
+  return panel.getByRole('listitem', { name, exact: true });
+}
+
+/** Revokes the connection from the panel if it is authorized (the tests share one database). */
+async function ensureRevoked(panel: Locator, name: string) {
+  const row = entry(panel, name);
+  await expect(row.getByRole('button', { name: `Details of ${name}` })).toBeVisible();
+  if (await row.getByRole('button', { name: `Authorize ${name}` }).isVisible()) return;
+  await row.getByRole('button', { name: `Details of ${name}` }).click();
+  await row.getByRole('region', { name: `${name} details` }).getByRole('button', { name: `Revoke ${name}` }).click();
+  await expect(row.getByRole('button', { name: `Authorize ${name}` })).toBeVisible();
+}
+
+/** In an open authorization dialog, leaves "Reuse" for "Link New Account" when it is offered. */
+async function linkNewIfOffered(page: Page, dialog: Locator) {
+  await expect(dialog.getByLabel('Name of the Authorization Account')).toBeVisible();
+  await page.waitForLoadState('networkidle');
+  const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
+  if (await linkNew.isVisible()) await linkNew.click();
+}
+
+async function signedInPage(page: Page, email: string) {
+  const ctx = await page.context().browser()!.newContext({ baseURL: BASE });
+  const p = await ctx.newPage();
+  await signIn(p, email);
+  await expect(p.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  return { ctx, p };
+}
+
+test('live slider: details, switch to another account and back, revoke (admin, API key)', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const slider = await openSlider(page, 'field_service');
+  const row = entry(slider, 'Weather');
+  await ensureRevoked(slider, 'Weather');
+
+  const authorizeKey = async (name: string) => {
+    const dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
+    await linkNewIfOffered(page, dialog);
+    await dialog.getByLabel('Name of the Authorization Account').fill(name);
+    await dialog.getByLabel('API key').fill('sandbox-weather-key');
+    await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+    await expect(dialog.getByRole('status')).toContainText(`Connected as ${name}.`);
+    await dialog.getByRole('button', { name: 'Close' }).click();
+  };
+  await row.getByRole('button', { name: 'Authorize Weather' }).click();
+  await authorizeKey('Weather main');
+  await expect(row).toContainText('Weather main');
+
+  // Clicking the entry shows its permissions and references (links to the components).
+  await row.getByRole('button', { name: 'Details of Weather' }).click();
+  const details = row.getByRole('region', { name: 'Weather details' });
+  await expect(details).toContainText('No specific permissions');
+  const link = details.getByRole('list', { name: 'References' }).getByRole('link', { name: 'Site Weather' });
+  await expect(link).toHaveAttribute('href', '/app/field_service?component=site_weather');
+
+  // Switch: a new account…
+  await details.getByRole('button', { name: 'Switch Weather' }).click();
+  await authorizeKey('Weather backup');
+  await expect(row).toContainText('Weather backup');
+  // …then back to the first one, picked from the accounts authorized before.
+  await row.getByRole('button', { name: 'Details of Weather' }).click();
+  await row.getByRole('region', { name: 'Weather details' }).getByRole('button', { name: 'Switch Weather' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
+  const reuse = dialog.getByRole('region', { name: 'Reuse authorization' });
+  await reuse.getByLabel('Authorized Account').selectOption({ label: 'Weather main' });
+  await reuse.getByRole('button', { name: 'Reuse' }).click();
+  await expect(row).toContainText('Weather main');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  // Revoke: not connected, and Authorize is offered again.
+  await row.getByRole('button', { name: 'Details of Weather' }).click();
+  await row.getByRole('region', { name: 'Weather details' }).getByRole('button', { name: 'Revoke Weather' }).click();
+  await expect(row).toContainText('Not connected');
+  await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
+});
+
+test('edit-mode tab: a developer sees details and references, but may not switch or revoke an admin connection', async ({ page }) => {
+  await signIn(page, USERS.developer);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/sales_hub/edit?component=deal_intake');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Integrations' }).click();
+  const tab = page.getByRole('tabpanel', { name: 'Connections' });
+  const row = entry(tab, 'Sales CRM');
+  await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  const details = row.getByRole('region', { name: 'Sales CRM details' });
+  const perms = details.getByRole('list', { name: 'Permissions' });
+  await expect(perms).toContainText('crm.deals.read');
+  await expect(perms).toContainText('crm.contacts.read');
+  const refs = details.getByRole('list', { name: 'References' });
+  for (const name of ['Deal Intake', 'Load Deals', 'Forecast', 'Deal Approval', 'Nightly Refresh']) {
+    await expect(refs.getByRole('link', { name })).toBeVisible();
+  }
+  await expect(details.getByRole('button', { name: 'Switch Sales CRM' })).toHaveCount(0);
+  await expect(details.getByRole('button', { name: 'Revoke Sales CRM' })).toHaveCount(0);
+  // A reference opens that component in the builder.
+  await refs.getByRole('link', { name: 'Load Deals' }).click();
+  await expect(page).toHaveURL(/\/app\/sales_hub\/edit\?component=load_deals$/);
+  await expect(page.getByRole('navigation', { name: 'Components' }).getByRole('link', { name: /Load Deals/ }))
+    .toHaveAttribute('aria-current', 'page');
+});
+
+test('a form with an unauthorized admin connection: users are told to contact the admin, the admin is prompted, and it loads without a reload', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await ensureRevoked(await openSlider(page, 'sales_hub'), 'Sales CRM');
+
+  // A plain user cannot use the form until an admin authorizes its connection.
+  const { ctx, p: userPage } = await signedInPage(page, USERS.user);
+  await userPage.goto('/app/sales_hub?component=deal_intake');
+  await hydrated(userPage);
+  const blocked = userPage.getByRole('alert', { name: 'Authorization required' });
+  await expect(blocked).toContainText('Contact your admin');
+  await expect(blocked.getByRole('button', { name: 'Authorize now' })).toHaveCount(0);
+  await expect(userPage.getByRole('form', { name: 'Deal Intake' })).toHaveCount(0);
+  await expect(userPage.getByRole('dialog', { name: 'Authorize Sales CRM' })).toHaveCount(0);
+  // The integration report's system connection: "contact your admin or super admin".
+  await userPage.goto('/app/sales_hub?component=crm_deals');
+  await hydrated(userPage);
+  await expect(userPage.getByRole('alert', { name: 'Authorization required' })).toContainText('admin or super admin');
+
+  // The admin opening the form gets the prompt at once, authorizes, and the form loads in place.
+  await page.goto('/app/sales_hub?component=deal_intake');
+  await hydrated(page);
+  await page.evaluate(() => ((window as any).__noReload = true));
+  const dialog = page.getByRole('dialog', { name: 'Authorize Sales CRM' });
+  await expect(dialog).toBeVisible();
+  await linkNewIfOffered(page, dialog);
+  await dialog.getByLabel('Name of the Authorization Account').fill('Alice for deals');
+  const { popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+  await consentInPopup(popup, true);
+  const form = page.getByRole('form', { name: 'Deal Intake' });
+  await expect(form.getByRole('table', { name: 'Open deals' })).toContainText('D-0001');
+  await expect(dialog).toHaveCount(0);
+  expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+
+  // Now the user can use it too.
+  await userPage.goto('/app/sales_hub?component=deal_intake');
+  await hydrated(userPage);
+  await expect(userPage.getByRole('form', { name: 'Deal Intake' }).getByRole('table', { name: 'Open deals' }))
+    .toContainText('D-0005');
+  await ctx.close();
+
+  // Revoked from the panel: the dependent form prompts again, reached through its reference.
+  const slider = await openSlider(page, 'sales_hub');
+  const row = entry(slider, 'Sales CRM');
+  await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('button', { name: 'Revoke Sales CRM' }).click();
+  await expect(row).toContainText('Not connected');
+  await expect(row.getByRole('button', { name: 'Authorize Sales CRM' })).toBeVisible();
+  await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('link', { name: 'Deal Intake' }).click();
+  await expect(page).toHaveURL(/component=deal_intake$/);
+  await expect(page.getByRole('dialog', { name: 'Authorize Sales CRM' })).toBeVisible();
+  await page.getByRole('dialog', { name: 'Authorize Sales CRM' }).getByRole('button', { name: 'Close' }).click();
+  await expect(page.getByRole('alert', { name: 'Authorization required' })).toBeVisible();
+  await expect(page.getByRole('form', { name: 'Deal Intake' })).toHaveCount(0);
+});
+
+test('a page panel over the user\'s own connection: the user is prompted, authorizes, and the panel loads', async ({ page }) => {
+  await signIn(page, USERS.user);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const slider = await openSlider(page, 'sales_hub');
+  await ensureRevoked(slider, 'My CRM');
+  await slider.getByRole('button', { name: 'Close connections' }).click();
+
+  await page.getByRole('navigation', { name: 'Components' }).getByRole('link', { name: 'Pipeline' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Authorize My CRM' });
+  await expect(dialog).toBeVisible();
+  await linkNewIfOffered(page, dialog);
+  await dialog.getByLabel('Name of the Authorization Account').fill('Uma pipeline');
+  const { popup } = await authorizeWithPopup(page, 'Authorize My CRM');
+  await consentInPopup(popup, true, 'bob', 'bob-password');
+  await expect(page.getByRole('article', { name: 'Pipeline' }).getByRole('table', { name: 'My deals' })).toContainText('D-0001');
+
+  // Leave the shared database as we found it.
+  await ensureRevoked(await openSlider(page, 'sales_hub'), 'My CRM');
+});

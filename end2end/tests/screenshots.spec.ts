@@ -1,0 +1,40 @@
+import { test, expect } from '@playwright/test';
+import * as path from 'path';
+import { USERS, hydrated, signIn } from './helpers';
+
+// Refreshes the README's screenshots: SCREENSHOTS=1 (skipped otherwise).
+// Playwright runs from end2end/.
+const DOCS = path.join(process.cwd(), '..', 'docs');
+
+test.describe('screenshots', () => {
+  test.skip(!process.env.SCREENSHOTS, 'set SCREENSHOTS=1 to refresh docs/*.png');
+
+  test('live-mode slider with an entry\'s details', async ({ page }) => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await signIn(page, USERS.admin);
+    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await page.goto('/app/sales_hub');
+    await hydrated(page);
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByRole('menuitem', { name: 'Connections' }).click();
+    const slider = page.getByRole('dialog', { name: 'Connections' });
+    const row = slider.getByRole('listitem', { name: 'Sales CRM', exact: true });
+    await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+    await expect(row.getByRole('list', { name: 'References' })).toBeVisible();
+    await page.screenshot({ path: path.join(DOCS, 'live-slider.png') });
+  });
+
+  test('edit-mode Connections tab', async ({ page }) => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await signIn(page, USERS.developer);
+    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await page.goto('/app/sales_hub/edit?component=deal_intake');
+    await hydrated(page);
+    await page.getByRole('button', { name: 'Integrations' }).click();
+    const tab = page.getByRole('tabpanel', { name: 'Connections' });
+    const row = tab.getByRole('listitem', { name: 'My CRM', exact: true });
+    await row.getByRole('button', { name: 'Details of My CRM' }).click();
+    await expect(row.getByRole('list', { name: 'References' })).toBeVisible();
+    await page.screenshot({ path: path.join(DOCS, 'edit-tab.png') });
+  });
+});

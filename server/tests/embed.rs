@@ -1,0 +1,85 @@
+//! The embeddable panel: frame-ancestors per application allowlist, everything else unframeable,
+//! the allowlist only builders change, the snippet and the example page.
+
+mod common;
+
+use common::spawn;
+use serde_json::Value;
+
+async fn frame_headers(app: &common::TestApp, path: &str) -> (String, Option<String>) {
+    let res = app.client().get(app.url(path)).send().await.unwrap();
+    let h = res.headers();
+    (
+        h.get("content-security-policy").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default(),
+        h.get("x-frame-options").map(|v| v.to_str().unwrap().to_string()),
+    )
+}
+
+#[tokio::test]
+async fn frame_ancestors_follow_each_applications_allowlist() {
+    let app = spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let user = app.signed_in("user@demo.test").await;
+
+    // Nothing allowlisted yet: only the platform itself may frame the panel.
+    assert_eq!(frame_headers(&app, "/embed/sales_hub").await, ("frame-ancestors 'self'".into(), None));
+
+    let saved: Value = app
+        .json(
+            &admin,
+            "set_embed_origins",
+            &[
+                ("app", "sales_hub"),
+                ("origins", "https://Partner.example, http://localhost:8080\nhttps://partner.example"),
+            ],
+        )
+        .await;
+    assert_eq!(saved["origins"], serde_json::json!(["https://partner.example", "http://localhost:8080"]));
+    assert_eq!(
+        frame_headers(&app, "/embed/sales_hub").await,
+        ("frame-ancestors 'self' https://partner.example http://localhost:8080".into(), None)
+    );
+    assert_eq!(frame_headers(&app, "/embed/sales_hub?component=deal_intake").await.1, None);
+    // Another application keeps its own (empty) list; unknown applications get none.
+    assert_eq!(frame_headers(&app, "/embed/field_service").await.0, "frame-ancestors 'self'");
+    assert_eq!(frame_headers(&app, "/embed/nope").await.0, "frame-ancestors 'self'");
+    // Every other page and answer refuses to be framed.
+    for path in ["/", "/login", "/app/sales_hub", "/app/sales_hub/edit", "/embed-example", "/healthz", "/embedded"] {
+        assert_eq!(frame_headers(&app, path).await, ("frame-ancestors 'none'".into(), Some("DENY".into())), "{path}");
+    }
+
+    // Anyone who may open the application reads the list; only builders change it.
+    let read: Value = app.json(&user, "embed_settings", &[("app", "sales_hub")]).await;
+    assert_eq!(read["origins"].as_array().map(Vec::len), Some(2));
+    let (status, _) =
+        app.fails(&user, "set_embed_origins", &[("app", "sales_hub"), ("origins", "https://evil.example")]).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        frame_headers(&app, "/embed/sales_hub").await.0,
+        "frame-ancestors 'self' https://partner.example http://localhost:8080"
+    );
+    // Anything that is not a plain origin is refused, so nothing can be smuggled into the header.
+    for bad in ["https://a.example; script-src *", "*", "https://a.example/path", "'unsafe-inline'"] {
+        let (status, e) = app.fails(&admin, "set_embed_origins", &[("app", "sales_hub"), ("origins", bad)]).await;
+        assert_eq!((status, e.field()), (400, Some("origins")), "{bad}");
+    }
+    let (status, _) = app.fails(&admin, "set_embed_origins", &[("app", "nope"), ("origins", "")]).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.fails(&app.client(), "embed_settings", &[("app", "sales_hub")]).await;
+    assert_eq!(status, 401);
+
+    // Clearing the list leaves only the platform.
+    app.json::<Value>(&admin, "set_embed_origins", &[("app", "sales_hub"), ("origins", "")]).await;
+    assert_eq!(frame_headers(&app, "/embed/sales_hub").await.0, "frame-ancestors 'self'");
+}
+
+#[tokio::test]
+async fn snippet_and_example_page() {
+    let app = spawn().await;
+    let res = app.client().get(app.url("/embed.js")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(res.text().await.unwrap().contains("createElement('iframe')"));
+    let page = app.client().get(app.url("/embed-example")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("/embed.js") && page.contains("aria-label=\"Events\""), "{page}");
+}
