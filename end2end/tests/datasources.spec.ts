@@ -1,30 +1,7 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, signIn, consentInPopup, authorizeWithPopup, openConnectionsSlider } from './helpers';
+import { USERS, signIn, ensureSalesCrmAuthorized, salesCrmInSlider } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
-
-/** Opens the live-mode Connections slider of Sales Hub and returns the Sales CRM entry. */
-async function salesCrmInSlider(page: Page) {
-  const row = (await openConnectionsSlider(page)).getByRole('listitem', { name: 'Sales CRM' });
-  await expect(row.getByText(/^(Connected|Not connected)$/)).toBeVisible();
-  return row;
-}
-
-/** Authorizes Sales CRM from the slider unless another test already did (tests share a database). */
-async function ensureAuthorized(page: Page) {
-  let row = await salesCrmInSlider(page);
-  if (await row.getByText('Not connected', { exact: true }).isVisible()) {
-    await row.getByRole('button', { name: 'Authorize Sales CRM' }).click();
-    await page.getByRole('dialog', { name: 'Authorize Sales CRM' }).getByLabel('Name of the Authorization Account').fill('Sales team');
-    const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
-    await consentInPopup(popup, true);
-    await expect(dialog.getByRole('status')).toContainText('Connected');
-    await dialog.getByRole('button', { name: 'Close' }).click();
-    row = await salesCrmInSlider(page);
-  }
-  await expect(row.getByText('Connected', { exact: true })).toBeVisible();
-  return row;
-}
 
 async function failSandbox(page: Page, query: string) {
   const res = await page.request.post(`${SANDBOX}/_sandbox/fail?${query}`);
@@ -34,7 +11,7 @@ async function failSandbox(page: Page, query: string) {
 test('configure a datasource, initiate a sync, watch Ongoing → Completed and the new values in the form', async ({ page }) => {
   await signIn(page, USERS.admin);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  const row = await ensureAuthorized(page);
+  const row = await ensureSalesCrmAuthorized(page);
 
   const section = row.getByRole('region', { name: 'Associated Datasources' });
   const deals = section.getByRole('article', { name: 'Datasource CRM Deals' });
@@ -76,7 +53,7 @@ test('configure a datasource, initiate a sync, watch Ongoing → Completed and t
 test('a failing service gives Failed with a log entry in Operations, and the sync can be initiated again', async ({ page }) => {
   await signIn(page, USERS.superadmin);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  const row = await ensureAuthorized(page);
+  const row = await ensureSalesCrmAuthorized(page);
   const contacts = row.getByRole('article', { name: 'Datasource CRM Contacts' });
   await expect(contacts).toContainText('Module: Contacts');
   await expect(contacts).not.toContainText('Datasource Configuration');

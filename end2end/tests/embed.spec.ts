@@ -1,5 +1,5 @@
 import { test, expect, Page, FrameLocator } from '@playwright/test';
-import { USERS, signIn } from './helpers';
+import { USERS, signIn, ensureSalesCrmAuthorized } from './helpers';
 
 async function linkNewIfOffered(page: Page, frame: FrameLocator) {
   const dialog = frame.getByRole('dialog', { name: 'Authorize Weather' });
@@ -66,4 +66,25 @@ test('the embedded panel for one component links its references to live mode in 
   await expect(link).toHaveAttribute('target', '_blank');
   // Only this component's connections are listed.
   await expect(panel.getByRole('listitem', { name: 'CRM System', exact: true })).toHaveCount(0);
+});
+
+test('the embed example page gets sync_finished when a datasource sync shown in the panel ends', async ({ page }) => {
+  await signIn(page, USERS.superadmin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await ensureSalesCrmAuthorized(page);
+  await page.goto('/embed-example?app=sales_hub');
+  const frame = page.frameLocator('iframe[title="Connections"]');
+  await expect(frame.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  const deals = frame.getByRole('listitem', { name: 'Sales CRM', exact: true }).getByRole('article', { name: 'Datasource CRM Deals' });
+  const configure = deals.getByRole('button', { name: 'Configure CRM Deals' });
+  const initiate = deals.getByRole('button', { name: 'Initiate sync of CRM Deals' });
+  await expect(configure.or(initiate)).toBeVisible();
+  if (await configure.isVisible()) {
+    await configure.click();
+    await deals.getByLabel('Pipeline stage').selectOption('All');
+    await deals.getByRole('button', { name: 'Save configuration' }).click();
+  }
+  await initiate.click();
+  await expect(deals.getByRole('status', { name: 'Sync status of CRM Deals' })).toContainText('Completed', { timeout: 20_000 });
+  await expect(page.getByRole('list', { name: 'Events' })).toContainText('connections.sync_finished sales_hub sales_crm production');
 });

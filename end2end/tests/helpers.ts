@@ -58,3 +58,27 @@ export async function openConnectionsSlider(page: Page, app = 'sales_hub') {
   await page.getByRole('menuitem', { name: 'Connections' }).click();
   return page.getByRole('dialog', { name: 'Connections' });
 }
+
+/** Opens the live-mode Connections slider of Sales Hub and returns the Sales CRM entry. */
+export async function salesCrmInSlider(page: Page) {
+  const row = (await openConnectionsSlider(page)).getByRole('listitem', { name: 'Sales CRM' });
+  await expect(row.getByText(/^(Connected|Not connected)$/)).toBeVisible();
+  return row;
+}
+
+/** Authorizes Sales CRM from the slider unless another test already did (tests share a database). */
+export async function ensureSalesCrmAuthorized(page: Page) {
+  let row = await salesCrmInSlider(page);
+  if (await row.getByText('Not connected', { exact: true }).isVisible()) {
+    await row.getByRole('button', { name: 'Authorize Sales CRM' }).click();
+    await page.getByRole('dialog', { name: 'Authorize Sales CRM' }).getByLabel('Name of the Authorization Account').fill('Sales team');
+    const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+    await consentInPopup(popup, true);
+    await expect(dialog.getByRole('status')).toContainText('Connected');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    row = await salesCrmInSlider(page);
+  }
+  await expect(row.getByText('Connected', { exact: true })).toBeVisible();
+  return row;
+}
+
