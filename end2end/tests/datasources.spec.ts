@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized, salesCrmInSlider } from './helpers';
+import { USERS, signIn, ensureSalesCrmAuthorized, salesCrmInSlider, openConnectionsSlider } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -20,7 +20,7 @@ test('configure a datasource, initiate a sync, watch Ongoing → Completed and t
   await expect(deals).toContainText('Configure the datasource before syncing.');
 
   // Configure (first time): a choice is required.
-  await deals.getByRole('button', { name: 'Configure CRM Deals' }).click();
+  await deals.getByRole('button', { name: 'Configure CRM Deals', exact: true }).click();
   await deals.getByRole('button', { name: 'Save configuration' }).click();
   await expect(deals.getByRole('alert')).toContainText('Pipeline stage is required.');
   await deals.getByLabel('Pipeline stage').selectOption('All');

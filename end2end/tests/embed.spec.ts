@@ -76,7 +76,7 @@ test('the embed example page gets sync_finished when a datasource sync shown in 
   const frame = page.frameLocator('iframe[title="Connections"]');
   await expect(frame.locator('body[data-hydrated="true"]')).toHaveCount(1);
   const deals = frame.getByRole('listitem', { name: 'Sales CRM', exact: true }).getByRole('article', { name: 'Datasource CRM Deals' });
-  const configure = deals.getByRole('button', { name: 'Configure CRM Deals' });
+  const configure = deals.getByRole('button', { name: 'Configure CRM Deals', exact: true });
   const initiate = deals.getByRole('button', { name: 'Initiate sync of CRM Deals' });
   await expect(configure.or(initiate)).toBeVisible();
   if (await configure.isVisible()) {

@@ -62,16 +62,22 @@ export async function openConnectionsSlider(page: Page, app = 'sales_hub') {
 /** Opens the live-mode Connections slider of Sales Hub and returns the Sales CRM entry. */
 export async function salesCrmInSlider(page: Page) {
   const row = (await openConnectionsSlider(page)).getByRole('listitem', { name: 'Sales CRM' });
-  await expect(row.getByText(/^(Connected|Not connected)$/)).toBeVisible();
+  await expect(row.getByText(/^(Connected|Not connected|Revoked|Needs reauthorization.*)$/)).toBeVisible();
   return row;
 }
 
 /** Authorizes Sales CRM from the slider unless another test already did (tests share a database). */
 export async function ensureSalesCrmAuthorized(page: Page) {
   let row = await salesCrmInSlider(page);
-  if (await row.getByText('Not connected', { exact: true }).isVisible()) {
+  if (await row.getByRole('button', { name: 'Authorize Sales CRM' }).isVisible()) {
     await row.getByRole('button', { name: 'Authorize Sales CRM' }).click();
-    await page.getByRole('dialog', { name: 'Authorize Sales CRM' }).getByLabel('Name of the Authorization Account').fill('Sales team');
+    const form = page.getByRole('dialog', { name: 'Authorize Sales CRM' });
+    await expect(form.getByLabel('Name of the Authorization Account')).toBeVisible();
+    await page.waitForLoadState('networkidle');
+    // An account authorized before may be offered for reuse: link a new one instead.
+    const linkNew = form.getByRole('button', { name: 'Link New Account' });
+    if (await linkNew.isVisible()) await linkNew.click();
+    await form.getByLabel('Name of the Authorization Account').fill('Sales team');
     const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
     await consentInPopup(popup, true);
     await expect(dialog.getByRole('status')).toContainText('Connected');

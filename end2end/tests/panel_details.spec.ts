@@ -82,10 +82,10 @@ test('live slider: details, switch to another account and back, revoke (admin, A
   await expect(row).toContainText('Weather main');
   await dialog.getByRole('button', { name: 'Close' }).click();
 
-  // Revoke: not connected, and Authorize is offered again.
+  // Revoke: shown as revoked, and Authorize is offered again.
   await row.getByRole('button', { name: 'Details of Weather' }).click();
   await row.getByRole('region', { name: 'Weather details' }).getByRole('button', { name: 'Revoke Weather' }).click();
-  await expect(row).toContainText('Not connected');
+  await expect(row).toContainText('Revoked');
   await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
 });
 
@@ -161,7 +161,7 @@ test('a form with an unauthorized admin connection: users are told to contact th
   const row = entry(slider, 'Sales CRM');
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
   await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('button', { name: 'Revoke Sales CRM' }).click();
-  await expect(row).toContainText('Not connected');
+  await expect(row).toContainText('Revoked');
   await expect(row.getByRole('button', { name: 'Authorize Sales CRM' })).toBeVisible();
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
   await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('link', { name: 'Deal Intake' }).click();
