@@ -26,6 +26,23 @@ pub struct Target {
     pub replace: bool,
 }
 
+impl Target {
+    /// The dialog for a panel entry in `environment` (`replace`: Switch rather than Authorize).
+    pub fn for_entry(entry: &crate::connections::ConnectionEntry, environment: Environment, replace: bool) -> Self {
+        Target {
+            connection_id: entry.id,
+            display_name: entry.display_name.clone(),
+            link_name: entry.link_name.clone(),
+            auth_type: entry.auth_type,
+            same_for_all_envs: entry.same_for_all_envs,
+            username_label: entry.username_label.clone(),
+            password_label: entry.password_label.clone(),
+            environments: vec![environment],
+            replace,
+        }
+    }
+}
+
 #[component]
 pub fn AuthorizeDialog(
     target: Target,

@@ -95,17 +95,7 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
     let connected = entry.status == Status::Connected;
     let cx = expect_context::<PanelCx>();
     let panel_app = expect_context::<PanelApp>().app;
-    let target = Target {
-        connection_id: entry.id,
-        display_name: entry.display_name.clone(),
-        link_name: entry.link_name.clone(),
-        auth_type: entry.auth_type,
-        same_for_all_envs: entry.same_for_all_envs,
-        username_label: entry.username_label.clone(),
-        password_label: entry.password_label.clone(),
-        environments: vec![cx.environment],
-        replace: false,
-    };
+    let target = Target::for_entry(&entry, cx.environment, false);
     let action = match (connected, entry.authorize) {
         (true, _) => None,
         (false, Decision::Allowed | Decision::Prompt) => Some(

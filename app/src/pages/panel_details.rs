@@ -54,17 +54,7 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
             cx.version.update(|v| *v += 1);
         }
     });
-    let switch_to = Target {
-        connection_id: entry.id,
-        display_name: entry.display_name.clone(),
-        link_name: entry.link_name.clone(),
-        auth_type: entry.auth_type,
-        same_for_all_envs: entry.same_for_all_envs,
-        username_label: entry.username_label.clone(),
-        password_label: entry.password_label.clone(),
-        environments: vec![cx.environment],
-        replace: true,
-    };
+    let switch_to = Target::for_entry(&entry, cx.environment, true);
     let region = format!("{name} details");
     let (app, edit_mode) = (panel.app.clone(), panel.edit_mode);
     let body = move || {
