@@ -16,6 +16,8 @@ pub struct EmbedAllowlist {
     pub app: String,
     /// Origins (`https://host[:port]`) allowed to embed the panel, besides this server itself.
     pub origins: Vec<String>,
+    /// The snippet that embeds this application's panel from this server.
+    pub snippet: String,
 }
 
 /// The application's embed allowlist (anyone who may open the application).
@@ -77,6 +79,11 @@ pub fn parse_origins(raw: &str) -> Result<Vec<String>, AppError> {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
+
+    /// `<script src="<public url>/embed.js" data-app="<app>"></script>`
+    pub fn snippet(state: &crate::ssr::AppState, app: &str) -> String {
+        format!(r#"<script src="{}/embed.js" data-app="{app}"></script>"#, state.settings.public_url())
+    }
     use crate::auth::SessionUser;
     use crate::error::AppResult;
     use crate::ssr::AppState;
@@ -92,7 +99,7 @@ pub mod ssr {
             .bind(a.id)
             .fetch_one(&state.db.pool)
             .await?;
-        Ok(EmbedAllowlist { app: a.link_name, origins: stored(&raw) })
+        Ok(EmbedAllowlist { snippet: snippet(state, &a.link_name), app: a.link_name, origins: stored(&raw) })
     }
 
     pub async fn set_origins(state: &AppState, user: &SessionUser, app: &str, raw: &str) -> AppResult<EmbedAllowlist> {
@@ -114,7 +121,7 @@ pub mod ssr {
             &format!("{}: {}", a.link_name, if origins.is_empty() { "none".into() } else { origins.join(" ") }),
         )
         .await;
-        Ok(EmbedAllowlist { app: a.link_name, origins })
+        Ok(EmbedAllowlist { snippet: snippet(state, &a.link_name), app: a.link_name, origins })
     }
 
     /// `GET /embed.js`: the snippet that creates the iframe.

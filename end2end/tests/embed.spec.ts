@@ -88,3 +88,24 @@ test('the embed example page gets sync_finished when a datasource sync shown in 
   await expect(deals.getByRole('status', { name: 'Sync status of CRM Deals' })).toContainText('Completed', { timeout: 20_000 });
   await expect(page.getByRole('list', { name: 'Events' })).toContainText('connections.sync_finished sales_hub sales_crm production');
 });
+
+test('a builder sets who may embed the panel in edit mode; the embed route allows exactly those sites', async ({ page }) => {
+  await signIn(page, USERS.developer);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/field_service/edit');
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  await page.getByText('Embed the connections panel').click();
+  await expect(page.getByLabel('Embed snippet')).toContainText('/embed.js" data-app="field_service"');
+  const origins = page.getByLabel(/Sites allowed to embed it/);
+  await origins.fill('https://intranet.example.com\njavascript:alert(1)');
+  await page.getByRole('button', { name: 'Save allowed sites' }).click();
+  await expect(page.getByRole('alert')).toBeVisible();
+  await origins.fill('https://intranet.example.com');
+  await page.getByRole('button', { name: 'Save allowed sites' }).click();
+  await expect(page.getByRole('status')).toContainText('Saved: 1 allowed site(s).');
+  const res = await page.request.get('/embed/field_service');
+  expect(res.headers()['content-security-policy']).toContain("frame-ancestors 'self' https://intranet.example.com");
+  await origins.fill('');
+  await page.getByRole('button', { name: 'Save allowed sites' }).click();
+  await expect(page.getByRole('status')).toContainText('Saved: 0 allowed site(s).');
+});

@@ -51,6 +51,11 @@ async fn frame_ancestors_follow_each_applications_allowlist() {
     // Anyone who may open the application reads the list; only builders change it.
     let read: Value = app.json(&user, "embed_settings", &[("app", "sales_hub")]).await;
     assert_eq!(read["origins"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        read["snippet"],
+        format!(r#"<script src="{}/embed.js" data-app="sales_hub"></script>"#, app.url("")),
+        "the snippet loads the script from this server's public address"
+    );
     let (status, _) =
         app.fails(&user, "set_embed_origins", &[("app", "sales_hub"), ("origins", "https://evil.example")]).await;
     assert_eq!(status, 403);

@@ -1,6 +1,7 @@
 //! Edit mode: the builder for an application, with the integrations icon in the top-right
 //! corner that opens the Connections tab for the component being edited (seed 000 §4.1).
 
+use super::embed::EmbedAllowlistForm;
 use super::panel::ConnectionsList;
 use super::{ErrorMessage, RequireUser, SignOut};
 use crate::applications::get_application;
@@ -70,6 +71,7 @@ pub fn EditPage() -> impl IntoView {
                                             </nav>
                                             <section class="canvas" aria-label="Component editor">
                                                 <p>"Editing " <strong>{selected}</strong></p>
+                                                <EmbedAllowlistForm app=link.clone()/>
                                             </section>
                                             <Show when=move || panel_open.get()>
                                                 <aside class="slider" role="dialog" aria-label="Integrations">

@@ -113,3 +113,45 @@ mod tests {
         assert_eq!(v.as_object().unwrap().len(), 5);
     }
 }
+
+/// Edit mode: who may embed this application's connections panel, and the snippet to paste.
+#[component]
+pub fn EmbedAllowlistForm(app: String) -> impl IntoView {
+    let save = ServerAction::<crate::embed::SetEmbedOrigins>::new();
+    let app_for_res = app.clone();
+    let current = Resource::new(move || (app_for_res.clone(), save.version().get()), |(app, _)| embed_settings(app));
+    view! {
+        <details class="embed-settings">
+            <summary>"Embed the connections panel"</summary>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || {
+                    let app = app.clone();
+                    Suspend::new(async move {
+                        match current.await {
+                            Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                            Ok(list) => {
+                                let value = RwSignal::new(list.origins.join("\n"));
+                                view! {
+                                    <p>"Paste this line into a page of an allowed site:"</p>
+                                    <pre aria-label="Embed snippet">{list.snippet.clone()}</pre>
+                                    <form class="stack" on:submit=move |ev: leptos::ev::SubmitEvent| {
+                                        ev.prevent_default();
+                                        save.dispatch(crate::embed::SetEmbedOrigins { app: app.clone(), origins: value.get_untracked() });
+                                    }>
+                                        <label for="embed-origins">"Sites allowed to embed it (one origin per line, e.g. https://intranet.example.com)"</label>
+                                        <textarea id="embed-origins" rows="3" prop:value=move || value.get() on:input=move |ev| value.set(event_target_value(&ev))></textarea>
+                                        <button type="submit" class="primary">"Save allowed sites"</button>
+                                    </form>
+                                }.into_any()
+                            }
+                        }
+                    })
+                }}
+            </Transition>
+            {move || save.value().get().map(|r| match r {
+                Ok(list) => view! { <p role="status">{format!("Saved: {} allowed site(s).", list.origins.len())}</p> }.into_any(),
+                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+            })}
+        </details>
+    }
+}
