@@ -94,7 +94,7 @@ test('a builder sets who may embed the panel in edit mode; the embed route allow
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   await page.goto('/app/field_service/edit');
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
-  await page.getByText('Embed the connections panel').click();
+  await page.getByRole('button', { name: 'Embed the connections panel' }).click();
   await expect(page.getByLabel('Embed snippet')).toContainText('/embed.js" data-app="field_service"');
   const origins = page.getByLabel(/Sites allowed to embed it/);
   await origins.fill('https://intranet.example.com\njavascript:alert(1)');

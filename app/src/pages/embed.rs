@@ -115,43 +115,50 @@ mod tests {
 }
 
 /// Edit mode: who may embed this application's connections panel, and the snippet to paste.
+/// Loaded when opened (no resource in the server-rendered builder page).
 #[component]
 pub fn EmbedAllowlistForm(app: String) -> impl IntoView {
+    let load = ServerAction::<crate::embed::EmbedSettings>::new();
     let save = ServerAction::<crate::embed::SetEmbedOrigins>::new();
-    let app_for_res = app.clone();
-    let current = Resource::new(move || (app_for_res.clone(), save.version().get()), |(app, _)| embed_settings(app));
+    let open = RwSignal::new(false);
+    let value = RwSignal::new(String::new());
+    let snippet = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = load.value().get() {
+            value.set(list.origins.join("\n"));
+            snippet.set(list.snippet);
+        }
+    });
+    let app_for_load = app.clone();
     view! {
-        <details class="embed-settings">
-            <summary>"Embed the connections panel"</summary>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || {
+        <section class="embed-settings" aria-label="Embedding">
+            <button type="button" aria-expanded=move || open.get().to_string() on:click=move |_| {
+                let now = !open.get_untracked();
+                open.set(now);
+                if now {
+                    load.dispatch(crate::embed::EmbedSettings { app: app_for_load.clone() });
+                }
+            }>"Embed the connections panel"</button>
+            <Show when=move || open.get()>
+                {move || load.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> })}
+                <p>"Paste this line into a page of an allowed site:"</p>
+                <pre aria-label="Embed snippet">{move || snippet.get()}</pre>
+                <form class="stack" on:submit={
                     let app = app.clone();
-                    Suspend::new(async move {
-                        match current.await {
-                            Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                            Ok(list) => {
-                                let value = RwSignal::new(list.origins.join("\n"));
-                                view! {
-                                    <p>"Paste this line into a page of an allowed site:"</p>
-                                    <pre aria-label="Embed snippet">{list.snippet.clone()}</pre>
-                                    <form class="stack" on:submit=move |ev: leptos::ev::SubmitEvent| {
-                                        ev.prevent_default();
-                                        save.dispatch(crate::embed::SetEmbedOrigins { app: app.clone(), origins: value.get_untracked() });
-                                    }>
-                                        <label for="embed-origins">"Sites allowed to embed it (one origin per line, e.g. https://intranet.example.com)"</label>
-                                        <textarea id="embed-origins" rows="3" prop:value=move || value.get() on:input=move |ev| value.set(event_target_value(&ev))></textarea>
-                                        <button type="submit" class="primary">"Save allowed sites"</button>
-                                    </form>
-                                }.into_any()
-                            }
-                        }
-                    })
-                }}
-            </Transition>
-            {move || save.value().get().map(|r| match r {
-                Ok(list) => view! { <p role="status">{format!("Saved: {} allowed site(s).", list.origins.len())}</p> }.into_any(),
-                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-            })}
-        </details>
+                    move |ev: leptos::ev::SubmitEvent| {
+                        ev.prevent_default();
+                        save.dispatch(crate::embed::SetEmbedOrigins { app: app.clone(), origins: value.get_untracked() });
+                    }
+                }>
+                    <label for="embed-origins">"Sites allowed to embed it (one origin per line, e.g. https://intranet.example.com)"</label>
+                    <textarea id="embed-origins" rows="3" prop:value=move || value.get() on:input=move |ev| value.set(event_target_value(&ev))></textarea>
+                    <button type="submit" class="primary">"Save allowed sites"</button>
+                </form>
+                {move || save.value().get().map(|r| match r {
+                    Ok(list) => view! { <p role="status">{format!("Saved: {} allowed site(s).", list.origins.len())}</p> }.into_any(),
+                    Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                })}
+            </Show>
+        </section>
     }
 }
