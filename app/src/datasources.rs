@@ -283,6 +283,31 @@ pub mod ssr {
         Ok(rows.into_iter().map(|(form, form_link, field)| IntegrationField { form, form_link, field }).collect())
     }
 
+    /// Why Initiate is not offered: whatever blocks Configure, a missing configuration, or no
+    /// integration field to update.
+    fn sync_blocked_reason(ds: &Datasource, blocked: &Option<String>, fields: &[IntegrationField]) -> Option<String> {
+        let configured = ds.config_fields.is_empty() || ds.config_values.is_some();
+        match (blocked, configured, fields.is_empty()) {
+            (Some(b), _, _) => Some(b.clone()),
+            (None, false, _) => Some("Configure the datasource before syncing.".into()),
+            (None, true, true) => Some("No integration field uses this datasource.".into()),
+            (None, true, false) => None,
+        }
+    }
+
+    /// Why `user` may not initiate a sync of the datasource now, if they may not.
+    pub async fn sync_blocked(
+        state: &AppState,
+        user: &SessionUser,
+        ds: &Datasource,
+        conn: &Connection,
+        environment: Environment,
+    ) -> AppResult<Option<String>> {
+        let blocked = blocked(state, user, ds, conn, environment).await?;
+        let fields = integration_fields(state, ds.id).await?;
+        Ok(sync_blocked_reason(ds, &blocked, &fields))
+    }
+
     /// The full view of one datasource for `user`.
     pub async fn view(
         state: &AppState,
@@ -293,13 +318,7 @@ pub mod ssr {
     ) -> AppResult<DatasourceView> {
         let blocked = blocked(state, user, ds, conn, environment).await?;
         let fields = integration_fields(state, ds.id).await?;
-        let configured = ds.config_fields.is_empty() || ds.config_values.is_some();
-        let sync_blocked = match (&blocked, configured, fields.is_empty()) {
-            (Some(b), _, _) => Some(b.clone()),
-            (None, false, _) => Some("Configure the datasource before syncing.".into()),
-            (None, true, true) => Some("No integration field uses this datasource.".into()),
-            (None, true, false) => None,
-        };
+        let sync_blocked = sync_blocked_reason(ds, &blocked, &fields);
         Ok(DatasourceView {
             id: ds.id,
             name: ds.name.clone(),

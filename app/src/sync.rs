@@ -249,8 +249,7 @@ pub mod ssr {
         crate::auth::ssr::ensure_builder(state, user, "sync datasources").await?;
         let ds = crate::datasources::ssr::load(state, user.workspace_id, datasource_id).await?;
         let conn = crate::connections::ssr::load(state, user.workspace_id, ds.connection_id).await?;
-        let shown = crate::datasources::ssr::view(state, user, &ds, &conn, environment).await?;
-        if let Some(reason) = shown.sync_blocked {
+        if let Some(reason) = crate::datasources::ssr::sync_blocked(state, user, &ds, &conn, environment).await? {
             return Err(AppError::Conflict(reason));
         }
         let joined = || async { Ok(Initiated { view: view(state, user, ds.id).await?, joined: true }) };
