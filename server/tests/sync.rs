@@ -60,6 +60,11 @@ async fn form_values(app: &TestApp, form: &str, field: &str) -> Vec<Value> {
     rows.iter().map(|r| serde_json::from_str::<Value>(r).expect("json")[field].clone()).collect()
 }
 
+/// `create_datasource` arguments for a Sales Hub datasource over Sales CRM.
+fn datasource_args<'a>(name: &'a str, module: &'a str) -> [(&'static str, &'a str); 4] {
+    [("input[app]", "sales_hub"), ("input[connection]", "sales_crm"), ("input[name]", name), ("input[module]", module)]
+}
+
 /// Configuring CRM Deals with a valid value must fail: the status code.
 async fn configure_refused(app: &TestApp, c: &reqwest::Client) -> u16 {
     let args = [("datasource_id", "1"), ("environment", "Production"), ("values[stage]", "All")];
@@ -193,32 +198,10 @@ async fn plain_users_neither_see_nor_run_datasources_and_bad_input_is_refused() 
     let (code, _) = app.fails(&admin, "get_sync_status", &[("datasource_id", "999")]).await;
     assert_eq!(code, 404);
     // A module the service does not have.
-    let (code, err) = app
-        .fails(
-            &admin,
-            "create_datasource",
-            &[
-                ("input[app]", "sales_hub"),
-                ("input[connection]", "sales_crm"),
-                ("input[name]", "Invoices"),
-                ("input[module]", "Invoices"),
-            ],
-        )
-        .await;
+    let (code, err) = app.fails(&admin, "create_datasource", &datasource_args("Invoices", "Invoices")).await;
     assert_eq!((code, err.field()), (400, Some("module")));
     assert!(err.to_string().contains("Deals, Contacts"), "{err}");
-    let id: i64 = app
-        .json(
-            &admin,
-            "create_datasource",
-            &[
-                ("input[app]", "sales_hub"),
-                ("input[connection]", "sales_crm"),
-                ("input[name]", "More Deals"),
-                ("input[module]", "Deals"),
-            ],
-        )
-        .await;
+    let id: i64 = app.json(&admin, "create_datasource", &datasource_args("More Deals", "Deals")).await;
     assert!(id > 2);
 }
 
@@ -336,18 +319,8 @@ async fn fifty_datasources_never_run_more_than_ten_at_once() {
         .unwrap();
     let mut ids = vec![];
     for i in 0..50 {
-        let id: i64 = app
-            .json(
-                &admin,
-                "create_datasource",
-                &[
-                    ("input[app]", "sales_hub"),
-                    ("input[connection]", "sales_crm"),
-                    ("input[name]", &format!("Contacts {i}")),
-                    ("input[module]", "Contacts"),
-                ],
-            )
-            .await;
+        let id: i64 =
+            app.json(&admin, "create_datasource", &datasource_args(&format!("Contacts {i}"), "Contacts")).await;
         sqlx::query("INSERT INTO integration_fields (component_id, datasource_id, field_name, display_field) VALUES ($1, $2, $3, 'email')")
             .bind(form)
             .bind(id)
