@@ -1,14 +1,5 @@
-import { test, expect, Page, FrameLocator } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized } from './helpers';
-
-async function linkNewIfOffered(page: Page, frame: FrameLocator) {
-  const dialog = frame.getByRole('dialog', { name: 'Authorize Weather' });
-  await expect(dialog.getByLabel('Name of the Authorization Account')).toBeVisible();
-  await page.waitForLoadState('networkidle');
-  const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
-  if (await linkNew.isVisible()) await linkNew.click();
-  return dialog;
-}
+import { test, expect } from '@playwright/test';
+import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey } from './helpers';
 
 test('the embed example page gets authorized, switched and revoked events from the embedded panel', async ({ page }) => {
   await signIn(page, USERS.admin);
@@ -28,14 +19,8 @@ test('the embed example page gets authorized, switched and revoked events from t
   }
   const events = page.getByRole('list', { name: 'Events' });
 
-  const authorize = async (name: string) => {
-    const dialog = await linkNewIfOffered(page, frame);
-    await dialog.getByLabel('Name of the Authorization Account').fill(name);
-    await dialog.getByLabel('API key').fill('sandbox-weather-key');
-    await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
-    await expect(dialog.getByRole('status')).toContainText(`Connected as ${name}.`);
-    await dialog.getByRole('button', { name: 'Close' }).click();
-  };
+  const authorize = (name: string) =>
+    authorizeWeatherKey(page, frame.getByRole('dialog', { name: 'Authorize Weather' }), name);
   await row.getByRole('button', { name: 'Authorize Weather' }).click();
   await authorize('Embedded weather');
   await expect(events).toContainText('connections.authorized field_service weather production');

@@ -1,4 +1,4 @@
-import { expect, Page } from '@playwright/test';
+import { expect, Locator, Page } from '@playwright/test';
 
 export const PASSWORD = 'demo-password';
 export const USERS = {
@@ -50,6 +50,24 @@ export async function authorizeWithPopup(page: Page, dialogName: string) {
   return { dialog, popup: await popupPromise };
 }
 
+/** In an open authorization dialog, leaves "Reuse" for "Link New Account" when it is offered. */
+export async function linkNewIfOffered(page: Page, dialog: Locator) {
+  await expect(dialog.getByLabel('Name of the Authorization Account')).toBeVisible();
+  await page.waitForLoadState('networkidle');
+  const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
+  if (await linkNew.isVisible()) await linkNew.click();
+}
+
+/** Authorizes the sandbox Weather connection (API key) in its open dialog as a new account. */
+export async function authorizeWeatherKey(page: Page, dialog: Locator, name: string) {
+  await linkNewIfOffered(page, dialog);
+  await dialog.getByLabel('Name of the Authorization Account').fill(name);
+  await dialog.getByLabel('API key').fill('sandbox-weather-key');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(dialog.getByRole('status')).toContainText(`Connected as ${name}.`);
+  await dialog.getByRole('button', { name: 'Close' }).click();
+}
+
 /** Opens the live-mode Connections slider of an application (from the settings menu). */
 export async function openConnectionsSlider(page: Page, app = 'sales_hub') {
   await page.goto(`/app/${app}`);
@@ -72,11 +90,7 @@ export async function ensureSalesCrmAuthorized(page: Page) {
   if (await row.getByRole('button', { name: 'Authorize Sales CRM' }).isVisible()) {
     await row.getByRole('button', { name: 'Authorize Sales CRM' }).click();
     const form = page.getByRole('dialog', { name: 'Authorize Sales CRM' });
-    await expect(form.getByLabel('Name of the Authorization Account')).toBeVisible();
-    await page.waitForLoadState('networkidle');
-    // An account authorized before may be offered for reuse: link a new one instead.
-    const linkNew = form.getByRole('button', { name: 'Link New Account' });
-    if (await linkNew.isVisible()) await linkNew.click();
+    await linkNewIfOffered(page, form);
     await form.getByLabel('Name of the Authorization Account').fill('Sales team');
     const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
     await consentInPopup(popup, true);

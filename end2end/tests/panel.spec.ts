@@ -1,14 +1,10 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup } from './helpers';
+import { USERS, signIn, consentInPopup, openConnectionsSlider } from './helpers';
 
 test('a user authorizes their own connection from the live-mode slider, with the countdown', async ({ page }) => {
   await signIn(page, USERS.user);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  await page.goto('/app/sales_hub');
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Settings' }).click();
-  await page.getByRole('menuitem', { name: 'Connections' }).click();
-  const slider = page.getByRole('dialog', { name: 'Connections' });
+  const slider = await openConnectionsSlider(page);
   const row = slider.getByRole('listitem', { name: 'My CRM' });
   // Never authorized, or revoked by another test (the tests share one database).
   await expect(row).toContainText(/Not connected|Revoked/);
@@ -40,10 +36,7 @@ test('a user authorizes their own connection from the live-mode slider, with the
   const adminPage = await admin.newPage();
   await signIn(adminPage, USERS.admin);
   await expect(adminPage.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  await adminPage.goto('/app/sales_hub');
-  await hydrated(adminPage);
-  await adminPage.getByRole('button', { name: 'Settings' }).click();
-  await adminPage.getByRole('menuitem', { name: 'Connections' }).click();
-  await expect(adminPage.getByRole('dialog', { name: 'Connections' }).getByRole('listitem', { name: 'My CRM' })).toContainText('Not connected');
+  const adminSlider = await openConnectionsSlider(adminPage);
+  await expect(adminSlider.getByRole('listitem', { name: 'My CRM' })).toContainText('Not connected');
   await admin.close();
 });

@@ -1,15 +1,10 @@
 import { test, expect, Page, Locator } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup } from './helpers';
+import {
+  USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey,
+  openConnectionsSlider as openSlider,
+} from './helpers';
 
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
-
-async function openSlider(page: Page, app: string) {
-  await page.goto(`/app/${app}`);
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Settings' }).click();
-  await page.getByRole('menuitem', { name: 'Connections' }).click();
-  return page.getByRole('dialog', { name: 'Connections' });
-}
 
 function entry(panel: Locator, name: string) {
   return panel.getByRole('listitem', { name, exact: true });
@@ -23,14 +18,6 @@ async function ensureRevoked(panel: Locator, name: string) {
   await row.getByRole('button', { name: `Details of ${name}` }).click();
   await row.getByRole('region', { name: `${name} details` }).getByRole('button', { name: `Revoke ${name}` }).click();
   await expect(row.getByRole('button', { name: `Authorize ${name}` })).toBeVisible();
-}
-
-/** In an open authorization dialog, leaves "Reuse" for "Link New Account" when it is offered. */
-async function linkNewIfOffered(page: Page, dialog: Locator) {
-  await expect(dialog.getByLabel('Name of the Authorization Account')).toBeVisible();
-  await page.waitForLoadState('networkidle');
-  const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
-  if (await linkNew.isVisible()) await linkNew.click();
 }
 
 async function signedInPage(page: Page, email: string) {
@@ -48,15 +35,8 @@ test('live slider: details, switch to another account and back, revoke (admin, A
   const row = entry(slider, 'Weather');
   await ensureRevoked(slider, 'Weather');
 
-  const authorizeKey = async (name: string) => {
-    const dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
-    await linkNewIfOffered(page, dialog);
-    await dialog.getByLabel('Name of the Authorization Account').fill(name);
-    await dialog.getByLabel('API key').fill('sandbox-weather-key');
-    await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
-    await expect(dialog.getByRole('status')).toContainText(`Connected as ${name}.`);
-    await dialog.getByRole('button', { name: 'Close' }).click();
-  };
+  const authorizeKey = (name: string) =>
+    authorizeWeatherKey(page, page.getByRole('dialog', { name: 'Authorize Weather' }), name);
   await row.getByRole('button', { name: 'Authorize Weather' }).click();
   await authorizeKey('Weather main');
   await expect(row).toContainText('Weather main');

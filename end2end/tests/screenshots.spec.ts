@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import * as path from 'path';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signIn, openConnectionsSlider } from './helpers';
 
 // Refreshes the README's screenshots: SCREENSHOTS=1 (skipped otherwise).
 // Playwright runs from end2end/.
@@ -13,11 +13,7 @@ test.describe('screenshots', () => {
     await page.setViewportSize({ width: 1280, height: 800 });
     await signIn(page, USERS.admin);
     await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-    await page.goto('/app/sales_hub');
-    await hydrated(page);
-    await page.getByRole('button', { name: 'Settings' }).click();
-    await page.getByRole('menuitem', { name: 'Connections' }).click();
-    const slider = page.getByRole('dialog', { name: 'Connections' });
+    const slider = await openConnectionsSlider(page);
     const row = slider.getByRole('listitem', { name: 'Sales CRM', exact: true });
     await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
     await expect(row.getByRole('list', { name: 'References' })).toBeVisible();
