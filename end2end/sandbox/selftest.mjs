@@ -739,7 +739,7 @@ async function main() {
 
   // --- env vars: short access-token TTL, small record count, fixed redirect ---
   const srv2 = await startServer({
-    SANDBOX_ACCESS_TOKEN_TTL: '1', SANDBOX_CRM_RECORDS: '7',
+    SANDBOX_ACCESS_TOKEN_TTL: '2', SANDBOX_CRM_RECORDS: '7',
     SANDBOX_REDIRECT_URIS: 'https://app.example.test/cb,http://127.0.0.1:3999/oauth/callback',
   });
   await check('SANDBOX_ACCESS_TOKEN_TTL expires tokens; SANDBOX_CRM_RECORDS sizes modules', async () => {
@@ -749,10 +749,12 @@ async function main() {
       body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'crm.deals.read' }),
     });
     const tok = await json(res);
-    assert.equal(tok.expires_in, 1);
+    // Expiry is checked in whole seconds: a 1 s token issued late in a second can already be
+    // expired on the next request, so the lifetime is 2 s (at least one full second of use).
+    assert.equal(tok.expires_in, 2);
     const list = await json(await fetch(`${srv2.issuer}/api/crm/Deals`, { headers: bearer(tok.access_token) }));
     assert.deepEqual(list.info, { page: 1, per_page: 50, count: 7, more_records: false });
-    await new Promise((r) => { setTimeout(r, 2100); });
+    await new Promise((r) => { setTimeout(r, 3100); });
     const expired = await fetch(`${srv2.issuer}/api/crm/Deals`, { headers: bearer(tok.access_token) });
     assert.equal(expired.status, 401);
   });
