@@ -217,7 +217,12 @@ fn SyncBadge(
                 let who = out.view.latest.as_ref().map(|r| r.initiated_by.clone()).unwrap_or_default();
                 format!("A sync of this datasource is already running (initiated by {who}); its result shows here.")
             }));
+            // A short run can end before Initiate answers: then there is nothing to watch.
+            let ended = out.view.latest.as_ref().is_some_and(|r| !r.status.is_active());
             view_sig.set(out.view);
+            if ended {
+                on_finished.run(());
+            }
         }
         Some(Err(e)) => notice.set(Some(e.to_string())),
         None => {}
