@@ -88,6 +88,22 @@ pub async fn authorization_status(flow: String) -> Result<FlowStatus, AppError> 
     ssr::flow_status(&state, &user, &flow).await
 }
 
+/// Finishes an OAuth2 flow in the window that started it, with the provider's answer the
+/// popup handed over: when the panel is embedded on another site, its session lives in the
+/// frame, so the popup (a top-level window) has no session of its own to finish with.
+#[server(prefix = "/api", endpoint = "complete_authorization")]
+pub async fn complete_authorization(
+    flow: String,
+    #[server(default)] code: Option<String>,
+    #[server(default)] iss: Option<String>,
+    #[server(default)] error: Option<String>,
+    #[server(default)] error_description: Option<String>,
+) -> Result<FlowStatus, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    let params = ssr::CallbackParams { state: Some(flow), code, iss, error, error_description };
+    Ok(ssr::finish(&state, Some(&user), params).await)
+}
+
 #[server(prefix = "/api", endpoint = "reusable_accounts")]
 pub async fn reusable_accounts(connection_id: i64) -> Result<Vec<AccountOption>, AppError> {
     let (state, user) = crate::auth::ssr::require_user().await?;
@@ -1308,6 +1324,16 @@ pub mod ssr {
         use axum::response::IntoResponse;
         let user = crate::auth::ssr::session_user(&state, &session).await.ok().flatten();
         let flow = params.state.clone().unwrap_or_default();
+        let flow_js = serde_json::to_string(
+            &flow.chars().filter(|c| c.is_ascii_alphanumeric() || "-_".contains(*c)).collect::<String>(),
+        )
+        .unwrap_or_else(|_| "\"\"".into());
+        // Started by a session this window does not have (the panel embedded on another site
+        // keeps its session in its frame): hand the answer to the window that opened this one,
+        // which finishes it with its own session. Nothing is consumed here.
+        if pending_owner(&state, &flow).await.is_some_and(|owner| user.as_ref().map(|u| u.id) != Some(owner)) {
+            return handoff_page(&flow_js);
+        }
         let status = finish(&state, user.as_ref(), params).await;
         let outcome = match &status {
             FlowStatus::Connected { .. } => "connected",
@@ -1316,15 +1342,50 @@ pub mod ssr {
             FlowStatus::Failed { .. } | FlowStatus::Pending { .. } => "failed",
         };
         let message = escape_html(&status.message());
-        let flow_js = serde_json::to_string(
-            &flow.chars().filter(|c| c.is_ascii_alphanumeric() || "-_".contains(*c)).collect::<String>(),
-        )
-        .unwrap_or_else(|_| "\"\"".into());
         let html = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization</title></head>\
              <body><main><h1>Authorization</h1><p role=\"status\" data-outcome=\"{outcome}\">{message}</p>\
              <p>You can close this window.</p></main>\
              <script>try{{if(window.opener){{window.opener.postMessage({{type:\"connections:oauth\",flow:{flow_js},outcome:\"{outcome}\"}},location.origin);setTimeout(function(){{window.close()}},1500)}}}}catch(e){{}}</script>\
+             </body></html>"
+        );
+        let mut res = axum::response::Html(html).into_response();
+        res.headers_mut().insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
+        res.headers_mut().insert("referrer-policy", axum::http::HeaderValue::from_static("no-referrer"));
+        res
+    }
+
+    /// Who started the unfinished flow `flow`, if it is one.
+    async fn pending_owner(state: &AppState, flow: &str) -> Option<i64> {
+        if flow.is_empty() || flow.len() > 200 {
+            return None;
+        }
+        sqlx::query_scalar("SELECT user_id FROM oauth_pending WHERE state = $1 AND consumed_at IS NULL")
+            .bind(flow)
+            .fetch_optional(&state.db.pool)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not read the pending oauth flow");
+                None
+            })
+    }
+
+    /// The popup's page when the flow belongs to another session: it posts the provider's
+    /// answer (code, iss or error, never shown) to the opener — addressed to this origin only —
+    /// whose authorization dialog finishes it with [`super::complete_authorization`].
+    fn handoff_page(flow_js: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization</title></head>\
+             <body><main><h1>Authorization</h1><p role=\"status\" data-outcome=\"handoff\" id=\"s\">\
+             This authorization was started in another window. Go back to it to finish; if it was not you, \
+             start again from Authorize.</p></main>\
+             <script>try{{var q=new URLSearchParams(location.search),m={{type:\"connections:oauth_handoff\",flow:{flow_js}}};\
+             [\"code\",\"iss\",\"error\",\"error_description\"].forEach(function(k){{if(q.has(k))m[k]=q.get(k)}});\
+             history.replaceState(null,\"\",location.pathname);\
+             if(window.opener){{window.opener.postMessage(m,location.origin);\
+             document.getElementById(\"s\").textContent=\"Finishing in the window you started from…\";\
+             setTimeout(function(){{window.close()}},1500)}}}}catch(e){{}}</script>\
              </body></html>"
         );
         let mut res = axum::response::Html(html).into_response();

@@ -6,6 +6,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = app::ssr::settings::Settings::parse();
     server::telemetry::init(settings.log_format);
     tracing::info!(?settings, "starting");
+    if !settings.cross_site_cookies() {
+        tracing::info!("session cookies are SameSite=Lax: the connections panel can be embedded on this site only (serve over HTTPS with --secure-cookies to embed it elsewhere)");
+    }
     let listen = settings.listen;
     let built = server::build(settings).await.inspect_err(|e| tracing::error!("{e:#}"))?;
     let router = server::router(built);

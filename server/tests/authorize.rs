@@ -66,6 +66,51 @@ async fn land(client: &reqwest::Client, callback: &reqwest::Url) -> String {
     res.text().await.unwrap()
 }
 
+/// The arguments the authorization dialog sends when the popup hands the answer over.
+fn handoff_args(flow: &str, consent: &common::sandbox::Consent) -> Vec<(&'static str, String)> {
+    let mut args = vec![("flow", flow.to_string())];
+    for key in ["code", "iss", "error", "error_description"] {
+        if let Some(v) = consent.param(key) {
+            args.push((key, v));
+        }
+    }
+    args
+}
+
+/// The panel embedded on another site has its session in its frame; the provider's popup is a
+/// top-level window without it. The popup hands the answer to the dialog, which finishes the
+/// flow with the frame's session.
+#[tokio::test]
+async fn a_popup_without_the_session_hands_the_answer_to_the_window_that_started_it() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let conn = create(&app, &admin, "sandbox_crm", "Embedded CRM", &[], true).await;
+    let id = conn["id"].as_i64().unwrap();
+    let (flow, url) = start(&app, &admin, id, "Alice embedded", &[]).await;
+    let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
+
+    let popup = app.client(); // no session at all
+    let page = land(&popup, &consent.callback_url).await;
+    assert!(page.contains("data-outcome=\"handoff\""), "{page}");
+    assert!(page.contains("window.opener.postMessage(m,location.origin)"), "addressed to this origin only: {page}");
+    assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Pending { .. }));
+    assert_eq!(accounts(&app).await, 0);
+
+    // Without a session, the hand-over cannot be used.
+    assert_eq!(app.fails(&popup, "complete_authorization", &[("flow", &flow)]).await.0, 401);
+    let args = handoff_args(&flow, &consent);
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let finished: FlowStatus = app.json(&admin, "complete_authorization", &args).await;
+    assert_eq!(finished, FlowStatus::Connected { account_name: "Alice embedded".into() });
+    assert_eq!(status(&app, &admin, &flow).await, finished);
+    assert_eq!(accounts(&app).await, 1);
+    // Spent: neither the popup nor a replay of the hand-over can use it again.
+    assert!(land(&popup, &consent.callback_url).await.contains("already used"));
+    let again: FlowStatus = app.json(&admin, "complete_authorization", &args).await;
+    assert!(matches!(again, FlowStatus::Failed { .. }), "{again:?}");
+}
+
 async fn accounts(app: &TestApp) -> i64 {
     app.count("SELECT COUNT(*) FROM authorized_accounts").await
 }
@@ -170,12 +215,23 @@ async fn denied_forged_wrong_issuer_and_foreign_session_are_refused() {
         assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Failed { .. }));
     }
 
-    // The answer arrives in another user's session: refused, and the flow is spent.
+    // The answer arrives in another user's session: that window only hands it to the window
+    // that opened it (nothing is finished or spent there); finishing it with that session is
+    // refused, and the flow is spent.
     let (flow, url) = start(&app, &admin, id, "Hijacked", &[]).await;
     let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
     let other = app.signed_in("superadmin@demo.test").await;
     let page = land(&other, &consent.callback_url).await;
-    assert!(page.contains("started by someone else"), "{page}");
+    assert!(page.contains("data-outcome=\"handoff\""), "{page}");
+    assert!(!page.contains(consent.param("code").unwrap().as_str()), "the code is not written into the page");
+    assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Pending { .. }));
+    let args = handoff_args(&flow, &consent);
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let finished: FlowStatus = app.json(&other, "complete_authorization", &args).await;
+    assert!(
+        matches!(&finished, FlowStatus::Failed { message } if message.contains("started by someone else")),
+        "{finished:?}"
+    );
     let page = land(&admin, &consent.callback_url).await;
     assert!(page.contains("already used"), "{page}");
     assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Failed { .. }));

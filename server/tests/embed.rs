@@ -88,3 +88,77 @@ async fn snippet_and_example_page() {
     let page = app.client().get(app.url("/embed-example")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("/embed.js") && page.contains("aria-label=\"Events\""), "{page}");
 }
+
+/// The session cookie an embedded panel on another site can keep: on a loopback (or HTTPS)
+/// server it is `SameSite=None; Secure; Partitioned` (CHIPS), HttpOnly as ever.
+#[tokio::test]
+async fn the_session_cookie_is_partitioned_for_panels_embedded_on_other_sites() {
+    let app = spawn().await;
+    let res = reqwest::Client::new()
+        .post(app.url("/api/login"))
+        .form(&[("email", "admin@demo.test"), ("password", app::ssr::seed::DEMO_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<String> =
+        res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let session = cookies.iter().find(|c| c.starts_with("cm_session=")).expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=None", "Secure", "Partitioned"] {
+        assert!(session.split("; ").any(|a| a == attribute), "{attribute} missing: {session}");
+    }
+    assert_eq!(session.matches("Partitioned").count(), 1, "{session}");
+}
+
+/// With cookies sent from other sites, the server refuses state-changing requests a browser
+/// marks as coming from another origin or site: a page elsewhere cannot sign someone in, or
+/// change an allowlist with the visitor's session. The panel's own requests (this origin) pass.
+#[tokio::test]
+async fn state_changing_requests_from_other_sites_are_refused() {
+    let app = spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let own = app.url("");
+    let set = |origin: Option<&str>, site: Option<&str>| {
+        let mut req = admin
+            .post(app.url("/api/set_embed_origins"))
+            .form(&[("app", "sales_hub"), ("origins", "https://attacker.example")]);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(s) = site {
+            req = req.header("sec-fetch-site", s);
+        }
+        req.send()
+    };
+    for (origin, site) in [
+        (Some("https://attacker.example"), None),
+        (Some("null"), None),
+        (Some("https://attacker.example"), Some("cross-site")),
+        (None, Some("cross-site")),
+        (Some("http://localhost:1"), Some("same-site")),
+    ] {
+        let res = set(origin, site).await.unwrap();
+        assert_eq!(res.status(), 403, "{origin:?} {site:?}");
+        assert_eq!(res.text().await.unwrap(), "Cross-site request refused.");
+    }
+    let read: Value = app.json(&admin, "embed_settings", &[("app", "sales_hub")]).await;
+    assert_eq!(read["origins"], serde_json::json!([]), "nothing changed");
+    // The same request from this origin, as the panel and the builder send it.
+    let res = set(Some(&own), Some("same-origin")).await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let read: Value = app.json(&admin, "embed_settings", &[("app", "sales_hub")]).await;
+    assert_eq!(read["origins"], serde_json::json!(["https://attacker.example"]));
+    // Reading stays possible from anywhere (the embed route itself is framed by other sites).
+    let res = admin.get(app.url("/embed/sales_hub")).header("sec-fetch-site", "cross-site").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Signing in from another site is refused too (no login CSRF).
+    let res = app
+        .client()
+        .post(app.url("/api/login"))
+        .header("origin", "https://attacker.example")
+        .form(&[("email", "admin@demo.test"), ("password", app::ssr::seed::DEMO_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("set-cookie").is_none());
+}

@@ -242,6 +242,7 @@ fn open_popup(_url: &str) {}
 /// Counts down once a second (the server's clock decides) and learns how the flow ended.
 #[cfg(feature = "hydrate")]
 fn watch_flow(flow: String, status: RwSignal<Option<FlowStatus>>, on_done: Callback<()>) {
+    let handoff = listen_for_handoff(flow.clone());
     leptos::task::spawn_local(async move {
         loop {
             gloo_timers::future::TimeoutFuture::new(1000).await;
@@ -261,10 +262,38 @@ fn watch_flow(flow: String, status: RwSignal<Option<FlowStatus>>, on_done: Callb
                 }
             }
         }
+        handoff.remove();
     });
+}
+
+/// The popup hands the provider's answer back when it has no session for this flow (the
+/// panel embedded on another site); only a message from this origin for this flow counts.
+/// The status poll then learns the outcome.
+#[cfg(feature = "hydrate")]
+fn listen_for_handoff(flow: String) -> WindowListenerHandle {
+    use crate::authorizations::complete_authorization;
+    use leptos::wasm_bindgen::JsValue;
+    use leptos::web_sys::js_sys::Reflect;
+    window_event_listener(leptos::ev::message, move |ev| {
+        if ev.origin() != window().location().origin().unwrap_or_default() {
+            return;
+        }
+        let data = ev.data();
+        let field = |k: &str| Reflect::get(&data, &JsValue::from_str(k)).ok().and_then(|v| v.as_string());
+        if field("type").as_deref() != Some("connections:oauth_handoff") || field("flow").as_deref() != Some(&flow) {
+            return;
+        }
+        let (flow, code, iss, error, error_description) =
+            (flow.clone(), field("code"), field("iss"), field("error"), field("error_description"));
+        leptos::task::spawn_local(async move {
+            if let Err(e) = complete_authorization(flow, code, iss, error, error_description).await {
+                leptos::logging::warn!("could not finish the authorization: {e}");
+            }
+        });
+    })
 }
 
 #[cfg(not(feature = "hydrate"))]
 fn watch_flow(_flow: String, _status: RwSignal<Option<FlowStatus>>, _on_done: Callback<()>) {
-    let _ = authorization_status;
+    let _ = (authorization_status, crate::authorizations::complete_authorization);
 }

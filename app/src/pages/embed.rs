@@ -2,6 +2,7 @@
 //! `crate::embed`). Authorize, Switch and Revoke post `connections.*` events to the parent
 //! window, addressed to this server's origin and the allowlisted origins only.
 
+use super::login::SignInForm;
 use super::panel::ConnectionsList;
 use super::{session, ErrorMessage};
 use crate::domain::Environment;
@@ -61,7 +62,17 @@ pub fn EmbedPage() -> impl IntoView {
     let query = use_query_map();
     let app = move || params.read().get("app").unwrap_or_default();
     let cx = session();
-    let settings = Resource::new(app, embed_settings);
+    // Loaded again after signing in inside the frame (the page itself stays).
+    let settings = Resource::new(move || (app(), cx.login.version().get()), |(app, _)| embed_settings(app));
+    let here = Signal::derive(move || {
+        // Back to this page after signing in (a link name, so nothing to escape).
+        let component = query.read().get("component").and_then(|c| crate::domain::LinkName::parse(&c).ok());
+        let path = format!("/embed/{}", app());
+        match component {
+            Some(c) => format!("{path}?component={}", c.as_str()),
+            None => path,
+        }
+    });
     view! {
         <main class="embed" aria-label="Connections">
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -69,10 +80,11 @@ pub fn EmbedPage() -> impl IntoView {
                     match cx.user.await {
                         Ok(Some(_)) => {}
                         Ok(None) => {
+                            // Signed in here, inside the frame: on another site the browser
+                            // keeps this frame's session apart from the top-level one.
                             return view! {
-                                <p>"Sign in to manage connections: "
-                                    <a href="/login" target="_blank" rel="noopener">"Sign in"</a>
-                                    ", then reload this page."</p>
+                                <p>"Sign in to manage your connections."</p>
+                                <SignInForm next=here/>
                             }.into_any();
                         }
                         Err(e) => return view! { <ErrorMessage error=e/> }.into_any(),

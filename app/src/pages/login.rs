@@ -5,22 +5,32 @@ use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let cx = session();
     let query = use_query_map();
-    let next = move || query.read().get("next").filter(|n| is_local_path(n)).unwrap_or_else(|| "/".into());
-    let error = move || cx.login.value().get().and_then(|r| r.err());
+    let next =
+        Signal::derive(move || query.read().get("next").filter(|n| is_local_path(n)).unwrap_or_else(|| "/".into()));
     view! {
         <main class="page narrow">
             <h1>"Sign in"</h1>
-            <ActionForm action=cx.login attr:class="card form" attr:aria-label="Sign in">
-                <input type="hidden" name="next" prop:value=next/>
-                <label for="email">"Email"</label>
-                <input id="email" name="email" type="email" autocomplete="username" required maxlength="254"/>
-                <label for="password">"Password"</label>
-                <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"/>
-                {move || error().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
-                <button type="submit" class="primary" disabled=move || cx.login.pending().get()>"Sign in"</button>
-            </ActionForm>
+            <SignInForm next=next/>
         </main>
+    }
+}
+
+/// The sign-in form (an ActionForm, so it works before hydration), going to `next` after.
+/// Used by the sign-in page and by the embedded panel, which signs in inside its frame.
+#[component]
+pub fn SignInForm(#[prop(into)] next: Signal<String>) -> impl IntoView {
+    let cx = session();
+    let error = move || cx.login.value().get().and_then(|r| r.err());
+    view! {
+        <ActionForm action=cx.login attr:class="card form" attr:aria-label="Sign in">
+            <input type="hidden" name="next" prop:value=next/>
+            <label for="email">"Email"</label>
+            <input id="email" name="email" type="email" autocomplete="username" required maxlength="254"/>
+            <label for="password">"Password"</label>
+            <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"/>
+            {move || error().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
+            <button type="submit" class="primary" disabled=move || cx.login.pending().get()>"Sign in"</button>
+        </ActionForm>
     }
 }

@@ -44,15 +44,98 @@ impl Store {
         Ok(store)
     }
 
-    /// HttpOnly, SameSite=Lax cookies that expire after the configured idle time.
+    /// HttpOnly cookies that expire after the configured idle time. Where browsers accept
+    /// Secure cookies ([`Settings::cross_site_cookies`]) they are `SameSite=None; Secure`, and
+    /// [`partition_session_cookie`] adds `Partitioned` (CHIPS), so an embedded panel on another
+    /// site keeps its own session; [`refuse_cross_site_writes`] then stands in for what
+    /// `SameSite=Lax` did against cross-site requests. Elsewhere they are `SameSite=Lax`.
     pub fn layer(self, settings: &Settings) -> SessionManagerLayer<Store> {
+        let cross_site = settings.cross_site_cookies();
         SessionManagerLayer::new(self)
-            .with_name("cm_session")
+            .with_name(COOKIE_NAME)
             .with_http_only(true)
-            .with_same_site(SameSite::Lax)
-            .with_secure(settings.secure_cookies)
+            .with_same_site(if cross_site { SameSite::None } else { SameSite::Lax })
+            .with_secure(cross_site || settings.secure_cookies)
             .with_expiry(Expiry::OnInactivity(time::Duration::minutes(settings.session_idle_minutes)))
     }
+}
+
+/// The session cookie's name.
+pub const COOKIE_NAME: &str = "cm_session";
+
+/// Adds `Partitioned` to the session cookie when it is `SameSite=None` (the session layer has
+/// no option for it). A partitioned cookie set in a frame on another site is kept for that
+/// site only, which is what lets browsers that block third-party cookies keep it at all.
+pub async fn partition_session_cookie(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header::SET_COOKIE, HeaderValue};
+    let mut res = next.run(req).await;
+    let cookies: Vec<HeaderValue> = res.headers_mut().get_all(SET_COOKIE).iter().cloned().collect();
+    if !cookies.iter().any(|c| needs_partition(c.as_bytes())) {
+        return res;
+    }
+    res.headers_mut().remove(SET_COOKIE);
+    for cookie in cookies {
+        let value = if needs_partition(cookie.as_bytes()) {
+            let mut bytes = cookie.as_bytes().to_vec();
+            bytes.extend_from_slice(b"; Partitioned");
+            HeaderValue::from_bytes(&bytes).unwrap_or(cookie)
+        } else {
+            cookie
+        };
+        res.headers_mut().append(SET_COOKIE, value);
+    }
+    res
+}
+
+fn needs_partition(cookie: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(cookie);
+    text.starts_with(&format!("{COOKIE_NAME}="))
+        && text.contains("SameSite=None")
+        && !text.to_ascii_lowercase().contains("partitioned")
+}
+
+/// Refuses state-changing requests (anything but GET, HEAD, OPTIONS) that a browser says come
+/// from another site or origin: with `SameSite=None` cookies a page elsewhere could otherwise
+/// post to a server function with the visitor's session. The panel embedded on an allowed site
+/// runs in a frame of this origin, so its own requests pass. Clients that send neither header
+/// (not browsers: scripts, tests) are not affected; they carry no ambient session anyway.
+pub async fn refuse_cross_site_writes(
+    axum::extract::State(settings): axum::extract::State<std::sync::Arc<Settings>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let host = text("host");
+    let refused = match (text("origin"), text("sec-fetch-site")) {
+        (_, Some(site)) if site == "cross-site" => Some(format!("sec-fetch-site {site}")),
+        (Some(origin), _) if !same_origin(&origin, &settings.public_origin(), host.as_deref()) => Some(origin),
+        _ => None,
+    };
+    match refused {
+        None => next.run(req).await,
+        Some(from) => {
+            tracing::warn!(%from, path = %req.uri().path(), "cross-site request refused");
+            (axum::http::StatusCode::FORBIDDEN, "Cross-site request refused.").into_response()
+        }
+    }
+}
+
+/// `origin` is this server's: its public origin, or the host the request was addressed to.
+fn same_origin(origin: &str, public_origin: &str, host: Option<&str>) -> bool {
+    if origin == public_origin {
+        return true;
+    }
+    let Some(host) = host else { return false };
+    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
 }
 
 #[async_trait::async_trait]

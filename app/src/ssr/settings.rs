@@ -63,7 +63,8 @@ pub struct Settings {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
 
-    /// Mark session cookies Secure (set when served over HTTPS).
+    /// Served over HTTPS: session cookies are Secure, SameSite=None and Partitioned, so the
+    /// connections panel embedded on another site keeps a session (on loopback, the default).
     #[arg(long, env = "SECURE_COOKIES")]
     pub secure_cookies: bool,
 
@@ -131,6 +132,31 @@ impl Settings {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_string()
     }
 
+    /// Whether session cookies can be `SameSite=None; Secure; Partitioned`, so the connections
+    /// panel embedded on another site keeps a session in its frame: served over HTTPS
+    /// (`--secure-cookies`), or on a loopback address, where browsers accept Secure cookies
+    /// over plain HTTP. Otherwise cookies stay `SameSite=Lax` and embedding works on this site only.
+    pub fn cross_site_cookies(&self) -> bool {
+        if self.secure_cookies {
+            return true;
+        }
+        let Ok(url) = url::Url::parse(&self.public_url()) else { return false };
+        match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+    }
+
+    /// This server's own origin (`scheme://host[:port]`), which every state-changing browser
+    /// request must come from.
+    pub fn public_origin(&self) -> String {
+        url::Url::parse(&self.public_url())
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| self.public_url())
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -159,5 +185,19 @@ mod tests {
         s.encryption_key = Some("c2VjcmV0LWtleQ==".into());
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("s3cret") && !dbg.contains("c2VjcmV0LWtleQ"), "{dbg}");
+    }
+
+    /// Cookies for other sites' frames only where browsers accept Secure cookies.
+    #[test]
+    fn cross_site_cookies_need_https_or_loopback() {
+        let with = |args: &[&str]| Settings::parse_from(std::iter::once("server").chain(args.iter().copied()));
+        assert!(with(&[]).cross_site_cookies(), "the default listen address is loopback");
+        assert!(with(&["--public-url", "http://localhost:3000"]).cross_site_cookies());
+        assert!(with(&["--public-url", "http://[::1]:3000"]).cross_site_cookies());
+        assert!(!with(&["--public-url", "http://connections.lan:3000"]).cross_site_cookies());
+        assert!(!with(&["--listen", "0.0.0.0:3000"]).cross_site_cookies());
+        assert!(with(&["--public-url", "http://connections.lan", "--secure-cookies"]).cross_site_cookies());
+        assert_eq!(with(&["--public-url", "https://c.example.com/"]).public_origin(), "https://c.example.com");
+        assert_eq!(with(&["--public-url", "http://127.0.0.1:3000/x"]).public_origin(), "http://127.0.0.1:3000");
     }
 }
