@@ -11,17 +11,28 @@ use crate::domain::{ConnectionType, Environment};
 use crate::policy::Decision;
 use leptos::prelude::*;
 
-/// The icon for a connection type, with an accessible name.
+/// The icon for a connection type, with an accessible name. Inline SVG rather than emoji, which
+/// many systems (Debian's Chromium among them) draw as empty boxes.
 #[component]
 pub fn TypeIcon(kind: ConnectionType) -> impl IntoView {
-    let glyph = match kind {
-        ConnectionType::Admin => "🛡",
-        ConnectionType::System => "⚙",
-        ConnectionType::LoggedInUser => "👤",
+    let shape = match kind {
+        ConnectionType::Admin => view! { <path d="M12 2 4 5v6c0 5.1 3.4 9.4 8 11 4.6-1.6 8-5.9 8-11V5z"/> }.into_any(),
+        ConnectionType::System => view! {
+            <circle cx="12" cy="12" r="7.5" fill="none" stroke="currentColor" stroke-width="4" stroke-dasharray="2.95 2.94"/>
+            <circle cx="12" cy="12" r="6" fill="none" stroke="currentColor" stroke-width="3"/>
+        }
+        .into_any(),
+        ConnectionType::LoggedInUser => view! {
+            <circle cx="12" cy="7.5" r="4.5"/>
+            <path d="M3.5 22c0-5 3.8-8 8.5-8s8.5 3 8.5 8z"/>
+        }
+        .into_any(),
     };
     view! {
         <span class=format!("type-icon type-{}", kind.as_str()) role="img" aria-label=kind.label() title=kind.label()>
-            {glyph}
+            <svg viewBox="0 0 24 24" width="20" height="20" fill="currentColor" aria-hidden="true" focusable="false">
+                {shape}
+            </svg>
         </span>
     }
 }
