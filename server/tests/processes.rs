@@ -207,3 +207,50 @@ async fn kill_mid_refresh(resolve: Resolve) {
     assert_eq!(invoke_at(&p2.url(""), &admin, &url).await.status(), 428);
     assert_eq!(sandbox.stats().await["token_requests"]["refresh_token"], 0);
 }
+
+/// SIGTERM stops taking new connections but lets in-flight requests finish — here a call held
+/// up by a slow third-party API still answers 200 — then the process exits cleanly. Its logs
+/// (`--log-format json`) are one JSON object per line.
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_and_logs_json_lines() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    app.connect_oauth(&admin, "sales_crm").await;
+    let url = sandbox.endpoint("/api/crm/Deals?per_page=2");
+    let mut p = ServerProcess::start(&app).await;
+    assert_eq!(invoke_at(&p.url(""), &admin, &url).await.status(), 200);
+
+    sandbox.fail_with("slow", &[("times", "1"), ("delay_ms", "1500")]).await;
+    let in_flight = {
+        let (admin, url, base) = (admin.clone(), url.clone(), p.url(""));
+        tokio::spawn(async move { invoke_at(&base, &admin, &url).await })
+    };
+    // The call has reached the sandbox (it is waiting on the slow answer) before SIGTERM.
+    for _ in 0..100 {
+        if sandbox.stats().await["api_calls"].as_i64().unwrap_or(0) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    p.terminate();
+    let res = in_flight.await.unwrap();
+    assert_eq!(res.status(), 200, "the in-flight call finished");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], 200, "{body}");
+    let exit = p.wait().await;
+    assert!(exit.success(), "{exit:?}\n{}", p.log());
+    let refused = reqwest::Client::new().get(p.url("/healthz")).send().await;
+    assert!(refused.is_err(), "no new connections after shutdown");
+
+    let log = p.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{log}");
+    assert!(lines.iter().any(|l| l["message"] == "shutting down: finishing in-flight requests"), "{log}");
+    assert!(!log.contains(app.settings.encryption_key.as_deref().unwrap()), "the key is never logged");
+}

@@ -100,6 +100,21 @@ impl ServerProcess {
         let _ = self.child.wait().await;
     }
 
+    /// Sends SIGTERM (a graceful shutdown) and returns at once.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("the process is running");
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+        assert!(sent.success(), "SIGTERM to {pid}");
+    }
+
+    /// Waits for the process to exit (at most 30 s).
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the server did not exit:\n{}", self.log()))
+            .expect("wait")
+    }
+
     /// Everything the process logged so far (stdout and stderr).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
