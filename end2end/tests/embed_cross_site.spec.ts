@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { createServer, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
-import { USERS, PASSWORD, signIn, consentInPopup } from './helpers';
+import { USERS, PASSWORD, signIn, consentInPopup, clickUntil, linkNewIfOffered } from './helpers';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -47,16 +47,15 @@ test('the panel embedded on another site: sign in inside the frame, authorize ov
   const row = frame.getByRole('listitem', { name: 'My CRM', exact: true });
   await expect(row.getByRole('button', { name: 'Details of My CRM' })).toBeVisible();
   const authorizeButton = row.getByRole('button', { name: 'Authorize My CRM' });
+  const dialog = frame.getByRole('dialog', { name: 'Authorize My CRM' });
   if (!(await authorizeButton.isVisible())) {
     // Left connected by an earlier run: start from revoked.
-    await row.getByRole('button', { name: 'Details of My CRM' }).click();
-    await row.getByRole('button', { name: 'Revoke My CRM' }).click();
+    const revoke = row.getByRole('button', { name: 'Revoke My CRM' });
+    await clickUntil(row.getByRole('button', { name: 'Details of My CRM' }), revoke);
+    await revoke.click();
   }
-  await authorizeButton.click();
-  const dialog = frame.getByRole('dialog', { name: 'Authorize My CRM' });
-  const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
-  await expect(dialog.getByLabel('Name of the Authorization Account')).toBeVisible();
-  if (await linkNew.isVisible()) await linkNew.click();
+  await clickUntil(authorizeButton, dialog);
+  await linkNewIfOffered(page, dialog);
   await dialog.getByLabel('Name of the Authorization Account').fill('Dev from the partner site');
   const popupPromise = page.waitForEvent('popup');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
