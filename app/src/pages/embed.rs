@@ -4,7 +4,7 @@
 
 use super::login::SignInForm;
 use super::panel::ConnectionsList;
-use super::{session, ErrorMessage};
+use super::{session, ClientOnly, ErrorMessage};
 use crate::domain::Environment;
 use crate::embed::embed_settings;
 use leptos::prelude::*;
@@ -94,9 +94,13 @@ pub fn EmbedPage() -> impl IntoView {
                         Ok(s) => {
                             provide_context(EmbedEvents { app: s.app.clone(), origins: s.origins });
                             let component = query.read_untracked().get("component");
+                            // Rendered by the browser: the panel's statuses and sync badges can
+                            // change between the server's render and hydration in the frame.
                             view! {
                                 <h1 class="embed-title">"Connections"</h1>
-                                <ConnectionsList app=s.app component=component environment=Environment::Production/>
+                                <ClientOnly fallback=|| view! { <p class="loading">"Loading connections…"</p> }>
+                                    <ConnectionsList app=s.app.clone() component=component.clone() environment=Environment::Production/>
+                                </ClientOnly>
                             }.into_any()
                         }
                     }

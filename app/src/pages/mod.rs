@@ -67,6 +67,16 @@ where
     }
 }
 
+/// Renders `children` in the browser only, once this part of the page has hydrated (the server
+/// and the first client render show `fallback`). For content whose data may change between the
+/// server's render and the browser's own fetch, which would otherwise break hydration.
+#[component]
+pub fn ClientOnly(children: ChildrenFn, #[prop(into)] fallback: ViewFn) -> impl IntoView {
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
+    view! { <Show when=move || mounted.get() fallback=fallback>{children()}</Show> }
+}
+
 /// An error shown to a person, announced to assistive technology.
 #[component]
 pub fn ErrorMessage(error: AppError) -> impl IntoView {
