@@ -68,6 +68,9 @@ pub struct ConnectionEntry {
     pub same_for_all_envs: bool,
     pub username_label: String,
     pub password_label: String,
+    /// A payment gateway: listed under "Payment gateways" in the panel.
+    #[serde(default)]
+    pub payment_gateway: bool,
 }
 
 /// Connections used by an application (or by one of its components), as the caller may see
@@ -253,6 +256,7 @@ pub mod ssr {
             same_for_all_envs: same != 0,
             username_label: config.username_label(),
             password_label: config.password_label(),
+            payment_gateway: config.payment_gateway,
         }))
     }
 

@@ -248,6 +248,8 @@ pub struct ConnectorConfig {
     /// Where a module's records are listed, relative to `api_base` (`{module}` is replaced).
     pub records_path: Option<String>,
     pub logo_url: Option<String>,
+    /// A payment gateway (used by payment workflows); the panel lists these apart (seed 000 §4).
+    pub payment_gateway: bool,
 }
 
 impl ConnectorConfig {

@@ -618,6 +618,22 @@ async function main() {
     }
   });
 
+  await check('payments: a Stripe-like charge list behind Bearer sk_test_sandbox; bad keys and limits refused', async () => {
+    let res = await get('/api/payments/charges?limit=3', { authorization: 'Bearer sk_test_sandbox' });
+    assert.equal(res.status, 200);
+    const list = await json(res);
+    assert.equal(list.object, 'list');
+    assert.deepEqual(list.data.map((c) => c.id), ['ch_0001', 'ch_0002', 'ch_0003']);
+    assert.ok(list.data.every((c) => Number.isInteger(c.amount) && c.currency === 'usd'));
+    for (const h of [{}, bearer('sk_test_wrong'), { authorization: 'sk_test_sandbox' }]) {
+      res = await get('/api/payments/charges', h);
+      assert.equal(res.status, 401);
+      await res.arrayBuffer();
+    }
+    res = await get('/api/payments/charges?limit=x', { authorization: 'Bearer sk_test_sandbox' });
+    assert.equal(res.status, 400);
+  });
+
   // A fresh token for the failure-injection checks.
   const cc = (await token({ grant_type: 'client_credentials', scope: 'crm.deals.read crm.contacts.read' },
     { basic: ['machine-client', 'machine-client-secret'] })).body.access_token;

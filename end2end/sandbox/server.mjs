@@ -8,6 +8,7 @@
 //     against the provider's own token store;
 //   * an API-key protected weather API (/api/weather);
 //   * a basic-auth protected "Atlassian" API (/api/atlassian/myself);
+//   * a Stripe-like payment gateway (/api/payments/charges, Bearer sk_test_sandbox);
 //   * test hooks under /_sandbox/ (stats, failure injection, health).
 //
 // Start: `node sandbox/server.mjs` (or `npm run sandbox`) from end2end/.
@@ -77,6 +78,7 @@ const ACCOUNTS = {
   bob: { password: 'bob-password', name: 'Bob Sandbox', email: 'bob@sandbox.test' },
 };
 
+const PAYMENTS_KEY = 'sk_test_sandbox';
 const ATLASSIAN_USER = 'builder@sandbox.test';
 const ATLASSIAN_TOKEN = 'atlassian-api-token';
 
@@ -709,6 +711,24 @@ function handleWeather(req, res, url) {
   return sendJson(res, 200, weather(city));
 }
 
+// The demo payment gateway (Stripe-like): `Authorization: Bearer sk_test_sandbox`.
+function handlePayments(req, res, url) {
+  const m = (req.headers.authorization ?? '').match(/^Bearer\s+(\S+)\s*$/);
+  if (!m || !safeEqual(m[1], PAYMENTS_KEY)) {
+    return sendJson(res, 401, { error: { type: 'invalid_request_error', message: 'Invalid API key provided.' } });
+  }
+  const limit = Math.min(positiveInt(url.searchParams.get('limit'), 10), 100);
+  if (!(limit >= 1)) return sendJson(res, 400, { error: { type: 'invalid_request_error', message: 'limit must be a positive integer' } });
+  const data = Array.from({ length: limit }, (_, i) => ({
+    id: `ch_${String(i + 1).padStart(4, '0')}`,
+    amount: 1500 + i * 250,
+    currency: 'usd',
+    status: i % 5 === 4 ? 'refunded' : 'succeeded',
+    description: `Service visit #${1000 + i}`,
+  }));
+  return sendJson(res, 200, { object: 'list', data, has_more: true });
+}
+
 function handleAtlassian(req, res) {
   const header = req.headers.authorization ?? '';
   const m = header.match(/^Basic\s+([A-Za-z0-9+/]+=*)\s*$/i);
@@ -765,6 +785,7 @@ async function handleApi(req, res, url) {
   if (crm) return handleCrm(req, res, url, decodeURIComponent(crm[1]));
   if (pathname === '/api/weather') return handleWeather(req, res, url);
   if (pathname === '/api/atlassian/myself') return handleAtlassian(req, res);
+  if (pathname === '/api/payments/charges') return handlePayments(req, res, url);
   if (pathname === '/api/files') return handleFiles(req, res);
   if (pathname === '/api/redirect') return handleRedirect(req, res, url);
   return sendJson(res, 404, { error: 'not_found' });

@@ -487,3 +487,34 @@ async fn redirects_are_followed_within_the_origin_only() {
     assert_eq!(status, 502, "{e:?}");
     assert!(e.to_string().contains("redirected too many times"), "{e}");
 }
+
+/// Payment gateways (seed 000 §4) are connections whose connector is a payment gateway: the
+/// panel lists them apart, they follow the same visibility rules (an admin connection: not for
+/// plain users), and their secret key goes to the gateway as a bearer token.
+#[tokio::test]
+async fn payment_gateways_are_listed_apart_and_get_their_secret_key_as_a_bearer_token() {
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let args = [("app", "field_service"), ("environment", "Production")];
+    let listed: Vec<Value> = app.json(&admin, "app_connections", &args).await;
+    let gateways: Vec<&str> =
+        listed.iter().filter(|c| c["payment_gateway"] == true).map(|c| c["link_name"].as_str().unwrap()).collect();
+    assert_eq!(gateways, ["checkout"], "{listed:?}");
+    assert!(listed.iter().any(|c| c["link_name"] == "weather" && c["payment_gateway"] == false));
+    let user = app.signed_in("user@demo.test").await;
+    let theirs: Vec<Value> = app.json(&user, "app_connections", &args).await;
+    assert!(theirs.iter().all(|c| c["link_name"] != "checkout"), "{theirs:?}");
+
+    let url = sandbox.endpoint("/api/payments/charges?limit=3");
+    let (status, _) = err(invoke(&app, &admin, "field_service", "checkout", &url).await).await;
+    assert_eq!(status, 428, "not authorized yet: the prompt");
+    authorize_key(&app, &admin, "checkout", "sk_test_sandbox").await;
+    let res = ok(invoke(&app, &admin, "field_service", "checkout", &url).await).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body: Value = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(3));
+    // Only for the applications it was granted to.
+    let (status, _) = err(invoke(&app, &admin, "sales_hub", "checkout", &url).await).await;
+    assert_eq!(status, 403);
+}

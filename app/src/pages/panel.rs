@@ -56,17 +56,20 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
                     Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <p class="muted">"No connections are used here."</p> }.into_any(),
                     Ok(list) => {
-                        let (installed, own): (Vec<_>, Vec<_>) = list.into_iter().partition(|c| c.installed_from.is_some());
+                        let (installed, rest): (Vec<_>, Vec<_>) = list.into_iter().partition(|c| c.installed_from.is_some());
+                        let (gateways, own): (Vec<_>, Vec<_>) = rest.into_iter().partition(|c| c.payment_gateway);
+                        let section = |title: &'static str, entries: Vec<ConnectionEntry>| (!entries.is_empty()).then(|| view! {
+                            <h3>{title}</h3>
+                            <ul class="connections" aria-label=title>
+                                {entries.into_iter().map(|c| view! { <ConnectionRow entry=c/> }).collect_view()}
+                            </ul>
+                        });
                         view! {
                             <ul class="connections" aria-label="Connections used">
                                 {own.into_iter().map(|c| view! { <ConnectionRow entry=c/> }).collect_view()}
                             </ul>
-                            {(!installed.is_empty()).then(|| view! {
-                                <h3>"Installed Connections"</h3>
-                                <ul class="connections" aria-label="Installed Connections">
-                                    {installed.into_iter().map(|c| view! { <ConnectionRow entry=c/> }).collect_view()}
-                                </ul>
-                            })}
+                            {section("Payment gateways", gateways)}
+                            {section("Installed Connections", installed)}
                         }.into_any()
                     }
                 }

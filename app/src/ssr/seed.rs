@@ -59,6 +59,7 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
     let crm = connector("sandbox_crm").await?;
     let weather = connector("sandbox_weather").await?;
     let atlassian = connector("sandbox_atlassian").await?;
+    let payments = connector("sandbox_payments").await?;
 
     let app = |name: &'static str, link: &'static str, theme: &'static str, installed: Option<&'static str>| async move {
         sqlx::query_scalar::<_, i64>(
@@ -105,6 +106,7 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
     let crm_system = conn("CRM System", "crm_system", crm, "system", "crm.deals.read crm.contacts.read", false).await?;
     let weather_conn = conn("Weather", "weather", weather, "admin", "", true).await?;
     let jira = conn("Issue Tracker", "issue_tracker", atlassian, "admin", "", false).await?;
+    let checkout = conn("Checkout", "checkout", payments, "admin", "", true).await?;
 
     let component = |app: i64,
                      kind: &'static str,
@@ -144,6 +146,12 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
     let nightly = component(sales, "schedule", "Nightly Refresh", "nightly_refresh", json!({})).await?;
     let weather_page = component(field, "page", "Site Weather", "site_weather", json!({})).await?;
     let tickets = component(field, "report", "Tickets", "tickets", json!({})).await?;
+    // A payment gateway (seed 000 §4: listed with the connections, under "Payment gateways").
+    let charges = json!({"title": "Recent charges", "invoke": {"connection": "checkout", "url": "{api_base}/api/payments/charges?limit=3"}});
+    let payment_form =
+        component(field, "form", "Service Payment", "service_payment", json!({"on_load": "recent_charges"})).await?;
+    let recent_charges =
+        component(field, "workflow", "Recent Charges", "recent_charges", json!({"steps": [charges]})).await?;
 
     for (c, k) in [
         (deal_form, crm_admin),
@@ -158,6 +166,8 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
         (weather_page, weather_conn),
         (tickets, jira),
         (weather_page, crm_system),
+        (payment_form, checkout),
+        (recent_charges, checkout),
     ] {
         sqlx::query("INSERT INTO component_connections (component_id, connection_id) VALUES ($1, $2)")
             .bind(c)
@@ -179,6 +189,7 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
         (crm_system, field),
         (weather_conn, field),
         (jira, field),
+        (checkout, field),
     ] {
         sqlx::query("INSERT INTO connection_access (connection_id, application_id, enabled) VALUES ($1, $2, 1)")
             .bind(k)

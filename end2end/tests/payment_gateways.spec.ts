@@ -1,0 +1,33 @@
+import { test, expect } from '@playwright/test';
+import { USERS, signIn, openConnectionsSlider, clickUntil, linkNewIfOffered, hydrated } from './helpers';
+
+test('payment gateways are listed apart in the slider; authorized, the payment form shows recent charges', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const slider = await openConnectionsSlider(page, 'field_service');
+  const gateways = slider.getByRole('list', { name: 'Payment gateways' });
+  const row = gateways.getByRole('listitem', { name: 'Checkout', exact: true });
+  await expect(row).toBeVisible();
+  await expect(slider.getByRole('list', { name: 'Connections used' }).getByRole('listitem', { name: 'Checkout', exact: true })).toHaveCount(0);
+  await expect(row.getByRole('img', { name: 'Admin connection' })).toBeVisible();
+
+  const authorize = row.getByRole('button', { name: 'Authorize Checkout' });
+  if (await authorize.isVisible()) {
+    const dialog = page.getByRole('dialog', { name: 'Authorize Checkout' });
+    await clickUntil(authorize, dialog);
+    await linkNewIfOffered(page, dialog);
+    await dialog.getByLabel('Name of the Authorization Account').fill('Field payments');
+    await dialog.getByLabel('API key').fill('sk_test_sandbox');
+    await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+    await expect(dialog.getByRole('status')).toContainText('Connected as Field payments.');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+  }
+  await expect(row).toContainText('Connected');
+
+  // The form whose on-load workflow lists charges through the gateway.
+  await page.goto('/app/field_service?component=service_payment');
+  await hydrated(page);
+  const charges = page.getByRole('form', { name: 'Service Payment' }).getByRole('table', { name: 'Recent charges' });
+  await expect(charges).toContainText('ch_0001');
+  await expect(charges).toContainText('Service visit #1000');
+});
