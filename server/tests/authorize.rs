@@ -549,7 +549,7 @@ async fn bad_input_is_refused_and_nothing_is_half_written() {
         )
         .await;
     assert_eq!(e.field(), Some("authorize_url"));
-    assert_eq!(app.count("SELECT COUNT(*) FROM connections").await, 5, "nothing half-written");
+    assert_eq!(app.count("SELECT COUNT(*) FROM connections").await, 6, "the demo's six, nothing half-written");
     assert_eq!(app.count("SELECT COUNT(*) FROM connectors WHERE kind = 'custom'").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM authorized_accounts").await, 0);
 

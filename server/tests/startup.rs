@@ -12,7 +12,7 @@ async fn migrations_and_seed_on_this_backend() {
     let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&db.pool).await.unwrap() };
     assert_eq!(count("SELECT COUNT(*) FROM users").await, 4);
     assert_eq!(count("SELECT COUNT(*) FROM environments").await, 3);
-    assert_eq!(count("SELECT COUNT(*) FROM connections").await, 5);
+    assert_eq!(count("SELECT COUNT(*) FROM connections").await, 6);
     assert_eq!(count("SELECT COUNT(DISTINCT conn_type) FROM connections").await, 3);
     assert_eq!(count("SELECT COUNT(DISTINCT kind) FROM components").await, 8, "every component kind is seeded");
 
