@@ -91,7 +91,11 @@ async fn plain_users_cannot_call_builder_functions() {
     let dev = app.signed_in("developer@demo.test").await;
     let res = app.call(&dev, "workspace_connections", &[]).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Vec<Value>>().await.unwrap().len(), 6, "the five demo connections and the Checkout payment gateway");
+    assert_eq!(
+        res.json::<Vec<Value>>().await.unwrap().len(),
+        6,
+        "the five demo connections and the Checkout payment gateway"
+    );
 
     // Not signed in at all: 401.
     let (status, err) = error_of(app.call(&app.client(), "workspace_connections", &[]).await).await;

@@ -3,7 +3,7 @@
 
 use super::panel::ConnectionsList;
 use super::runtime::ComponentView;
-use super::{ErrorMessage, RequireUser, SignOut};
+use super::{ClientOnly, ErrorMessage, RequireUser, SignOut};
 use crate::applications::get_application;
 use crate::domain::Environment;
 use leptos::prelude::*;
@@ -13,10 +13,6 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 pub fn LivePage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    // The opened component renders in the browser only (after hydration): its answer may be an
-    // authorization prompt that opens a dialog, which has nothing to hydrate on the server.
-    let mounted = RwSignal::new(false);
-    Effect::new(move |_| mounted.set(true));
     let app = move || params.read().get("app").unwrap_or_default();
     view! {
         <RequireUser children=move |user| {
@@ -67,9 +63,18 @@ pub fn LivePage() -> impl IntoView {
                                                         }).collect_view()}
                                                     </ul>
                                                 </nav>
+                                                // The opened component renders in the browser only: its answer may be
+                                                // an authorization prompt that opens a dialog, with nothing to hydrate.
                                                 {
                                                     let link = link.clone();
-                                                    move || mounted.get().then(|| query.read().get("component")).flatten().map(|c| view! { <ComponentView app=link.clone() component=c/> })
+                                                    view! {
+                                                        <ClientOnly fallback=|| ()>
+                                                            {
+                                                                let link = link.clone();
+                                                                move || query.read().get("component").map(|c| view! { <ComponentView app=link.clone() component=c/> })
+                                                            }
+                                                        </ClientOnly>
+                                                    }
                                                 }
                                             </main>
                                             <Show when=move || slider_open.get()>
