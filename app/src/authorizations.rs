@@ -516,7 +516,7 @@ pub mod ssr {
     /// a second callback with the same `state` (a replay) finds nothing to finish.
     #[tracing::instrument(skip_all)]
     pub async fn finish(state: &AppState, user: Option<&SessionUser>, params: CallbackParams) -> FlowStatus {
-        let Some(flow) = params.state.clone().filter(|s| !s.is_empty() && s.len() <= 200) else {
+        let Some(flow) = params.state.clone().filter(|s| is_flow_state(s)) else {
             return FlowStatus::Failed {
                 message: "This authorization answer has no valid state; it was ignored.".into(),
             };
@@ -1321,7 +1321,6 @@ pub mod ssr {
         session: tower_sessions::Session,
         axum::extract::Query(params): axum::extract::Query<CallbackParams>,
     ) -> axum::response::Response {
-        use axum::response::IntoResponse;
         let user = crate::auth::ssr::session_user(&state, &session).await.ok().flatten();
         let flow = params.state.clone().unwrap_or_default();
         let flow_js = serde_json::to_string(
@@ -1342,12 +1341,25 @@ pub mod ssr {
             FlowStatus::Failed { .. } | FlowStatus::Pending { .. } => "failed",
         };
         let message = escape_html(&status.message());
+        popup_page(&format!(
+            "<p role=\"status\" data-outcome=\"{outcome}\">{message}</p><p>You can close this window.</p>"
+        ), &format!(
+            "if(window.opener){{window.opener.postMessage({{type:\"connections:oauth\",flow:{flow_js},outcome:\"{outcome}\"}},location.origin);setTimeout(function(){{window.close()}},1500)}}"
+        ))
+    }
+
+    /// Whether `s` can be a flow's `state` at all (before it is looked up).
+    fn is_flow_state(s: &str) -> bool {
+        !s.is_empty() && s.len() <= 200
+    }
+
+    /// A page for the authorization popup: `main` after the heading, `script` run guarded; never
+    /// cached, and no referrer (its URL carries the provider's answer).
+    fn popup_page(main: &str, script: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
         let html = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization</title></head>\
-             <body><main><h1>Authorization</h1><p role=\"status\" data-outcome=\"{outcome}\">{message}</p>\
-             <p>You can close this window.</p></main>\
-             <script>try{{if(window.opener){{window.opener.postMessage({{type:\"connections:oauth\",flow:{flow_js},outcome:\"{outcome}\"}},location.origin);setTimeout(function(){{window.close()}},1500)}}}}catch(e){{}}</script>\
-             </body></html>"
+             <body><main><h1>Authorization</h1>{main}</main><script>try{{{script}}}catch(e){{}}</script></body></html>"
         );
         let mut res = axum::response::Html(html).into_response();
         res.headers_mut().insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
@@ -1357,7 +1369,7 @@ pub mod ssr {
 
     /// Who started the unfinished flow `flow`, if it is one.
     async fn pending_owner(state: &AppState, flow: &str) -> Option<i64> {
-        if flow.is_empty() || flow.len() > 200 {
+        if !is_flow_state(flow) {
             return None;
         }
         sqlx::query_scalar("SELECT user_id FROM oauth_pending WHERE state = $1 AND consumed_at IS NULL")
@@ -1374,24 +1386,18 @@ pub mod ssr {
     /// answer (code, iss or error, never shown) to the opener — addressed to this origin only —
     /// whose authorization dialog finishes it with [`super::complete_authorization`].
     fn handoff_page(flow_js: &str) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        let html = format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization</title></head>\
-             <body><main><h1>Authorization</h1><p role=\"status\" data-outcome=\"handoff\" id=\"s\">\
-             This authorization was started in another window. Go back to it to finish; if it was not you, \
-             start again from Authorize.</p></main>\
-             <script>try{{var q=new URLSearchParams(location.search),m={{type:\"connections:oauth_handoff\",flow:{flow_js}}};\
-             [\"code\",\"iss\",\"error\",\"error_description\"].forEach(function(k){{if(q.has(k))m[k]=q.get(k)}});\
-             history.replaceState(null,\"\",location.pathname);\
-             if(window.opener){{window.opener.postMessage(m,location.origin);\
-             document.getElementById(\"s\").textContent=\"Finishing in the window you started from…\";\
-             setTimeout(function(){{window.close()}},1500)}}}}catch(e){{}}</script>\
-             </body></html>"
-        );
-        let mut res = axum::response::Html(html).into_response();
-        res.headers_mut().insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
-        res.headers_mut().insert("referrer-policy", axum::http::HeaderValue::from_static("no-referrer"));
-        res
+        popup_page(
+            "<p role=\"status\" data-outcome=\"handoff\" id=\"s\">This authorization was started in another \
+             window. Go back to it to finish; if it was not you, start again from Authorize.</p>",
+            &format!(
+                "var q=new URLSearchParams(location.search),m={{type:\"connections:oauth_handoff\",flow:{flow_js}}};\
+                 [\"code\",\"iss\",\"error\",\"error_description\"].forEach(function(k){{if(q.has(k))m[k]=q.get(k)}});\
+                 history.replaceState(null,\"\",location.pathname);\
+                 if(window.opener){{window.opener.postMessage(m,location.origin);\
+                 document.getElementById(\"s\").textContent=\"Finishing in the window you started from…\";\
+                 setTimeout(function(){{window.close()}},1500)}}"
+            ),
+        )
     }
 
     pub fn escape_html(s: &str) -> String {
