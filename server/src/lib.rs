@@ -164,7 +164,10 @@ pub fn router(built: Built) -> Router {
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(sessions.layer(&settings))
         .layer(middleware::from_fn(app::ssr::sessions::partition_session_cookie))
-        .layer(middleware::from_fn_with_state(state.clone(), app::ssr::sessions::refuse_cross_site_writes))
+        .layer(middleware::from_fn_with_state(
+            app::ssr::sessions::OwnOrigin(settings.public_origin().into()),
+            app::ssr::sessions::refuse_cross_site_writes,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .with_state(state)

@@ -102,8 +102,13 @@ fn needs_partition(cookie: &[u8]) -> bool {
 /// post to a server function with the visitor's session. The panel embedded on an allowed site
 /// runs in a frame of this origin, so its own requests pass. Clients that send neither header
 /// (not browsers: scripts, tests) are not affected; they carry no ambient session anyway.
+/// This server's own origin ([`Settings::public_origin`]), worked out once when the router is
+/// built: the state of [`refuse_cross_site_writes`].
+#[derive(Clone)]
+pub struct OwnOrigin(pub std::sync::Arc<str>);
+
 pub async fn refuse_cross_site_writes(
-    axum::extract::State(settings): axum::extract::State<std::sync::Arc<Settings>>,
+    axum::extract::State(OwnOrigin(own)): axum::extract::State<OwnOrigin>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -117,7 +122,7 @@ pub async fn refuse_cross_site_writes(
     let host = text("host");
     let refused = match (text("origin"), text("sec-fetch-site")) {
         (_, Some(site)) if site == "cross-site" => Some(format!("sec-fetch-site {site}")),
-        (Some(origin), _) if !same_origin(&origin, &settings.public_origin(), host.as_deref()) => Some(origin),
+        (Some(origin), _) if !same_origin(&origin, &own, host.as_deref()) => Some(origin),
         _ => None,
     };
     match refused {
