@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { createServer, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
-import { USERS, PASSWORD, signIn, consentInPopup, clickUntil, linkNewIfOffered } from './helpers';
+import { USERS, PASSWORD, signIn, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup } from './helpers';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -57,9 +57,7 @@ test('the panel embedded on another site: sign in inside the frame, authorize ov
   await clickUntil(authorizeButton, dialog);
   await linkNewIfOffered(page, dialog);
   await dialog.getByLabel('Name of the Authorization Account').fill('Dev from the partner site');
-  const popupPromise = page.waitForEvent('popup');
-  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
-  const popup = await popupPromise;
+  const { popup } = await authorizeWithPopup(page, 'Authorize My CRM', frame);
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toBeVisible();
   await consentInPopup(popup, true, 'bob', 'bob-password');
   // The popup (top level, without the frame's session) hands the answer back to the frame.

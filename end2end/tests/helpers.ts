@@ -1,4 +1,4 @@
-import { expect, Locator, Page } from '@playwright/test';
+import { expect, FrameLocator, Locator, Page } from '@playwright/test';
 
 export const PASSWORD = 'demo-password';
 export const USERS = {
@@ -42,9 +42,12 @@ export async function consentInPopup(popup: Page, allow = true, username = 'alic
   }
 }
 
-/** Clicks Authorize in the dialog and returns the provider's popup. */
-export async function authorizeWithPopup(page: Page, dialogName: string) {
-  const dialog = page.getByRole('dialog', { name: dialogName });
+/**
+ * Clicks Authorize in the dialog and returns the provider's popup. `within` is where the dialog
+ * is: the page, or the frame of an embedded panel (the popup still belongs to the page).
+ */
+export async function authorizeWithPopup(page: Page, dialogName: string, within: Page | FrameLocator = page) {
+  const dialog = within.getByRole('dialog', { name: dialogName });
   const popupPromise = page.waitForEvent('popup');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
   return { dialog, popup: await popupPromise };

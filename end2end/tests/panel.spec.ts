@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, consentInPopup, openConnectionsSlider } from './helpers';
+import { USERS, signIn, consentInPopup, openConnectionsSlider, authorizeWithPopup } from './helpers';
 
 test('a user authorizes their own connection from the live-mode slider, with the countdown', async ({ page }) => {
   await signIn(page, USERS.user);
@@ -10,11 +10,8 @@ test('a user authorizes their own connection from the live-mode slider, with the
   await expect(row).toContainText(/Not connected|Revoked/);
   await row.getByRole('button', { name: 'Authorize My CRM' }).click();
 
-  const dialog = page.getByRole('dialog', { name: 'Authorize My CRM' });
-  await dialog.getByLabel('Name of the Authorization Account').fill('Uma at CRM');
-  const popupPromise = page.waitForEvent('popup');
-  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
-  const popup = await popupPromise;
+  await page.getByRole('dialog', { name: 'Authorize My CRM' }).getByLabel('Name of the Authorization Account').fill('Uma at CRM');
+  const { dialog, popup } = await authorizeWithPopup(page, 'Authorize My CRM');
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toBeVisible();
   await consentInPopup(popup, true, 'bob', 'bob-password');
   await expect(dialog.getByRole('status')).toContainText('Connected as Uma at CRM.');
