@@ -80,6 +80,14 @@ export async function openConnectionsSlider(page: Page, app = 'sales_hub') {
   return page.getByRole('dialog', { name: 'Connections' });
 }
 
+/** Opens the builder on `component` of `app` and its Connections tab (the integrations icon). */
+export async function openConnectionsTab(page: Page, app: string, component: string) {
+  await page.goto(`/app/${app}/edit?component=${component}`);
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Integrations' }).click();
+  return page.getByRole('tabpanel', { name: 'Connections' });
+}
+
 /** Opens the live-mode Connections slider of Sales Hub and returns the Sales CRM entry. */
 export async function salesCrmInSlider(page: Page) {
   const row = (await openConnectionsSlider(page)).getByRole('listitem', { name: 'Sales CRM' });

@@ -1,6 +1,6 @@
 import { test, expect, Page, Locator } from '@playwright/test';
 import {
-  USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey,
+  USERS, hydrated, signIn, consentInPopup, openConnectionsTab, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey,
   openConnectionsSlider as openSlider,
 } from './helpers';
 
@@ -72,10 +72,7 @@ test('live slider: details, switch to another account and back, revoke (admin, A
 test('edit-mode tab: a developer sees details and references, but may not switch or revoke an admin connection', async ({ page }) => {
   await signIn(page, USERS.developer);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  await page.goto('/app/sales_hub/edit?component=deal_intake');
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Integrations' }).click();
-  const tab = page.getByRole('tabpanel', { name: 'Connections' });
+  const tab = await openConnectionsTab(page, 'sales_hub', 'deal_intake');
   const row = entry(tab, 'Sales CRM');
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
   const details = row.getByRole('region', { name: 'Sales CRM details' });

@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import * as path from 'path';
-import { USERS, hydrated, signIn, openConnectionsSlider } from './helpers';
+import { USERS, signIn, openConnectionsSlider, openConnectionsTab } from './helpers';
 
 // Refreshes the README's screenshots: SCREENSHOTS=1 (skipped otherwise).
 // Playwright runs from end2end/.
@@ -24,10 +24,7 @@ test.describe('screenshots', () => {
     await page.setViewportSize({ width: 1280, height: 800 });
     await signIn(page, USERS.developer);
     await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-    await page.goto('/app/sales_hub/edit?component=deal_intake');
-    await hydrated(page);
-    await page.getByRole('button', { name: 'Integrations' }).click();
-    const tab = page.getByRole('tabpanel', { name: 'Connections' });
+    const tab = await openConnectionsTab(page, 'sales_hub', 'deal_intake');
     const row = tab.getByRole('listitem', { name: 'My CRM', exact: true });
     await row.getByRole('button', { name: 'Details of My CRM' }).click();
     await expect(row.getByRole('list', { name: 'References' })).toBeVisible();

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signIn, openConnectionsTab } from './helpers';
 
 const builders = [
   ['super admin', USERS.superadmin],
@@ -39,10 +39,7 @@ for (const [role, email] of builders) {
 
     // Edit mode: the integrations icon in the top-right corner opens the Connections tab for
     // the component being edited.
-    await page.goto('/app/sales_hub/edit?component=crm_deals');
-    await hydrated(page);
-    await page.getByRole('button', { name: 'Integrations' }).click();
-    const tab = page.getByRole('tabpanel', { name: 'Connections' });
+    const tab = await openConnectionsTab(page, 'sales_hub', 'crm_deals');
     await expect(tab.getByRole('listitem', { name: 'CRM System' })).toBeVisible();
     await expect(tab.getByRole('listitem', { name: 'Sales CRM' })).toHaveCount(0);
 
