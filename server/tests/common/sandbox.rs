@@ -21,6 +21,11 @@ use tokio::task::JoinHandle;
 
 const READY_PREFIX: &str = "SANDBOX_READY ";
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Sandboxes starting at once. A test file's tests run in parallel and each starts its own
+/// sandbox; loading oidc-provider is CPU-bound, so on a 2-core machine with a cold cache ten
+/// simultaneous starts could each take longer than [`START_TIMEOUT`] (seen on a fresh clone).
+/// Starts wait their turn; the timeout counts from a start's own turn.
+static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 const STDERR_LINES_KEPT: usize = 50;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_REDIRECTS: usize = 15;
@@ -55,6 +60,7 @@ impl Sandbox {
             dir.display()
         );
 
+        let _turn = STARTING.acquire().await.expect("the semaphore is never closed");
         let mut cmd = Command::new("node");
         cmd.arg("sandbox/server.mjs")
             .current_dir(&dir)
