@@ -6,7 +6,7 @@
 //! Uses the integration tests' harness (real router on port 0, fresh database: SQLite, or the
 //! Postgres named by `TEST_DATABASE_URL`).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/api/common/mod.rs"]
 mod common;
 
 use common::sandbox::Sandbox;

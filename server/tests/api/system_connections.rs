@@ -1,7 +1,7 @@
 //! System connections: created by the platform when an integration needs one, with access to
 //! all of the service's modules; an existing system connection for the same service is reused.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

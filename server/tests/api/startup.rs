@@ -1,6 +1,6 @@
 //! Start-up rules: migrations on both backends, the demo seed, and the encryption key check.
 
-mod common;
+use crate::common;
 
 use app::ssr::crypto::Cipher;
 

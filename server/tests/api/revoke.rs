@@ -1,7 +1,7 @@
 //! Revoking authorizations (seed 000 §7): revoked at the provider (refresh token, then access
 //! token), local credentials removed either way, retried in the background after a 503.
 
-mod common;
+use crate::common;
 
 use common::sandbox::Sandbox;
 use serde_json::Value;

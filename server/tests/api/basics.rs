@@ -1,6 +1,6 @@
 //! The real router on port 0 with a fresh database: sign-in, sessions, roles, bad input, health.
 
-mod common;
+use crate::common;
 
 use app::error::AppError;
 use common::spawn;

@@ -37,13 +37,47 @@ pub fn is_postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").map(|v| !v.is_empty()).unwrap_or(false)
 }
 
-/// Logs go to the test's captured output (shown for failing tests).
+/// Every log line at every level while [`capture_logs`] is on (the canary test reads it).
+static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+static CAPTURING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[derive(Clone, Copy)]
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Logs go to the test's captured output (shown for failing tests); while [`capture_logs`] is
+/// on, every line at every level is also kept in memory. One subscriber for the whole binary.
 pub fn init_logs() {
-    use tracing_subscriber::EnvFilter;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new("info,sqlx=warn,tower_sessions=warn"))
-        .with_test_writer()
-        .try_init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{filter, fmt, EnvFilter, Layer};
+    let to_test_output =
+        fmt::layer().with_test_writer().with_filter(EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let to_memory = fmt::layer()
+        .with_ansi(false)
+        .with_writer(|| Capture)
+        .with_filter(filter::dynamic_filter_fn(|_, _| CAPTURING.load(std::sync::atomic::Ordering::Relaxed)));
+    let _ = tracing_subscriber::registry().with(to_test_output).with(to_memory).try_init();
+}
+
+/// Starts keeping every log line of this binary (all tests running meanwhile included).
+pub fn capture_logs() {
+    init_logs();
+    CAPTURING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What was logged since [`capture_logs`].
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
 }
 
 pub async fn settings() -> (Settings, tempfile::TempDir) {

@@ -3,7 +3,7 @@
 //! datasource under a burst of presses, at most ten running at once across replicas, and
 //! recovery after a server is killed mid-sync.
 
-mod common;
+use crate::common;
 
 use app::sync::{Initiated, SyncStatus, SyncView};
 use common::process::ServerProcess;

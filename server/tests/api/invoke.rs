@@ -1,7 +1,7 @@
 //! The invoke-URL call over connections: credential injection by auth type, connection access,
 //! origin and SSRF rules, the authorization prompt, and OAuth2 refresh without races.
 
-mod common;
+use crate::common;
 
 use app::authorizations::AuthorizeOutcome;
 use app::error::AppError;

@@ -6,7 +6,7 @@
 //! seed the database and to authorize the connection; every call under test goes to a child
 //! process.
 
-mod common;
+use crate::common;
 
 use app::error::AppError;
 use common::process::ServerProcess;

@@ -2,7 +2,7 @@
 //! authorization-code + PKCE flow through the HTML forms, token exchange, the CRM API, the deny
 //! path, the test hooks and the start-up / bad-credentials failure messages.
 
-mod common;
+use crate::common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -2,7 +2,7 @@
 //! security rule of the OAuth2 flow: PKCE S256, state, the 90-second window, replay, iss,
 //! another user's session, no redirects on the token exchange; credentials encrypted at rest.
 
-mod common;
+use crate::common;
 
 use app::authorizations::{AuthorizeOutcome, FlowStatus};
 use app::error::AppError;

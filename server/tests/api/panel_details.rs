@@ -1,7 +1,7 @@
 //! The panel's connection details (permissions, references, Switch / Revoke rights) and the
 //! component runtime, through the real router: who may see what, per role.
 
-mod common;
+use crate::common;
 
 use common::spawn;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! The embeddable panel: frame-ancestors per application allowlist, everything else unframeable,
 //! the allowlist only builders change, the snippet and the example page.
 
-mod common;
+use crate::common;
 
 use common::spawn;
 use serde_json::Value;

@@ -1,42 +1,10 @@
 //! Canary secrets: credentials typed by people (API key, password, client secret) and tokens
 //! issued by the provider never appear in any server-function response, HTML page or log line.
 
-mod common;
+use crate::common;
 
 use app::authorizations::AuthorizeOutcome;
 use common::sandbox::{authorize_in_browser, Sandbox};
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
-static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this test binary, at the most verbose level, goes into a buffer.
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = Capture(buf.clone());
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .init();
-        buf
-    })
-    .clone()
-}
 
 const CANARY_KEY: &str = "CANARY-apikey-7f3a91";
 const CANARY_PASSWORD: &str = "CANARY-password-52c0de";
@@ -44,7 +12,7 @@ const CANARY_CLIENT_SECRET: &str = "CANARY-clientsecret-e19b44";
 
 #[tokio::test]
 async fn canary_secrets_never_leave_the_server() {
-    let logs = capture_logs();
+    common::capture_logs();
     let sandbox = Sandbox::start(&[("SANDBOX_API_KEYS", CANARY_KEY)]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
@@ -129,7 +97,7 @@ async fn canary_secrets_never_leave_the_server() {
     }
     seen.push_str(&format!("{:?} {:?}", app.settings, app.state));
 
-    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    let logged = common::captured_logs();
     assert!(logged.contains("oauth flow started"), "logs were captured");
     let mut secrets = vec![CANARY_KEY, CANARY_PASSWORD, CANARY_CLIENT_SECRET, access_token.as_str(), code.as_str()];
     if let Some(r) = refresh_token.as_deref() {

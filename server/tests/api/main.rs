@@ -1,0 +1,18 @@
+//! The integration tests: one binary (linking Leptos and `app` once), a module per area. Each
+//! test starts the real router on port 0 with a fresh database (`common`); where a test needs a
+//! third party it starts its own sandbox service. Nothing reaches the internet.
+
+mod common;
+
+mod authorize;
+mod basics;
+mod canary;
+mod embed;
+mod invoke;
+mod panel_details;
+mod processes;
+mod revoke;
+mod sandbox_smoke;
+mod startup;
+mod sync;
+mod system_connections;
