@@ -140,6 +140,7 @@ pub mod ssr {
     use crate::operations::ssr::{record, Level};
     use crate::policy::{decide, Action, Decision};
     use crate::ssr::ids::{now_ms, random_token};
+    use crate::ssr::outbound::OutboundError;
     use crate::ssr::AppState;
     use oauth2::basic::BasicClient;
     use oauth2::{
@@ -321,8 +322,8 @@ pub mod ssr {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO oauth_pending (state, connection_id, user_id, environments, account_name, pkce_verifier_ct,
-                                        redirect_uri, created_at, expires_at, replace_account)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                        redirect_uri, created_at, expires_at, replace_account, token_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&flow)
         .bind(conn.id)
@@ -334,6 +335,7 @@ pub mod ssr {
         .bind(now)
         .bind(now + (window as i64) * 1000)
         .bind(replace as i64)
+        .bind(&cfg.token_url)
         .execute(&state.db.pool)
         .await?;
         tracing::info!(connection_id = conn.id, "oauth flow started");
@@ -371,10 +373,12 @@ pub mod ssr {
         Ok(client)
     }
 
-    fn token_error<RE: std::error::Error + 'static>(
-        e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
-    ) -> AppError {
+    fn token_error(e: RequestTokenError<OutboundError, oauth2::basic::BasicErrorResponse>) -> AppError {
         match e {
+            RequestTokenError::Request(OutboundError::Refused(why)) => {
+                tracing::warn!(%why, "token endpoint refused by the outbound rules");
+                AppError::forbidden(why)
+            }
             RequestTokenError::ServerResponse(r) => {
                 let code = r.error().as_ref().to_string();
                 tracing::warn!(error = %code, "token endpoint refused");
@@ -411,7 +415,7 @@ pub mod ssr {
         for s in conn.scopes.split_whitespace() {
             req = req.add_scope(oauth2::Scope::new(s.to_string()));
         }
-        let token = req.request_async(&state.http).await.map_err(token_error)?;
+        let token = req.request_async(&state.outbound).await.map_err(token_error)?;
         Ok(credentials_from(&token, None))
     }
 
@@ -523,10 +527,11 @@ pub mod ssr {
         };
         let now = now_ms();
         // Consume atomically: only the first callback for a state gets the row.
-        let row: Option<(i64, i64, String, String, Vec<u8>, String, i64, i64)> = match sqlx::query_as(
+        let row: Option<PendingFlow> = match sqlx::query_as(
             "UPDATE oauth_pending SET consumed_at = $1
              WHERE state = $2 AND consumed_at IS NULL
-             RETURNING connection_id, user_id, environments, account_name, pkce_verifier_ct, redirect_uri, expires_at, replace_account",
+             RETURNING connection_id, user_id, environments, account_name, pkce_verifier_ct, redirect_uri,
+                       expires_at, token_url",
         )
         .bind(now)
         .bind(&flow)
@@ -536,29 +541,34 @@ pub mod ssr {
             Ok(r) => r,
             Err(e) => return FlowStatus::Failed { message: AppError::from(e).to_string() },
         };
-        let Some((connection_id, user_id, envs, account_name, verifier_ct, redirect, expires_at, _replace)) = row
-        else {
+        let Some(pending) = row else {
             tracing::warn!("oauth callback for an unknown or already used state");
             return FlowStatus::Failed {
                 message: "This authorization link is not valid or was already used. Start again from Authorize.".into(),
             };
         };
-        let status = finish_inner(
-            state,
-            user,
-            &flow,
-            params,
-            connection_id,
-            user_id,
-            &envs,
-            &account_name,
-            &verifier_ct,
-            &redirect,
-            expires_at,
-            now,
-        )
-        .await
-        .unwrap_or_else(|e| FlowStatus::Failed { message: e.to_string() });
+        let (connection_id, user_id) = (pending.connection_id, pending.user_id);
+        let status = finish_inner(state, user, &flow, params, pending, now)
+            .await
+            .unwrap_or_else(|e| FlowStatus::Failed { message: e.to_string() });
+        if !matches!(status, FlowStatus::Connected { .. }) {
+            let workspace: Option<i64> = sqlx::query_scalar("SELECT workspace_id FROM connections WHERE id = $1")
+                .bind(connection_id)
+                .fetch_optional(&state.db.pool)
+                .await
+                .unwrap_or_default();
+            record(
+                &state.db,
+                workspace,
+                Level::Warn,
+                "oauth_failed",
+                Some(user_id),
+                Some(connection_id),
+                None,
+                &status.message(),
+            )
+            .await;
+        }
         let (outcome, detail) = match &status {
             FlowStatus::Connected { account_name } => ("connected", account_name.clone()),
             FlowStatus::Expired => ("expired", String::new()),
@@ -578,36 +588,55 @@ pub mod ssr {
         status
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// An OAuth2 flow waiting for the provider's answer (a row of `oauth_pending`).
+    #[derive(sqlx::FromRow)]
+    struct PendingFlow {
+        connection_id: i64,
+        user_id: i64,
+        environments: String,
+        account_name: String,
+        pkce_verifier_ct: Vec<u8>,
+        redirect_uri: String,
+        expires_at: i64,
+        /// The token endpoint the flow was started for: its code goes nowhere else.
+        token_url: Option<String>,
+    }
+
     async fn finish_inner(
         state: &AppState,
         user: Option<&SessionUser>,
         flow: &str,
         params: CallbackParams,
-        connection_id: i64,
-        user_id: i64,
-        envs: &str,
-        account_name: &str,
-        verifier_ct: &[u8],
-        redirect: &str,
-        expires_at: i64,
+        pending: PendingFlow,
         now: i64,
     ) -> AppResult<FlowStatus> {
-        if now > expires_at {
+        if now > pending.expires_at {
             return Ok(FlowStatus::Expired);
         }
-        let Some(user) = user.filter(|u| u.id == user_id) else {
-            tracing::warn!(expected = user_id, "oauth callback in another user's session");
+        let Some(user) = user.filter(|u| u.id == pending.user_id) else {
+            tracing::warn!(expected = pending.user_id, "oauth callback in another user's session");
             return Ok(FlowStatus::Failed {
                 message:
                     "This authorization was started by someone else (or you signed out). Start again from Authorize."
                         .into(),
             });
         };
+        let connection_id = pending.connection_id;
         let conn = load_connection(state, user.workspace_id, connection_id).await?;
         let connector = load_connector(state, user.workspace_id, conn.connector_id).await?;
         let cfg = &connector.config;
-        // RFC 9207: where the provider advertises `iss`, it must be there and be the issuer.
+        // The code goes only to the token endpoint the flow was started for: a connector edited
+        // meanwhile (or a flow of another connector) never sends it elsewhere.
+        if pending.token_url.is_some() && pending.token_url != cfg.token_url {
+            tracing::warn!("oauth callback for a connector whose token endpoint changed");
+            return Ok(FlowStatus::Failed {
+                message:
+                    "This connection's service settings changed while you were authorizing. Start again from Authorize."
+                        .into(),
+            });
+        }
+        // RFC 9207: where the issuer is known, an answer naming another one is refused, and one
+        // naming none is refused where the provider says it always names itself.
         match (&params.iss, &cfg.issuer) {
             (Some(iss), Some(issuer)) if iss.trim_end_matches('/') != issuer.trim_end_matches('/') => {
                 tracing::warn!(%iss, "oauth callback from an unexpected issuer");
@@ -643,26 +672,27 @@ pub mod ssr {
         let verifier = String::from_utf8(
             state
                 .cipher
-                .decrypt(&pending_aad(flow), verifier_ct)
+                .decrypt(&pending_aad(flow), &pending.pkce_verifier_ct)
                 .map_err(|e| AppError::internal("pkce verifier", e))?,
         )
         .map_err(|e| AppError::internal("pkce verifier", e))?;
         let client = oauth_client(&connector)?.set_redirect_uri(
-            RedirectUrl::new(redirect.to_string()).map_err(|e| AppError::internal("redirect uri", e))?,
+            RedirectUrl::new(pending.redirect_uri.clone()).map_err(|e| AppError::internal("redirect uri", e))?,
         );
         let token = match client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier))
-            .request_async(&state.http)
+            .request_async(&state.outbound)
             .await
         {
             Ok(t) => t,
             Err(e) => return Ok(FlowStatus::Failed { message: token_error(e).to_string() }),
         };
-        let envs: Vec<Environment> = envs.split(',').filter_map(|e| Environment::parse(e).ok()).collect();
+        let envs: Vec<Environment> =
+            pending.environments.split(',').filter_map(|e| Environment::parse(e).ok()).collect();
         let creds = credentials_from(&token, None);
-        store_authorization(state, user, &conn, &connector, account_name, &creds, &envs).await?;
-        Ok(FlowStatus::Connected { account_name: account_name.to_string() })
+        store_authorization(state, user, &conn, &connector, &pending.account_name, &creds, &envs).await?;
+        Ok(FlowStatus::Connected { account_name: pending.account_name })
     }
 
     /// The state of a flow the caller started.
@@ -1099,8 +1129,10 @@ pub mod ssr {
             .bind(account_id)
             .execute(&state.db.pool)
             .await?;
-        let answer =
-            client.exchange_refresh_token(&oauth2::RefreshToken::new(refresh.clone())).request_async(&state.http).await;
+        let answer = client
+            .exchange_refresh_token(&oauth2::RefreshToken::new(refresh.clone()))
+            .request_async(&state.outbound)
+            .await;
         let token = match answer {
             Ok(t) => t,
             Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "invalid_grant" => {

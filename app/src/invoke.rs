@@ -36,38 +36,6 @@ pub async fn invoke_url(request: InvokeRequest) -> Result<InvokeResponse, AppErr
     ssr::invoke(&state, &user, request).await
 }
 
-/// Whether an address may never be reached from the server (unless allowlisted).
-pub fn is_internal(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1])) // carrier-grade NAT
-                || (o[0] == 198 && (o[1] == 18 || o[1] == 19)) // benchmarking
-                || o[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local
-                || (seg[0] & 0xffc0) == 0xfe80 // link local
-        }
-    }
-}
-
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
@@ -80,8 +48,8 @@ pub mod ssr {
     use crate::operations::ssr::{record, Level};
     use crate::policy::{decide, Action, Decision};
     use crate::ssr::ids::now_ms;
+    use crate::ssr::outbound::Outbound;
     use crate::ssr::AppState;
-    use std::net::SocketAddr;
     use std::time::Instant;
 
     const MAX_REQUEST_BODY: usize = 256 * 1024;
@@ -96,39 +64,6 @@ pub mod ssr {
             u.host_str().unwrap_or_default(),
             u.port_or_known_default().unwrap_or_default()
         )
-    }
-
-    /// Resolves `url`'s host and refuses internal destinations unless `host:port` is allowlisted.
-    /// Returns the address to connect to (the one that was checked).
-    pub async fn check_destination(allowlist: &[String], url: &url::Url) -> AppResult<SocketAddr> {
-        let host = url.host_str().ok_or_else(|| AppError::invalid("url", "The URL needs a host."))?;
-        let port = url.port_or_known_default().ok_or_else(|| AppError::invalid("url", "The URL needs a port."))?;
-        let host_port = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
-        let allowed = allowlist
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(&host_port) || a.eq_ignore_ascii_case(&format!("{host}:{port}")));
-        let addrs: Vec<SocketAddr> = match url.host() {
-            Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
-            Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
-            _ => tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|_| AppError::Upstream(format!("The host {host} could not be found.")))?
-                .collect(),
-        };
-        let first = *addrs.first().ok_or_else(|| AppError::Upstream(format!("The host {host} has no address.")))?;
-        if !allowed && addrs.iter().any(|a| is_internal(a.ip())) {
-            return Err(AppError::forbidden(format!(
-                "Calls to internal addresses ({host}) are not allowed. An admin can allowlist a service in the server settings."
-            )));
-        }
-        Ok(first)
-    }
-
-    fn redact_url(u: &url::Url) -> String {
-        let mut shown = u.clone();
-        shown.set_query(None);
-        shown.set_fragment(None);
-        shown.to_string()
     }
 
     #[tracing::instrument(skip_all, fields(connection = %req.connection, user_id = user.id))]
@@ -223,7 +158,12 @@ pub mod ssr {
             Some(user.id),
             Some(conn.id),
             Some(env.as_str()),
-            &format!("{method} {} → {} in {} ms", redact_url(&url), response.status, response.duration_ms),
+            &format!(
+                "{method} {} → {} in {} ms",
+                crate::ssr::outbound::shown(&url),
+                response.status,
+                response.duration_ms
+            ),
         )
         .await;
         Ok(response)
@@ -250,22 +190,12 @@ pub mod ssr {
         let mut current = url.clone();
         let mut method = method.clone();
         for _ in 0..=MAX_HOPS {
-            let addr = check_destination(&state.settings.outbound_allowlist, &current).await?;
-            let host = current.host_str().unwrap_or_default().to_string();
-            // Connect to exactly the address that was checked.
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .resolve(&host, addr)
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .map_err(|e| AppError::internal("http client", e))?;
             let mut target = current.clone();
             if let (Credentials::ApiKey { key }, "query") = (creds, connector.config.placement.as_str()) {
                 let name = connector.config.key_name.clone().unwrap_or_else(|| "api_key".into());
                 target.query_pairs_mut().append_pair(&name, key);
             }
-            let mut rb = client.request(method.clone(), target);
+            let mut rb = state.outbound.request(method.clone(), target)?;
             for (k, v) in &req.headers {
                 rb = rb.header(k.as_str(), v.as_str());
             }
@@ -282,15 +212,7 @@ pub mod ssr {
             if let Some(body) = &req.body {
                 rb = rb.body(body.clone());
             }
-            let res = rb.send().await.map_err(|e| {
-                let timeout = e.is_timeout();
-                tracing::warn!(error = %e.without_url(), "invoke url failed");
-                if timeout {
-                    AppError::Upstream("The service did not answer in time.".into())
-                } else {
-                    AppError::Upstream("The service could not be reached.".into())
-                }
-            })?;
+            let res = state.outbound.send(rb).await?;
             let status = res.status();
             if status.is_redirection() {
                 if let Some(next) =
@@ -312,16 +234,7 @@ pub mod ssr {
                 .filter(|(k, _)| !k.as_str().eq_ignore_ascii_case("set-cookie"))
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
                 .collect();
-            let mut body = Vec::new();
-            let mut stream = res;
-            while let Some(chunk) =
-                stream.chunk().await.map_err(|_| AppError::Upstream("The service's answer was cut off.".into()))?
-            {
-                if body.len() + chunk.len() > MAX_RESPONSE_BODY {
-                    return Err(AppError::Upstream("The service's answer is larger than 4 MiB.".into()));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = Outbound::read_body(res, MAX_RESPONSE_BODY).await?;
             return Ok(InvokeResponse {
                 status: status.as_u16(),
                 headers,
@@ -330,43 +243,5 @@ pub mod ssr {
             });
         }
         Err(AppError::Upstream("The service redirected too many times.".into()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_internal;
-
-    #[test]
-    fn internal_addresses() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    /// The metadata address written in decimal, octal and hex is the same host after parsing.
-    #[test]
-    fn alternate_ipv4_notations_normalize() {
-        for u in
-            ["http://2852039166/", "http://0251.0376.0251.0376/", "http://0xa9.0xfe.0xa9.0xfe/", "http://0xA9FEA9FE/"]
-        {
-            let parsed = url::Url::parse(u).unwrap();
-            assert_eq!(parsed.host(), Some(url::Host::Ipv4("169.254.169.254".parse().unwrap())), "{u}");
-        }
     }
 }

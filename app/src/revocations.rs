@@ -26,6 +26,7 @@ pub mod ssr {
     use crate::operations::ssr::{record, Level};
     use crate::policy::{decide, Action, Decision};
     use crate::ssr::ids::now_ms;
+    use crate::ssr::outbound::OutboundError;
     use crate::ssr::AppState;
 
     fn pending_aad(id: i64) -> Vec<u8> {
@@ -168,7 +169,17 @@ pub mod ssr {
         };
         let client_id = connector.config.client_id.clone().unwrap_or_default();
         let mut form = vec![("token", token.to_string()), ("token_type_hint", hint.to_string())];
-        let mut req = state.http.post(url);
+        let url = match url::Url::parse(url) {
+            Ok(u) => u,
+            Err(_) => return Answer::Refused("the connector's revocation URL is not valid".into()),
+        };
+        if let Err(e) = state.outbound.check_oauth_endpoint(&url) {
+            return Answer::Refused(e.to_string());
+        }
+        let mut req = match state.outbound.request(reqwest::Method::POST, url) {
+            Ok(r) => r,
+            Err(e) => return Answer::Refused(e.to_string()),
+        };
         if connector.config.client_auth == "query" {
             form.push(("client_id", client_id));
             if let Some(s) = &connector.client_secret {
@@ -177,13 +188,14 @@ pub mod ssr {
         } else {
             req = req.basic_auth(client_id, connector.client_secret.clone());
         }
-        match req.form(&form).send().await {
+        match state.outbound.send(req.form(&form)).await {
             Ok(res) if res.status().is_success() => Answer::Done,
             Ok(res) if res.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE || res.status().is_server_error() => {
                 Answer::RetryLater(format!("the service answered {}", res.status()))
             }
             Ok(res) => Answer::Refused(format!("the service refused the revocation ({})", res.status())),
-            Err(e) => Answer::RetryLater(format!("the service could not be reached ({})", e.without_url())),
+            Err(OutboundError::Refused(why)) => Answer::Refused(why),
+            Err(e) => Answer::RetryLater(format!("the service could not be reached ({e})")),
         }
     }
 

@@ -6,9 +6,10 @@ use anyhow::Context as _;
 use app::error::AppError;
 use app::ssr::crypto::Cipher;
 use app::ssr::db::Db;
+use app::ssr::outbound::{Allowlist, Outbound};
 use app::ssr::sessions::Store;
 use app::ssr::settings::Settings;
-use app::ssr::state::{http_client, AppState};
+use app::ssr::state::AppState;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -35,6 +36,8 @@ pub struct Built {
 /// Connects to the database, loads the encryption key, checks it against stored credentials,
 /// and seeds the demo workspace when asked.
 pub async fn build(settings: Settings) -> anyhow::Result<Built> {
+    let allowlist = Allowlist::parse(&settings.outbound_allowlist).map_err(|e| anyhow::anyhow!(e))?;
+    let outbound = Outbound::new(allowlist).context("could not build the outbound HTTP client")?;
     let url = settings.database_url();
     let db = Db::connect(&url).await.context("could not open the database")?;
     let cipher = load_cipher(&settings)?;
@@ -52,14 +55,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         .site_pkg_dir("pkg")
         .site_addr(settings.listen)
         .build();
-    let state = AppState {
-        leptos_options,
-        db,
-        settings: Arc::new(settings),
-        cipher,
-        http: http_client(),
-        refreshes: Default::default(),
-    };
+    let state =
+        AppState { leptos_options, db, settings: Arc::new(settings), cipher, outbound, refreshes: Default::default() };
     Ok(Built { state, sessions })
 }
 

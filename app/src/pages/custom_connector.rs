@@ -49,6 +49,7 @@ fn Builder() -> impl IntoView {
     let scopes = s();
     let scope_delimiter = RwSignal::new("space".to_string());
     let (key_name, username_label, password_label, api_base, logo_url) = (s(), s(), s(), s(), s());
+    let (issuer, discovery_url) = (s(), s());
     let local_error = RwSignal::new(None::<crate::error::AppError>);
     let link_edited = RwSignal::new(false);
     Effect::new(move |_| {
@@ -76,6 +77,8 @@ fn Builder() -> impl IntoView {
         password_label: password_label.get_untracked(),
         api_base: api_base.get_untracked(),
         logo_url: logo_url.get_untracked(),
+        issuer: issuer.get_untracked(),
+        discovery_url: discovery_url.get_untracked(),
     };
     let navigate = use_navigate();
     Effect::new(move |_| {
@@ -148,6 +151,11 @@ fn Builder() -> impl IntoView {
                     <Field id="cc-token-url" label="Access Token URL" value=token_url/>
                     <Field id="cc-refresh-url" label="Refresh Token URL" value=refresh_url/>
                     <Field id="cc-revoke-url" label="Revoke Token URL" value=revoke_url/>
+                    <Field id="cc-issuer" label="Issuer (optional)" value=issuer/>
+                    <Field id="cc-discovery-url" label="Metadata URL (optional)" value=discovery_url/>
+                    <p class="muted">
+                        "With an issuer or a metadata URL (RFC 8414 / OpenID discovery), empty endpoints are filled from the service's metadata and every authorization answer must come from that issuer."
+                    </p>
                     <label for="cc-scopes">"Scopes"</label>
                     <textarea id="cc-scopes" bind:value=scopes placeholder="files.read, files.write"></textarea>
                     <label for="cc-delimiter">"Scope Delimiter"</label>

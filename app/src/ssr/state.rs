@@ -13,8 +13,8 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub cipher: Cipher,
-    /// Outbound HTTP client for third-party services: never follows redirects on its own.
-    pub http: reqwest::Client,
+    /// The one guarded client for every call to a third party (`ssr::outbound`).
+    pub outbound: super::outbound::Outbound,
     /// Token refreshes in flight in this process (one per account).
     pub refreshes: Arc<crate::authorizations::ssr::Refreshes>,
 }
@@ -23,15 +23,4 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").field("db", &self.db.backend).field("cipher", &self.cipher).finish_non_exhaustive()
     }
-}
-
-/// The outbound client: bounded timeouts, no automatic redirects (callers re-check each hop).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(20))
-        .user_agent(concat!("connections-manager/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("static reqwest configuration is valid")
 }

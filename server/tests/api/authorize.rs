@@ -284,7 +284,7 @@ async fn the_token_exchange_follows_no_redirects() {
     let redirect_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, redirector).await });
 
-    let app = spawn_with_sandbox(&sandbox).await;
+    let app = common::spawn_with_sandbox_allowing(&sandbox, &[redirect_addr]).await;
     let admin = app.signed_in("admin@demo.test").await;
     let custom = [
         ("input[name]", "Redirecting CRM"),

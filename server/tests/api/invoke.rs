@@ -347,12 +347,12 @@ async fn concurrent_calls_in_one_process_share_one_refresh() {
 async fn an_unreachable_provider_is_a_status_and_heals_when_it_is_back() {
     use app::authorizations::ssr::{reason, UNREACHABLE_LIMIT};
     let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "2")]).await;
-    let app = common::spawn_with_sandbox(&sandbox).await;
-    let admin = app.signed_in("admin@demo.test").await;
     // A refresh URL on a port nothing listens on (yet).
     let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let refresh_addr = down.local_addr().unwrap();
     drop(down);
+    let app = common::spawn_with_sandbox_allowing(&sandbox, &[refresh_addr]).await;
+    let admin = app.signed_in("admin@demo.test").await;
     let refresh_url = format!("http://{refresh_addr}/token");
     let link = app
         .custom_connection(

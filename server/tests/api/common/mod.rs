@@ -93,9 +93,15 @@ pub async fn settings() -> (Settings, tempfile::TempDir) {
 
 /// The app with its built-in sandbox connectors pointing at `sandbox`.
 pub async fn spawn_with_sandbox(sandbox: &sandbox::Sandbox) -> TestApp {
+    spawn_with_sandbox_allowing(sandbox, &[]).await
+}
+
+/// The same, with more loopback services of the test (`host:port`) on the outbound allowlist.
+pub async fn spawn_with_sandbox_allowing(sandbox: &sandbox::Sandbox, also: &[SocketAddr]) -> TestApp {
     let (mut settings, dir) = settings().await;
     settings.sandbox_url = sandbox.url.clone();
     settings.outbound_allowlist = vec![sandbox.url.trim_start_matches("http://").to_string()];
+    settings.outbound_allowlist.extend(also.iter().map(|a| a.to_string()));
     spawn_with(settings, dir).await
 }
 

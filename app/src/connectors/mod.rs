@@ -71,6 +71,12 @@ pub struct CustomConnectorInput {
     pub api_base: String,
     /// An optional logo (an https image URL) shown on the connector's card.
     pub logo_url: String,
+    /// OAuth2: the authorization server's issuer identifier. When known, an authorization
+    /// response must come from it (RFC 9207 `iss`).
+    pub issuer: String,
+    /// OAuth2: the server's metadata document (RFC 8414 / OpenID discovery); it fills the
+    /// endpoints left empty and tells whether responses carry `iss`.
+    pub discovery_url: String,
 }
 
 #[server(prefix = "/api", endpoint = "list_connectors")]
@@ -130,6 +136,7 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
         ..Default::default()
     };
     let mut secret = None;
+    let mut discovery_url = None;
     match auth_type {
         AuthType::OAuth2 => {
             config.grant_type = match input.grant_type.as_str() {
@@ -145,13 +152,18 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
             }
             config.client_id = Some(input.client_id.trim().to_string());
             secret = Some(input.client_secret.clone());
-            if config.grant_type == "authorization_code" {
-                config.authorize_url =
-                    Some(ServiceUrl::parse("authorize_url", &input.authorize_url)?.as_str().to_string());
-            } else {
-                config.authorize_url = opt_url("authorize_url", &input.authorize_url)?;
+            config.issuer = opt_url("issuer", &input.issuer)?.map(|i| i.trim_end_matches('/').to_string());
+            discovery_url = opt_url("discovery_url", &input.discovery_url)?;
+            // With metadata to read, the server fills the endpoints left empty when it saves.
+            let discovers = discovery_url.is_some() || config.issuer.is_some();
+            config.authorize_url = opt_url("authorize_url", &input.authorize_url)?;
+            if config.grant_type == "authorization_code" && config.authorize_url.is_none() && !discovers {
+                ServiceUrl::parse("authorize_url", &input.authorize_url)?;
             }
-            config.token_url = Some(ServiceUrl::parse("token_url", &input.token_url)?.as_str().to_string());
+            config.token_url = opt_url("token_url", &input.token_url)?;
+            if config.token_url.is_none() && !discovers {
+                ServiceUrl::parse("token_url", &input.token_url)?;
+            }
             config.refresh_url = opt_url("refresh_url", &input.refresh_url)?;
             config.revoke_url = opt_url("revoke_url", &input.revoke_url)?;
             config.scope_delimiter = match input.scope_delimiter.as_str() {
@@ -186,6 +198,7 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
         auth_type,
         config,
         secret,
+        discovery_url,
     })
 }
 
@@ -205,6 +218,8 @@ pub struct ValidatedConnector {
     pub auth_type: AuthType,
     pub config: ConnectorConfig,
     pub secret: Option<String>,
+    /// Where to read the authorization server's metadata, when given.
+    pub discovery_url: Option<String>,
 }
 
 impl std::fmt::Debug for ValidatedConnector {
@@ -320,6 +335,9 @@ pub fn ensure_usable(kind: ConnectorKind, usage: Usage) -> Result<(), AppError> 
 }
 
 #[cfg(feature = "ssr")]
+pub mod discovery;
+
+#[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
     use crate::auth::SessionUser;
@@ -365,7 +383,7 @@ pub mod ssr {
         config: serde_json::Value,
     }
 
-    const CATALOG: &str = include_str!("../connectors/catalog.json");
+    const CATALOG: &str = include_str!("../../connectors/catalog.json");
 
     fn secret_aad(id: i64) -> Vec<u8> {
         format!("connectors:{id}").into_bytes()
@@ -531,7 +549,10 @@ pub mod ssr {
         user: &SessionUser,
         input: CustomConnectorInput,
     ) -> AppResult<ConnectorSummary> {
-        let v = validate_custom(&input)?;
+        let mut v = validate_custom(&input)?;
+        if v.auth_type == AuthType::OAuth2 {
+            super::discovery::complete_endpoints(state, &mut v).await?;
+        }
         let config = serde_json::to_string(&v.config).map_err(|e| AppError::internal("connector config", e))?;
         let mut tx = state.db.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -613,6 +634,22 @@ mod tests {
         assert_eq!(v.config.scopes.len(), 2);
         assert_eq!(v.secret.as_deref(), Some("s3cret"));
         assert!(!format!("{v:?}").contains("s3cret"));
+    }
+
+    /// With an issuer or a metadata URL, the endpoints may be left for the server to discover.
+    #[test]
+    fn endpoints_may_come_from_metadata() {
+        let bare = CustomConnectorInput { authorize_url: "".into(), token_url: "".into(), ..oauth_input() };
+        assert_eq!(validate_custom(&bare).unwrap_err().field(), Some("authorize_url"));
+        let with_issuer = CustomConnectorInput { issuer: "https://auth.example.com/".into(), ..bare.clone() };
+        let v = validate_custom(&with_issuer).unwrap();
+        assert_eq!(v.config.issuer.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(v.config.token_url, None);
+        let with_metadata = CustomConnectorInput {
+            discovery_url: "https://auth.example.com/.well-known/openid-configuration".into(),
+            ..bare
+        };
+        assert!(validate_custom(&with_metadata).unwrap().discovery_url.is_some());
     }
 
     #[test]
