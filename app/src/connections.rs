@@ -194,7 +194,11 @@ pub mod ssr {
         Option<String>,
     );
 
-    const SELECT: &str = "
+    /// The panel entry's columns; each caller adds its own bound `WHERE` (no SQL is assembled
+    /// from values).
+    macro_rules! entry_select {
+        () => {
+            "
         SELECT c.id, c.display_name, c.link_name, k.name, c.conn_type, c.installed_from,
                a.name,
                CASE WHEN a.status IS NULL AND EXISTS (
@@ -213,7 +217,10 @@ pub mod ssr {
         LEFT JOIN connection_authorizations ca
                ON ca.connection_id = c.id AND ca.environment = $1
               AND ca.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE 0 END
-        LEFT JOIN authorized_accounts a ON a.id = ca.account_id";
+        LEFT JOIN authorized_accounts a ON a.id = ca.account_id"
+        };
+    }
+
 
     fn entry(user: &SessionUser, row: Row) -> AppResult<Option<ConnectionEntry>> {
         let (
@@ -264,6 +271,22 @@ pub mod ssr {
         Ok(rows.into_iter().map(|r| entry(user, r)).collect::<AppResult<Vec<_>>>()?.into_iter().flatten().collect())
     }
 
+    /// The panel of one application (or one of its components): driven from the application's
+    /// components, so its cost follows the connections the application uses, not the size of
+    /// the workspace. `$1` environment, `$2` caller, `$3` workspace, `$4` application, `$5` one
+    /// component's link name or '', `$6` 1 when the caller may open every component.
+    pub const FOR_APPLICATION: &str = concat!(
+        entry_select!(),
+        " WHERE c.workspace_id = $3 AND c.id IN (
+           SELECT cc.connection_id FROM components sc
+           JOIN component_connections cc ON cc.component_id = sc.id
+           WHERE sc.application_id = $4
+             AND ($5 = '' OR sc.link_name = $5)
+             AND ($6 = 1 OR EXISTS (SELECT 1 FROM component_permissions p
+                                    WHERE p.component_id = sc.id AND p.user_id = $2)))
+         ORDER BY c.display_name"
+    );
+
     pub async fn for_application(
         state: &AppState,
         user: &SessionUser,
@@ -272,39 +295,29 @@ pub mod ssr {
         environment: Environment,
     ) -> AppResult<Vec<ConnectionEntry>> {
         let app = crate::applications::ssr::find(state, user, app).await?;
-        // Only components the caller may open count (plain users: the ones they have permission for).
-        let allowed = crate::applications::ssr::components(state, user, app.id).await?;
-        let ids: Vec<i64> = match component {
-            Some(link) => {
-                let c = allowed
-                    .iter()
-                    .find(|c| c.link_name == link)
-                    .ok_or_else(|| AppError::not_found(format!("There is no component '{link}' you can open.")))?;
-                vec![c.id]
+        if let Some(link) = component {
+            // Only components the caller may open count (plain users: the ones they have
+            // permission for); asking for another one is "not found".
+            let allowed = crate::applications::ssr::components(state, user, app.id).await?;
+            if !allowed.iter().any(|c| c.link_name == link) {
+                return Err(AppError::not_found(format!("There is no component '{link}' you can open.")));
             }
-            None => allowed.iter().map(|c| c.id).collect(),
-        };
-        if ids.is_empty() {
-            return Ok(vec![]);
         }
-        let list = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-        let sql = format!(
-            "{SELECT} WHERE c.workspace_id = $3 AND c.id IN
-               (SELECT cc.connection_id FROM component_connections cc WHERE cc.component_id IN ({list}))
-             ORDER BY c.display_name"
-        );
-        let rows: Vec<Row> = sqlx::query_as(&sql)
+        let rows: Vec<Row> = sqlx::query_as(FOR_APPLICATION)
             .bind(environment.as_str())
             .bind(user.id)
             .bind(user.workspace_id)
+            .bind(app.id)
+            .bind(component.unwrap_or_default())
+            .bind(user.role.is_builder() as i64)
             .fetch_all(&state.db.pool)
             .await?;
         visible(user, rows)
     }
 
     pub async fn for_workspace(state: &AppState, user: &SessionUser) -> AppResult<Vec<ConnectionEntry>> {
-        let sql = format!("{SELECT} WHERE c.workspace_id = $3 ORDER BY c.display_name");
-        let rows: Vec<Row> = sqlx::query_as(&sql)
+        let sql = concat!(entry_select!(), " WHERE c.workspace_id = $3 ORDER BY c.display_name");
+        let rows: Vec<Row> = sqlx::query_as(sql)
             .bind(Environment::Development.as_str())
             .bind(user.id)
             .bind(user.workspace_id)

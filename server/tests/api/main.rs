@@ -11,6 +11,7 @@ mod embed;
 mod invoke;
 mod outbound;
 mod panel_details;
+mod panel_scale;
 mod processes;
 mod revoke;
 mod sandbox_smoke;
