@@ -28,7 +28,7 @@ pub mod ssr {
     use crate::ssr::ids::now_ms;
     use crate::ssr::AppState;
 
-    fn pending_aad(id: i64) -> Vec<u8> {
+    pub(crate) fn pending_aad(id: i64) -> Vec<u8> {
         format!("pending_revocations:{id}").into_bytes()
     }
 
