@@ -199,8 +199,8 @@ pub enum KeyCheckError {
 }
 
 /// Start-up: every key version stored values use must be configured, and each configured key
-/// must read one of its own values (a mistyped old key would otherwise only show when those
-/// rows are used). Returns the counts, for logging.
+/// in use must read some of its own values (a mistyped old key would otherwise only show when
+/// those rows are used). Returns the counts.
 pub async fn ensure_configured(db: &Db, cipher: &Cipher) -> Result<Vec<VersionCount>, KeyCheckError> {
     let counts = count_by_version(db).await?;
     let status =
@@ -227,11 +227,14 @@ pub async fn ensure_configured(db: &Db, cipher: &Cipher) -> Result<Vec<VersionCo
         if !checked.insert(c.version) {
             continue;
         }
-        let sample = c.column.rows(db, "=", c.version, &c.column.first_key(), 1).await?;
-        if let Some((key, blob)) = sample.first() {
-            if cipher.decrypt(&c.column.aad(key), blob) == Err(CryptoError::Undecryptable) {
-                return Err(KeyCheckError::WrongKey { version: c.version, table: c.column.table() });
-            }
+        // A few samples, refused only when none reads: a wrong key reads none of them, while
+        // one damaged row must not keep every replica from starting.
+        let sample = c.column.rows(db, "=", c.version, &c.column.first_key(), 5).await?;
+        let unreadable = |(key, blob): &(RowKey, Vec<u8>)| {
+            cipher.decrypt(&c.column.aad(key), blob) == Err(CryptoError::Undecryptable)
+        };
+        if !sample.is_empty() && sample.iter().all(unreadable) {
+            return Err(KeyCheckError::WrongKey { version: c.version, table: c.column.table() });
         }
     }
     Ok(counts)
