@@ -183,7 +183,7 @@ pub mod ssr {
         format!("authorized_accounts:{id}").into_bytes()
     }
 
-    fn pending_aad(state: &str) -> Vec<u8> {
+    pub(crate) fn pending_aad(state: &str) -> Vec<u8> {
         format!("oauth_pending:{state}").into_bytes()
     }
 

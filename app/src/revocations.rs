@@ -29,7 +29,7 @@ pub mod ssr {
     use crate::ssr::outbound::OutboundError;
     use crate::ssr::AppState;
 
-    fn pending_aad(id: i64) -> Vec<u8> {
+    pub(crate) fn pending_aad(id: i64) -> Vec<u8> {
         format!("pending_revocations:{id}").into_bytes()
     }
 

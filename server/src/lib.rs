@@ -41,6 +41,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
     let url = settings.database_url();
     let db = Db::connect(&url).await.context("could not open the database")?;
     let cipher = load_cipher(&settings)?;
+    app::ssr::keys::ensure_configured(&db, &cipher).await?;
     check_key(&db, &cipher).await?;
     app::connectors::ssr::sync_catalog(&db, &cipher, &settings.sandbox_url)
         .await
@@ -62,6 +63,22 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
 
 fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
     let version = settings.encryption_key_version;
+    if !settings.encryption_keys.is_empty() || settings.encryption_keys_file.is_some() {
+        anyhow::ensure!(
+            settings.encryption_key.is_none() && settings.encryption_key_file.is_none(),
+            "set either CONNECTIONS_ENCRYPTION_KEY(_FILE) or CONNECTIONS_ENCRYPTION_KEYS(_FILE), not both \
+             (list the single key as v<version>:<key> among the others)"
+        );
+        let mut entries: Vec<String> = settings.encryption_keys.clone();
+        if let Some(path) = &settings.encryption_keys_file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+            entries.extend(Cipher::key_file_entries(&text).into_iter().map(str::to_owned));
+        }
+        entries.retain(|e| !e.trim().is_empty());
+        return Cipher::from_entries(version, &entries).context(
+            "the encryption keys (CONNECTIONS_ENCRYPTION_KEYS / CONNECTIONS_ENCRYPTION_KEYS_FILE) are not usable",
+        );
+    }
     if let Some(key) = &settings.encryption_key {
         return Cipher::from_base64(version, key).context("CONNECTIONS_ENCRYPTION_KEY is not usable");
     }
@@ -82,7 +99,20 @@ fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
     )
 }
 
-const KEY_CHECK_AAD: &[u8] = b"server_facts:key_check";
+use app::ssr::keys::KEY_CHECK_AAD;
+
+/// `server keys status`: stored values per table and key version, from the database the
+/// settings name, judged against the keys they configure (if any; none is generated).
+pub async fn keys_status(settings: &Settings) -> anyhow::Result<app::ssr::keys::KeyStatus> {
+    let db = Db::connect(&settings.database_url()).await.context("could not open the database")?;
+    let configured = settings.encryption_key.is_some()
+        || settings.encryption_key_file.is_some()
+        || !settings.encryption_keys.is_empty()
+        || settings.encryption_keys_file.is_some()
+        || (settings.generate_key && settings.data_dir.join("encryption.key").exists());
+    let cipher = if configured { Some(load_cipher(settings)?) } else { None };
+    Ok(app::ssr::keys::KeyStatus::load(&db, cipher.as_ref()).await?)
+}
 
 /// Refuses to start with a key that cannot read what is stored.
 async fn check_key(db: &Db, cipher: &Cipher) -> anyhow::Result<()> {
@@ -133,6 +163,7 @@ pub fn router(built: Built) -> Router {
     app::revocations::ssr::spawn_retry_worker(state.clone());
     app::sync::ssr::spawn_worker(state.clone());
     app::authorizations::ssr::spawn_recovery_worker(state.clone());
+    app::ssr::keys::spawn_reencryption_worker(state.clone());
 
     // A background task that removes expired sessions.
     {

@@ -385,7 +385,7 @@ pub mod ssr {
 
     const CATALOG: &str = include_str!("../../connectors/catalog.json");
 
-    fn secret_aad(id: i64) -> Vec<u8> {
+    pub(crate) fn secret_aad(id: i64) -> Vec<u8> {
         format!("connectors:{id}").into_bytes()
     }
 

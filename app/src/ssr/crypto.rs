@@ -21,6 +21,15 @@ pub enum CryptoError {
     UnknownKeyVersion(u8),
     #[error("ciphertext is damaged, belongs to another record, or the key is wrong")]
     Undecryptable,
+    /// The entry's text is left out: it may hold key material.
+    #[error("key entry {0} must look like v<version>:<32 bytes as base64>")]
+    BadKeyEntry(usize),
+    #[error("key version v{0} is configured twice")]
+    DuplicateVersion(u8),
+    #[error(
+        "the primary key version v{primary} (--encryption-key-version) is not among the configured keys ({configured})"
+    )]
+    PrimaryNotConfigured { primary: u8, configured: String },
 }
 
 /// Encrypts and decrypts credentials. Cloning is cheap; `Debug` never shows key material.
@@ -39,15 +48,52 @@ impl fmt::Debug for Cipher {
 impl Cipher {
     /// A cipher with one key (base64 of 32 bytes) stamped with `version`.
     pub fn from_base64(version: u8, key_b64: &str) -> Result<Self, CryptoError> {
-        let bytes =
-            base64::engine::general_purpose::STANDARD.decode(key_b64.trim()).map_err(|_| CryptoError::BadKey)?;
-        if bytes.len() != 32 {
-            return Err(CryptoError::BadKey);
-        }
-        let key = Key::<Aes256Gcm>::from_slice(&bytes);
         let mut keys = HashMap::new();
-        keys.insert(version, Aes256Gcm::new(key));
+        keys.insert(version, key_from_base64(key_b64)?);
         Ok(Cipher { current: version, keys: Arc::new(keys) })
+    }
+
+    /// A cipher with several keys, e.g. while rotating: `entries` are `v<version>:<base64>` (the
+    /// `v` may be left out); new values are written with `primary`, which must be one of them.
+    pub fn from_entries<S: AsRef<str>>(primary: u8, entries: &[S]) -> Result<Self, CryptoError> {
+        let mut keys = HashMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let (version, key_b64) = entry.as_ref().trim().split_once(':').ok_or(CryptoError::BadKeyEntry(i + 1))?;
+            let version = version.trim();
+            let version: u8 =
+                version.strip_prefix('v').unwrap_or(version).parse().map_err(|_| CryptoError::BadKeyEntry(i + 1))?;
+            let key = key_from_base64(key_b64).map_err(|_| CryptoError::BadKeyEntry(i + 1))?;
+            if keys.insert(version, key).is_some() {
+                return Err(CryptoError::DuplicateVersion(version));
+            }
+        }
+        if !keys.contains_key(&primary) {
+            let mut configured: Vec<u8> = keys.keys().copied().collect();
+            configured.sort_unstable();
+            let configured = configured.iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", ");
+            return Err(CryptoError::PrimaryNotConfigured {
+                primary,
+                configured: if configured.is_empty() { "none".into() } else { configured },
+            });
+        }
+        Ok(Cipher { current: primary, keys: Arc::new(keys) })
+    }
+
+    /// The key entries of a key file: one `v<version>:<base64>` per line; blank lines and lines
+    /// starting with `#` are skipped.
+    pub fn key_file_entries(text: &str) -> Vec<&str> {
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
+    }
+
+    /// Every configured key version, ascending.
+    pub fn versions(&self) -> Vec<u8> {
+        let mut v: Vec<u8> = self.keys.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn has_version(&self, version: u8) -> bool {
+        self.keys.contains_key(&version)
     }
 
     /// A new random key, base64-encoded.
@@ -86,6 +132,16 @@ impl Cipher {
         out
     }
 
+    /// The key version a stored value was written with.
+    pub fn version_of(blob: &[u8]) -> Option<u8> {
+        blob.first().copied()
+    }
+
+    /// The same plaintext under the primary key, bound to the same `aad`.
+    pub fn reencrypt(&self, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Ok(self.encrypt(aad, &self.decrypt(aad, blob)?))
+    }
+
     pub fn decrypt(&self, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if blob.len() < 1 + NONCE_LEN + 16 {
             return Err(CryptoError::Undecryptable);
@@ -95,6 +151,14 @@ impl Cipher {
         let nonce = Nonce::from_slice(&blob[1..1 + NONCE_LEN]);
         cipher.decrypt(nonce, Payload { msg: &blob[1 + NONCE_LEN..], aad }).map_err(|_| CryptoError::Undecryptable)
     }
+}
+
+fn key_from_base64(key_b64: &str) -> Result<Aes256Gcm, CryptoError> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(key_b64.trim()).map_err(|_| CryptoError::BadKey)?;
+    if bytes.len() != 32 {
+        return Err(CryptoError::BadKey);
+    }
+    Ok(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)))
 }
 
 #[cfg(unix)]
@@ -153,6 +217,41 @@ mod tests {
         assert_eq!(Cipher::from_base64(1, "not base64!").unwrap_err(), CryptoError::BadKey);
         assert_eq!(Cipher::from_base64(1, "c2hvcnQ=").unwrap_err(), CryptoError::BadKey);
         assert!(!format!("{:?}", cipher()).contains("key:"));
+    }
+
+    #[test]
+    fn several_keys_read_every_version_and_write_the_primary() {
+        let (k1, k2) = (Cipher::generate_key(), Cipher::generate_key());
+        let v1 = Cipher::from_base64(1, &k1).unwrap();
+        let old = v1.encrypt(b"row:1", b"secret");
+        let both = Cipher::from_entries(2, &[format!("v1:{k1}"), format!("2:{k2}")]).unwrap();
+        assert_eq!(both.versions(), vec![1, 2]);
+        assert_eq!(both.decrypt(b"row:1", &old).unwrap(), b"secret");
+        let new = both.reencrypt(b"row:1", &old).unwrap();
+        assert_eq!(Cipher::version_of(&new), Some(2));
+        assert_eq!(both.decrypt(b"row:1", &new).unwrap(), b"secret");
+        assert_eq!(both.reencrypt(b"row:2", &old), Err(CryptoError::Undecryptable), "same AAD only");
+        assert_eq!(v1.decrypt(b"row:1", &new), Err(CryptoError::UnknownKeyVersion(2)));
+    }
+
+    #[test]
+    fn key_lists_are_checked_without_echoing_keys() {
+        let k = Cipher::generate_key();
+        let err = Cipher::from_entries(3, &[format!("v1:{k}"), format!("v2:{k}")]).unwrap_err();
+        assert_eq!(err, CryptoError::PrimaryNotConfigured { primary: 3, configured: "v1, v2".into() });
+        assert!(err.to_string().contains("v3") && err.to_string().contains("v1, v2"), "{err}");
+        assert_eq!(
+            Cipher::from_entries(1, &[format!("v1:{k}"), format!("v1:{k}")]).unwrap_err(),
+            CryptoError::DuplicateVersion(1)
+        );
+        let bad = Cipher::from_entries(1, &[format!("v1:{k}"), k.clone()]).unwrap_err();
+        assert_eq!(bad, CryptoError::BadKeyEntry(2));
+        assert!(!bad.to_string().contains(&k));
+        assert_eq!(Cipher::from_entries(1, &["v1:c2hvcnQ="]).unwrap_err(), CryptoError::BadKeyEntry(1));
+        assert_eq!(Cipher::from_entries(1, &[format!("vx:{k}")]).unwrap_err(), CryptoError::BadKeyEntry(1));
+        let text = format!("# rotated 2026-12\n v1:{k}\n\n#v0:old\nv2:{k}\n");
+        assert_eq!(Cipher::key_file_entries(&text), vec![format!("v1:{k}"), format!("v2:{k}")]);
+        assert!(!format!("{:?}", Cipher::from_entries(1, &[format!("v1:{k}")]).unwrap()).contains(&k));
     }
 
     #[test]

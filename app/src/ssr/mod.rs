@@ -4,6 +4,7 @@
 pub mod crypto;
 pub mod db;
 pub mod ids;
+pub mod keys;
 pub mod outbound;
 pub mod seed;
 pub mod sessions;

@@ -39,7 +39,18 @@ pub struct Settings {
     #[arg(long, env = "CONNECTIONS_ENCRYPTION_KEY_FILE")]
     pub encryption_key_file: Option<PathBuf>,
 
-    /// The version number stamped on every new ciphertext (raise it when rotating keys).
+    /// Several keys at once, while rotating: `v1:<base64>,v2:<base64>` (instead of
+    /// --encryption-key). Every listed version can be read; new values use --encryption-key-version.
+    #[arg(long, env = "CONNECTIONS_ENCRYPTION_KEYS", hide_env_values = true, value_delimiter = ',')]
+    pub encryption_keys: Vec<String>,
+
+    /// A file with one `v<version>:<base64>` key per line (`#` starts a comment line), read like
+    /// --encryption-keys.
+    #[arg(long, env = "CONNECTIONS_ENCRYPTION_KEYS_FILE")]
+    pub encryption_keys_file: Option<PathBuf>,
+
+    /// The version number stamped on every new ciphertext (raise it when rotating keys). With
+    /// several keys it names the primary one; older versions are re-encrypted to it in the background.
     #[arg(long, env = "CONNECTIONS_ENCRYPTION_KEY_VERSION", default_value_t = 1)]
     pub encryption_key_version: u8,
 
@@ -107,11 +118,22 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("encryption_key", &self.encryption_key.as_ref().map(|_| "<redacted>"))
             .field("encryption_key_file", &self.encryption_key_file)
+            .field("encryption_keys", &self.encryption_keys.iter().map(|k| redact_key_entry(k)).collect::<Vec<_>>())
+            .field("encryption_keys_file", &self.encryption_keys_file)
+            .field("encryption_key_version", &self.encryption_key_version)
             .field("seed_demo", &self.seed_demo)
             .field("sandbox_url", &self.sandbox_url)
             .field("outbound_allowlist", &self.outbound_allowlist)
             .field("oauth_window_secs", &self.oauth_window_secs)
             .finish_non_exhaustive()
+    }
+}
+
+/// `v2:<base64>` → `v2:<redacted>`: the version helps, the key never shows.
+fn redact_key_entry(entry: &str) -> String {
+    match entry.split_once(':') {
+        Some((version, _)) if version.len() <= 4 => format!("{}:<redacted>", version.trim()),
+        _ => "<redacted>".into(),
     }
 }
 
@@ -185,6 +207,15 @@ mod tests {
         s.encryption_key = Some("c2VjcmV0LWtleQ==".into());
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("s3cret") && !dbg.contains("c2VjcmV0LWtleQ"), "{dbg}");
+
+        // Several keys (flag or environment): versions show, keys never, malformed entries neither.
+        let s = Settings::parse_from(["server", "--encryption-keys", "v1:b2xkLWtleQ==,v2:bmV3LWtleQ==,bmFrZWQta2V5"]);
+        assert_eq!(s.encryption_keys.len(), 3, "comma-separated");
+        let dbg = format!("{s:?}");
+        assert!(dbg.contains("v1:<redacted>") && dbg.contains("v2:<redacted>"), "{dbg}");
+        for key in ["b2xkLWtleQ", "bmV3LWtleQ", "bmFrZWQta2V5"] {
+            assert!(!dbg.contains(key), "{dbg}");
+        }
     }
 
     /// Cookies for other sites' frames only where browsers accept Secure cookies.

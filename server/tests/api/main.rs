@@ -9,6 +9,7 @@ mod basics;
 mod canary;
 mod embed;
 mod invoke;
+mod keys;
 mod outbound;
 mod panel_details;
 mod panel_scale;
