@@ -89,6 +89,11 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
             ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => AppError::BadRequest(short(&m)),
+            // On the server these come from reading the request body (not UTF-8, cut off): the
+            // caller's request was bad. In the browser they mean the server's answer never came.
+            ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) if cfg!(feature = "ssr") => {
+                AppError::BadRequest(short(&m))
+            }
             ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) => AppError::Transport(short(&m)),
             other => AppError::Transport(short(&other.to_string())),
         }
