@@ -127,6 +127,14 @@ mod ssr {
     impl From<sqlx::Error> for AppError {
         #[track_caller]
         fn from(e: sqlx::Error) -> Self {
+            // PostgreSQL refuses text it cannot store (a NUL character: 22021, 22P05); that is
+            // the request's fault, and no statement bound to it ran.
+            if let Some(code) = e.as_database_error().and_then(|d| d.code()) {
+                if matches!(code.as_ref(), "22021" | "22P05") {
+                    tracing::info!(%code, "text the database cannot store");
+                    return AppError::BadRequest("The request contains a character that cannot be stored.".into());
+                }
+            }
             AppError::internal("database", e)
         }
     }

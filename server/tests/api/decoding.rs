@@ -173,6 +173,20 @@ async fn server_function_arguments_never_answer_500() {
     let sessions = [app.signed_in("admin@demo.test").await, app.signed_in("user@demo.test").await];
     let handle = tokio::runtime::Handle::current();
     for (name, known) in FUNCTIONS {
+        // Fixed edge cases first: a NUL character in every argument (PostgreSQL refuses it in
+        // text), a non-UTF-8 body, and JSON that is not an object.
+        let nul: Vec<(String, String)> = known.iter().map(|k| (k.to_string(), "a\u{0}b".to_string())).collect();
+        for (i, body) in
+            [Body::Form(nul), Body::Raw(vec![0xff, 0xfe, b'=', 0x80]), Body::Json(serde_json::json!(["x", 1]))]
+                .iter()
+                .enumerate()
+        {
+            for client in &sessions {
+                if let Err(e) = check(&app, client, name, body).await {
+                    panic!("{name}, edge case {i}: {e}");
+                }
+            }
+        }
         let config = Config { cases: cases(), failure_persistence: None, ..Config::default() };
         let mut runner = TestRunner::new(config);
         let result = tokio::task::block_in_place(|| {
