@@ -89,6 +89,11 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
             ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => AppError::BadRequest(short(&m)),
+            // On the server these come from reading the request body (not UTF-8, cut off): the
+            // caller's request was bad. In the browser they mean the server's answer never came.
+            ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) if cfg!(feature = "ssr") => {
+                AppError::BadRequest(short(&m))
+            }
             ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) => AppError::Transport(short(&m)),
             other => AppError::Transport(short(&other.to_string())),
         }
@@ -122,6 +127,14 @@ mod ssr {
     impl From<sqlx::Error> for AppError {
         #[track_caller]
         fn from(e: sqlx::Error) -> Self {
+            // PostgreSQL refuses text it cannot store (a NUL character: 22021, 22P05); that is
+            // the request's fault, and no statement bound to it ran.
+            if let Some(code) = e.as_database_error().and_then(|d| d.code()) {
+                if matches!(code.as_ref(), "22021" | "22P05") {
+                    tracing::info!(%code, "text the database cannot store");
+                    return AppError::BadRequest("The request contains a character that cannot be stored.".into());
+                }
+            }
             AppError::internal("database", e)
         }
     }

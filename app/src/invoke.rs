@@ -46,7 +46,7 @@ pub mod ssr {
     use crate::domain::ConnectionType;
     use crate::error::AppResult;
     use crate::operations::ssr::{record, Level};
-    use crate::policy::{decide, Action, Decision};
+    use crate::policy::{decide, Action, Context, Decision};
     use crate::ssr::ids::now_ms;
     use crate::ssr::outbound::Outbound;
     use crate::ssr::AppState;
@@ -66,11 +66,99 @@ pub mod ssr {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(connection = %req.connection, user_id = user.id))]
+    /// Why a call over a connection is made; decides which policy action it needs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Purpose {
+        /// Method, URL, headers and body chosen by the caller (the raw `invoke_url`).
+        Raw,
+        /// A step of a component a builder wrote, run for the caller (`run_component`).
+        Component,
+    }
+
+    impl Purpose {
+        fn action(self) -> Action {
+            match self {
+                Purpose::Raw => Action::InvokeRaw,
+                Purpose::Component => Action::UseInComponent,
+            }
+        }
+
+        fn describe(self) -> &'static str {
+            match self {
+                Purpose::Raw => "make a raw call",
+                Purpose::Component => "use a connection through a component",
+            }
+        }
+    }
+
+    /// The raw call (the `invoke_url` server function, and the sync on behalf of the builder who
+    /// started it): refused with 403 before anything is loaded or sent unless the caller's role
+    /// may make raw calls over some connection type; the exact type is checked in [`call`].
     pub async fn invoke(state: &AppState, user: &SessionUser, req: InvokeRequest) -> AppResult<InvokeResponse> {
+        let anywhere = ConnectionType::ALL
+            .into_iter()
+            .any(|kind| decide(user.role, kind, Action::InvokeRaw, Context::default()).is_allowed());
+        if !anywhere {
+            return Err(refuse(state, user, None, Purpose::Raw, &req).await);
+        }
+        call(state, user, Purpose::Raw, req).await
+    }
+
+    /// Writes a refused call to Operations (who, which connection, the method and the URL
+    /// without its query string; never a credential) and returns the 403 the caller sees.
+    pub async fn refuse(
+        state: &AppState,
+        user: &SessionUser,
+        connection_id: Option<i64>,
+        purpose: Purpose,
+        req: &InvokeRequest,
+    ) -> AppError {
+        let target =
+            url::Url::parse(req.url.trim()).map(|u| crate::ssr::outbound::shown(&u)).unwrap_or_else(|_| "an invalid URL".into());
+        let method: String = req.method.chars().filter(char::is_ascii_alphabetic).take(10).collect();
+        tracing::warn!(user_id = user.id, role = user.role.as_str(), ?purpose, connection = %req.connection, "call refused");
+        record(
+            &state.db,
+            Some(user.workspace_id),
+            Level::Warn,
+            "access_denied",
+            Some(user.id),
+            connection_id,
+            None,
+            &format!(
+                "{} tried to {} over {} ({} {target})",
+                user.email,
+                purpose.describe(),
+                req.connection.chars().take(100).collect::<String>(),
+                method.to_uppercase()
+            ),
+        )
+        .await;
+        match purpose {
+            Purpose::Raw => AppError::forbidden(
+                "Only super admins, admins and developers can call a service directly. \
+                 Use the application's forms and pages to work with this connection.",
+            ),
+            Purpose::Component => AppError::forbidden("You cannot use this connection. Contact your admin."),
+        }
+    }
+
+    /// One call over a connection for `purpose`, which the caller has established: checks the
+    /// policy for the connection's type, the application's access, the destination, and
+    /// attaches the credentials of the environment the caller's role may use.
+    #[tracing::instrument(skip_all, fields(connection = %req.connection, user_id = user.id, ?purpose))]
+    pub async fn call(
+        state: &AppState,
+        user: &SessionUser,
+        purpose: Purpose,
+        req: InvokeRequest,
+    ) -> AppResult<InvokeResponse> {
         let app = crate::applications::ssr::find(state, user, &req.app).await?;
         let conn_id = crate::connections::ssr::find_by_link(state, user, &req.connection).await?;
         let conn = crate::connections::ssr::load(state, user.workspace_id, conn_id).await?;
+        if !decide(user.role, conn.conn_type, purpose.action(), conn.policy_context()).is_allowed() {
+            return Err(refuse(state, user, Some(conn.id), purpose, &req).await);
+        }
         crate::connections::ssr::ensure_app_access(state, conn.id, app.id).await?;
         let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
         ensure_usable(connector.kind, Usage::InvokeUrl)?;
@@ -108,7 +196,7 @@ pub mod ssr {
                 return Err(AppError::invalid("headers", format!("The {name} header is set by the connection.")));
             }
         }
-        let env = req.environment.unwrap_or(Environment::Production);
+        let env = crate::policy::environment(user.role, req.environment);
         let Some((account_id, mut creds, refresh_first)) = usable_credentials(state, &conn, user, env).await? else {
             let decision = decide(user.role, conn.conn_type, Action::UseUnauthorized, conn.policy_context());
             let (prompt, message) = match decision {

@@ -4,8 +4,13 @@
 //! §5.1 (who is prompted to authorize an unauthorized connection, who is told to contact an
 //! admin), §8 (datasources are for super admins, admins and developers) and §9 (a logged-in-user
 //! connection used in datasources or schedules needs the admin's primary account first).
+//! Calls to a third party: a raw call whose method and URL the caller chooses (the script
+//! editor's "Test") is for builders only; everyone else reaches a service only through the
+//! components builders wrote, over admin and system connections once they are authorized
+//! (§5.1: users "access the form" after the admin authorized it) and over logged-in-user
+//! connections with their own account.
 
-use crate::domain::{ConnectionType, Role};
+use crate::domain::{ConnectionType, Environment, Role};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,16 +27,25 @@ pub enum Action {
     Manage,
     /// See, configure and sync the datasources associated with a connection.
     ManageDatasources,
+    /// Send a request whose method, URL, headers and body the caller chooses, with the
+    /// connection's credentials (the raw `invoke_url`, the script editor's "Test").
+    InvokeRaw,
+    /// Use the connection through a component a builder wrote (`run_component`): the call is
+    /// the builder's, only its result reaches the caller. Whether the connection is authorized
+    /// is a separate question ([`Action::UseUnauthorized`]).
+    UseInComponent,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 8] = [
         Action::View,
         Action::Authorize,
         Action::Revoke,
         Action::UseUnauthorized,
         Action::Manage,
         Action::ManageDatasources,
+        Action::InvokeRaw,
+        Action::UseInComponent,
     ];
 }
 
@@ -92,7 +106,7 @@ pub fn decide(role: Role, kind: ConnectionType, action: Action, cx: Context) -> 
         kind == T::LoggedInUser && cx.used_in_datasource_or_schedule && !cx.primary_account_configured && !admin;
 
     match action {
-        Action::Manage | Action::ManageDatasources => {
+        Action::Manage | Action::ManageDatasources | Action::InvokeRaw => {
             if builder {
                 Allowed
             } else {
@@ -121,6 +135,22 @@ pub fn decide(role: Role, kind: ConnectionType, action: Action, cx: Context) -> 
             T::LoggedInUser => Allowed,
             _ => Denied,
         },
+        // Every role may use every type through a builder's component: admin and system
+        // connections carry the admin's credentials on the builder's calls, logged-in-user
+        // connections the caller's own account.
+        Action::UseInComponent => match kind {
+            T::Admin | T::System | T::LoggedInUser => Allowed,
+        },
+    }
+}
+
+/// The environment a call over a connection uses. Builders test against the environment they
+/// pick (production when they pick none); everyone else works in production only, whatever a
+/// request says (live mode is the production application).
+pub fn environment(role: Role, requested: Option<Environment>) -> Environment {
+    match requested {
+        Some(env) if role.is_builder() => env,
+        _ => Environment::Production,
     }
 }
 
@@ -175,6 +205,18 @@ mod tests {
             (User, ADMIN_CONN, A::Manage, Denied), (User, SYSTEM, A::Manage, Denied),
             (SuperAdmin, ADMIN_CONN, A::ManageDatasources, Allowed), (Role::Admin, USER_CONN, A::ManageDatasources, Allowed),
             (Developer, SYSTEM, A::ManageDatasources, Allowed), (User, USER_CONN, A::ManageDatasources, Denied),
+            // A raw call (method and URL of the caller's choosing) is the builders' "Test";
+            // a plain user never spends any connection's credentials on one, not even their own.
+            (SuperAdmin, SYSTEM, A::InvokeRaw, Allowed), (SuperAdmin, ADMIN_CONN, A::InvokeRaw, Allowed), (SuperAdmin, USER_CONN, A::InvokeRaw, Allowed),
+            (Role::Admin, SYSTEM, A::InvokeRaw, Allowed), (Role::Admin, ADMIN_CONN, A::InvokeRaw, Allowed), (Role::Admin, USER_CONN, A::InvokeRaw, Allowed),
+            (Developer, SYSTEM, A::InvokeRaw, Allowed), (Developer, ADMIN_CONN, A::InvokeRaw, Allowed), (Developer, USER_CONN, A::InvokeRaw, Allowed),
+            (User, SYSTEM, A::InvokeRaw, Denied), (User, ADMIN_CONN, A::InvokeRaw, Denied), (User, USER_CONN, A::InvokeRaw, Denied),
+            // §5.1: users open components over admin and system connections once authorized,
+            // and over logged-in-user connections with their own account.
+            (SuperAdmin, SYSTEM, A::UseInComponent, Allowed), (SuperAdmin, ADMIN_CONN, A::UseInComponent, Allowed), (SuperAdmin, USER_CONN, A::UseInComponent, Allowed),
+            (Role::Admin, SYSTEM, A::UseInComponent, Allowed), (Role::Admin, ADMIN_CONN, A::UseInComponent, Allowed), (Role::Admin, USER_CONN, A::UseInComponent, Allowed),
+            (Developer, SYSTEM, A::UseInComponent, Allowed), (Developer, ADMIN_CONN, A::UseInComponent, Allowed), (Developer, USER_CONN, A::UseInComponent, Allowed),
+            (User, SYSTEM, A::UseInComponent, Allowed), (User, ADMIN_CONN, A::UseInComponent, Allowed), (User, USER_CONN, A::UseInComponent, Allowed),
         ];
         for &(role, kind, action, expected) in table {
             assert_eq!(decide(role, kind, action, PLAIN), expected, "{role:?} × {kind:?} × {action:?}");
@@ -199,12 +241,27 @@ mod tests {
         assert_eq!(decide(Developer, SYSTEM, Action::Authorize, waiting), Allowed);
     }
 
+    #[test]
+    fn plain_users_always_work_in_production() {
+        use Environment::*;
+        #[rustfmt::skip]
+        let table: &[(Role, Option<Environment>, Environment)] = &[
+            (SuperAdmin, Some(Development), Development), (Role::Admin, Some(Stage), Stage),
+            (Developer, Some(Development), Development), (Developer, None, Production),
+            (User, Some(Development), Production), (User, Some(Stage), Production),
+            (User, Some(Production), Production), (User, None, Production),
+        ];
+        for &(role, requested, expected) in table {
+            assert_eq!(environment(role, requested), expected, "{role:?} asking for {requested:?}");
+        }
+    }
+
     /// No combination is left undecided by accident: every one answers, and a plain user can
     /// never manage anything.
     #[test]
     fn plain_users_never_manage() {
         for kind in ConnectionType::ALL {
-            for action in [Action::Manage, Action::ManageDatasources] {
+            for action in [Action::Manage, Action::ManageDatasources, Action::InvokeRaw] {
                 assert_eq!(decide(User, kind, action, PLAIN), Denied);
             }
         }

@@ -1,8 +1,10 @@
 //! A minimal runtime for live mode (seed 000 §5.1): a form whose on-load workflow calls a
 //! connection, a page panel showing data fetched over a connection, and an integration report
-//! listing a service's records. Every call goes through the invoke-URL path
-//! ([`crate::invoke::ssr::invoke`]), so an unauthorized connection answers
-//! [`AppError::AuthorizationRequired`] (HTTP 428) with `prompt` decided by the policy.
+//! listing a service's records. Every call goes through the invoke-URL path as a component's
+//! call ([`crate::invoke::ssr::call`] with [`crate::invoke::ssr::Purpose::Component`]): the policy
+//! decides per step whether the caller may use that connection type through a component, an
+//! unauthorized connection answers [`AppError::AuthorizationRequired`] (HTTP 428) with `prompt`
+//! decided by the policy, and the call always uses production (live mode).
 //!
 //! Definitions (the `components.definition` JSON):
 //! - form: `{"on_load": "<workflow link name>"}` or `{"on_load": [step, …]}`
@@ -173,9 +175,12 @@ pub mod ssr {
         } else {
             step.url
         };
-        let response = crate::invoke::ssr::invoke(
+        // The component permission was checked in `run`; `call` checks the policy for using
+        // this step's connection type through a component, refusing (and auditing) otherwise.
+        let response = crate::invoke::ssr::call(
             state,
             user,
+            crate::invoke::ssr::Purpose::Component,
             InvokeRequest {
                 app: app.to_owned(),
                 connection: step.connection.clone(),

@@ -61,14 +61,14 @@ async fn credentials_by_auth_type_and_connection_access() {
         matches!(e, AppError::AuthorizationRequired { prompt: true, ref connection, .. } if connection == "weather"),
         "{e:?}"
     );
-    let user = app.signed_in("user@demo.test").await;
-    let (_, e) = err(invoke(&app, &user, "field_service", "weather", &weather_url).await).await;
+    let dev = app.signed_in("developer@demo.test").await;
+    let (_, e) = err(invoke(&app, &dev, "field_service", "weather", &weather_url).await).await;
     assert!(matches!(e, AppError::AuthorizationRequired { prompt: false, .. }), "{e:?}");
     assert!(e.to_string().contains("Contact your admin"));
 
     // API key in a header.
     authorize_key(&app, &admin, "weather", "sandbox-weather-key").await;
-    let res = ok(invoke(&app, &user, "field_service", "weather", &weather_url).await).await;
+    let res = ok(invoke(&app, &dev, "field_service", "weather", &weather_url).await).await;
     assert_eq!(res.status, 200, "{}", res.body);
     assert!(res.body.contains("Chennai"), "{}", res.body);
 
