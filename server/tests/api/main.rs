@@ -9,6 +9,7 @@ mod basics;
 mod canary;
 mod embed;
 mod invoke;
+mod login;
 mod panel_details;
 mod processes;
 mod revoke;
