@@ -265,3 +265,31 @@ async fn metrics_can_require_a_token_or_move_to_their_own_address() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("http_requests_total"));
 }
+
+/// Concurrent failures for one subject (as from several replicas at once) each get their own
+/// count: the upsert is atomic on both backends.
+#[tokio::test]
+async fn concurrent_failures_are_each_counted() {
+    use app::ssr::throttle::{record_failure, Scope};
+    let app = throttled(|_| {}).await;
+    let (_, replica) = common::spawn_replica(&app).await;
+    let calls = (0..40).map(|i| {
+        let state = if i % 2 == 0 { app.state.clone() } else { replica.clone() };
+        async move { record_failure(&state.db, &state.settings, Scope::Account, "victim@demo.test").await }
+    });
+    let locks = futures::future::join_all(calls).await;
+    let mut counts: Vec<i64> = locks.into_iter().filter_map(|l| l.expect("recorded")).map(|l| l.failures).collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (6..=40).collect::<Vec<i64>>(),
+        "every failure past the free five locks, each with its own count"
+    );
+    let (failures, locked_until): (i64, i64) =
+        sqlx::query_as("SELECT failures, locked_until FROM login_throttle WHERE subject = 'victim@demo.test'")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(failures, 40);
+    assert!(locked_until >= app::ssr::ids::now_ms() + 600_000, "the longest (capped, 15 min) lock wins");
+}
