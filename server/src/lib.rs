@@ -56,8 +56,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         .site_pkg_dir("pkg")
         .site_addr(settings.listen)
         .build();
-    let state =
-        AppState { leptos_options, db, settings: Arc::new(settings), cipher, outbound, refreshes: Default::default() };
+    let login_hashing = Arc::new(tokio::sync::Semaphore::new(settings.login_hash_concurrency.max(1)));
+    let state = AppState {
+        leptos_options,
+        db,
+        settings: Arc::new(settings),
+        cipher,
+        outbound,
+        refreshes: Default::default(),
+        login_hashing,
+    };
     Ok(Built { state, sessions })
 }
 
@@ -176,9 +184,13 @@ pub fn router(built: Built) -> Router {
         });
     }
 
+    // With --metrics-listen, /metrics is served there only ([`spawn_metrics_listener`]).
+    let on_main = settings.metrics_listen.is_none();
+    let metrics_routes: Router<AppState> = if on_main { metrics_router(&settings, metrics) } else { Router::new() };
+
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .merge(metrics_routes)
         .route("/oauth/callback", get(app::authorizations::ssr::callback_handler))
         .route("/embed.js", get(app::embed::ssr::script))
         .route("/embed-example", get(app::embed::ssr::example_page))
@@ -230,16 +242,74 @@ async fn api_error_status(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
-async fn record_metrics(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| {
-        if req.uri().path().starts_with("/api/") {
-            req.uri().path().to_owned()
-        } else {
-            "other".into()
+/// Who may read `/metrics`: everyone, or with `--metrics-token` only `Bearer <token>`.
+#[derive(Clone)]
+struct MetricsAccess {
+    handle: PrometheusHandle,
+    token: Option<Arc<str>>,
+}
+
+/// `/metrics` alone, guarded by the token when one is set.
+fn metrics_router<S: Clone + Send + Sync + 'static>(settings: &Settings, handle: PrometheusHandle) -> Router<S> {
+    let access = MetricsAccess { handle, token: settings.metrics_token.as_deref().map(Arc::from) };
+    Router::new().route("/metrics", get(render_metrics)).with_state(access)
+}
+
+async fn render_metrics(State(access): State<MetricsAccess>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &access.token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !same_secret(given.as_bytes(), token.as_bytes()) {
+            return (StatusCode::UNAUTHORIZED, [(axum::http::header::WWW_AUTHENTICATE, "Bearer")], "unauthorized")
+                .into_response();
+        }
+    }
+    access.handle.render().into_response()
+}
+
+/// Compares without stopping at the first difference (the token's length is not secret).
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// With `--metrics-listen`, binds that address and serves `/metrics` there (and only there);
+/// returns the bound address. Call before [`serve`]; a bind failure stops start-up.
+pub async fn spawn_metrics_listener(settings: &Settings) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let Some(addr) = settings.metrics_listen else { return Ok(None) };
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("could not listen on {addr} for metrics"))?;
+    let bound = listener.local_addr()?;
+    let app: Router = metrics_router(settings, metrics_handle());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
+            tracing::error!(error = %e, "metrics listener stopped");
         }
     });
-    let method = req.method().to_string();
+    Ok(Some(bound))
+}
+
+/// Labels come from closed sets only, so `/metrics` stays bounded whatever clients send: the
+/// route template (never the raw path; anything no route matched is `unmatched`) and the
+/// method (non-standard ones are `other`).
+async fn record_metrics(req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    let start = Instant::now();
+    let path =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+    .to_string();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status)
@@ -250,8 +320,11 @@ async fn record_metrics(req: Request, next: Next) -> Response {
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+/// The peer address is handed to handlers (`ConnectInfo`) for sign-in throttling.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 async fn shutdown_signal() {

@@ -40,6 +40,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("session cookies are SameSite=Lax: the connections panel can be embedded on this site only (serve over HTTPS with --secure-cookies to embed it elsewhere)");
     }
     let listen = settings.listen;
+    if let Some(addr) = server::spawn_metrics_listener(&settings).await? {
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     let built = server::build(settings).await.inspect_err(|e| tracing::error!("{e:#}"))?;
     let router = server::router(built);
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -11,5 +11,6 @@ pub mod sessions;
 pub mod settings;
 pub mod single_flight;
 pub mod state;
+pub mod throttle;
 
 pub use state::AppState;

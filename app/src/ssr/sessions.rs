@@ -11,6 +11,10 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 /// The session key holding the signed-in user's id.
 pub const USER_ID: &str = "user_id";
+/// When the user signed in (Unix ms): the session ends `--session-max-hours` later however active.
+pub const SIGNED_IN_AT: &str = "signed_in_at";
+/// When the session was last written because it was used (Unix ms), see `auth::ssr::session_user`.
+pub const SEEN_AT: &str = "seen_at";
 
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -49,19 +53,39 @@ impl Store {
     /// [`partition_session_cookie`] adds `Partitioned` (CHIPS), so an embedded panel on another
     /// site keeps its own session; [`refuse_cross_site_writes`] then stands in for what
     /// `SameSite=Lax` did against cross-site requests. Elsewhere they are `SameSite=Lax`.
+    ///
+    /// Served from an `https://` public URL the cookie is always Secure and named with the
+    /// `__Host-` prefix ([`cookie_name`]): browsers then only accept it Secure, for this host
+    /// alone (no Domain) and the whole site (Path=/), so a sibling subdomain cannot plant one.
     pub fn layer(self, settings: &Settings) -> SessionManagerLayer<Store> {
         let cross_site = settings.cross_site_cookies();
         SessionManagerLayer::new(self)
-            .with_name(COOKIE_NAME)
+            .with_name(cookie_name(settings))
+            .with_path("/")
             .with_http_only(true)
             .with_same_site(if cross_site { SameSite::None } else { SameSite::Lax })
-            .with_secure(cross_site || settings.secure_cookies)
+            .with_secure(cross_site || settings.secure_cookies || is_https(settings))
             .with_expiry(Expiry::OnInactivity(time::Duration::minutes(settings.session_idle_minutes)))
     }
 }
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "cm_session";
+/// The session cookie's name when served over HTTPS.
+pub const HOST_COOKIE_NAME: &str = "__Host-cm_session";
+
+/// The session cookie's name for these settings.
+pub fn cookie_name(settings: &Settings) -> &'static str {
+    if is_https(settings) {
+        HOST_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
+
+fn is_https(settings: &Settings) -> bool {
+    settings.public_url().to_ascii_lowercase().starts_with("https://")
+}
 
 /// Adds `Partitioned` to the session cookie when it is `SameSite=None` (the session layer has
 /// no option for it). A partitioned cookie set in a frame on another site is kept for that
@@ -92,7 +116,7 @@ pub async fn partition_session_cookie(
 
 fn needs_partition(cookie: &[u8]) -> bool {
     let text = String::from_utf8_lossy(cookie);
-    text.starts_with(&format!("{COOKIE_NAME}="))
+    (text.starts_with(&format!("{COOKIE_NAME}=")) || text.starts_with(&format!("{HOST_COOKIE_NAME}=")))
         && text.contains("SameSite=None")
         && !text.to_ascii_lowercase().contains("partitioned")
 }

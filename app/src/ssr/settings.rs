@@ -83,6 +83,45 @@ pub struct Settings {
     #[arg(long, env = "SESSION_IDLE_MINUTES", default_value_t = 60)]
     pub session_idle_minutes: i64,
 
+    /// Hours after sign-in at which a session ends however active it is.
+    #[arg(long, env = "SESSION_MAX_HOURS", default_value_t = 12.0)]
+    pub session_max_hours: f64,
+
+    /// Wrong passwords in a row for one account before sign-ins to it back off.
+    #[arg(long, env = "LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+
+    /// Wrong passwords in a row from one client address (any accounts) before sign-ins from it
+    /// back off (higher: many people may share an address).
+    #[arg(long, env = "LOGIN_FREE_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    pub login_free_failures_per_address: u32,
+
+    /// The first back-off after the free failures, in milliseconds; it doubles with each further
+    /// failure.
+    #[arg(long, env = "LOGIN_BACKOFF_START_MS", default_value_t = 1000)]
+    pub login_backoff_start_ms: u64,
+
+    /// The longest back-off, in seconds.
+    #[arg(long, env = "LOGIN_BACKOFF_MAX_SECS", default_value_t = 900)]
+    pub login_backoff_max_secs: u64,
+
+    /// Passwords checked at once in this process; sign-ins beyond that are answered 429 at once.
+    #[arg(long, env = "LOGIN_HASH_CONCURRENCY", default_value_t = 4)]
+    pub login_hash_concurrency: usize,
+
+    /// Take the client address for sign-in throttling from the first `X-Forwarded-For` hop
+    /// (only behind a proxy that sets it); otherwise the peer address is used.
+    #[arg(long, env = "TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
+    /// Serve `/metrics` on this address only (not on the main listener).
+    #[arg(long, env = "METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Require `Authorization: Bearer <token>` for `/metrics`.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Seconds an OAuth2 authorization may take. The product is 90; tests shorten it.
     #[arg(long, env = "OAUTH_WINDOW_SECS", default_value_t = 90)]
     pub oauth_window_secs: u64,
@@ -125,6 +164,8 @@ impl std::fmt::Debug for Settings {
             .field("sandbox_url", &self.sandbox_url)
             .field("outbound_allowlist", &self.outbound_allowlist)
             .field("oauth_window_secs", &self.oauth_window_secs)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -205,8 +246,9 @@ mod tests {
         let mut s = Settings::parse_from(["server"]);
         s.database_url = Some("postgres://app:s3cret@db/x".into());
         s.encryption_key = Some("c2VjcmV0LWtleQ==".into());
+        s.metrics_token = Some("m3tr1cs-t0ken".into());
         let dbg = format!("{s:?}");
-        assert!(!dbg.contains("s3cret") && !dbg.contains("c2VjcmV0LWtleQ"), "{dbg}");
+        assert!(!dbg.contains("s3cret") && !dbg.contains("c2VjcmV0LWtleQ") && !dbg.contains("m3tr1cs"), "{dbg}");
 
         // Several keys (flag or environment): versions show, keys never, malformed entries neither.
         let s = Settings::parse_from(["server", "--encryption-keys", "v1:b2xkLWtleQ==,v2:bmV3LWtleQ==,bmFrZWQta2V5"]);

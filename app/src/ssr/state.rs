@@ -17,6 +17,9 @@ pub struct AppState {
     pub outbound: super::outbound::Outbound,
     /// Token refreshes in flight in this process (one per account).
     pub refreshes: Arc<crate::authorizations::ssr::Refreshes>,
+    /// Passwords being checked in this process (`--login-hash-concurrency` permits): a sign-in
+    /// that finds none free is refused at once instead of queueing Argon2 work.
+    pub login_hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {

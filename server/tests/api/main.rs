@@ -11,6 +11,7 @@ mod decoding;
 mod embed;
 mod invoke;
 mod keys;
+mod login;
 mod outbound;
 mod panel_details;
 mod panel_scale;

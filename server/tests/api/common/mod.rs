@@ -114,7 +114,8 @@ pub async fn spawn_with(mut settings: Settings, dir: tempfile::TempDir) -> TestA
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     settings.listen = addr;
-    settings.public_url = Some(format!("http://{addr}"));
+    // A test may give its own public URL (e.g. `https://…` to see the cookies sent then).
+    settings.public_url.get_or_insert_with(|| format!("http://{addr}"));
     let built = server::build(settings.clone()).await.expect("build app");
     let state = built.state.clone();
     let router = server::router(built);
