@@ -8,6 +8,7 @@ mod authorize;
 mod basics;
 mod canary;
 mod embed;
+mod fencing;
 mod invoke;
 mod panel_details;
 mod processes;
