@@ -1131,6 +1131,23 @@ pub mod ssr {
             tx.rollback().await?;
             return Ok(Stored::AccountGone);
         };
+        // The audit entry for the refresh goes in with the tokens: no extra round trip between
+        // the store and the callers waiting for it (the level is `Level::Info`'s column value).
+        sqlx::query(
+            "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
+             VALUES ($1, $2, 'info', 'token_refreshed', NULL,
+                     (SELECT connection_id FROM connection_authorizations WHERE account_id = $3
+                      ORDER BY connection_id, environment LIMIT 1),
+                     (SELECT environment FROM connection_authorizations WHERE account_id = $3
+                      ORDER BY connection_id, environment LIMIT 1),
+                     $4)",
+        )
+        .bind(ws)
+        .bind(now_ms())
+        .bind(account_id)
+        .bind(format!("account {account_id}: access token refreshed"))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Stored::Written(ws))
     }
@@ -1223,7 +1240,7 @@ pub mod ssr {
         }
         let Credentials::OAuth2 { refresh_token: Some(refresh), .. } = &current.creds else {
             mark_needs_reauthorization(state, account_id, reason::NO_REFRESH_TOKEN).await?;
-            record_refresh(state, account_id, ws, Err(reason::NO_REFRESH_TOKEN)).await;
+            record_refresh_failure(state, account_id, ws, reason::NO_REFRESH_TOKEN).await;
             return Ok(Held::Done(Err(needs_reauthorization())));
         };
         let mut client = oauth_client(connector)?;
@@ -1263,20 +1280,20 @@ pub mod ssr {
             Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "invalid_grant" => {
                 let why = if interrupted { reason::INTERRUPTED } else { reason::REFRESH_REJECTED };
                 mark_needs_reauthorization(state, account_id, why).await?;
-                record_refresh(state, account_id, ws, Err(why)).await;
+                record_refresh_failure(state, account_id, ws, why).await;
                 return Ok(Held::Done(Err(needs_reauthorization())));
             }
             Err(RequestTokenError::Request(e)) => {
                 tracing::warn!(error = %e, "token endpoint unreachable");
                 clear_refresh_mark(state, account_id).await?;
                 provider_unreachable(state, account_id, &current).await?;
-                record_refresh(state, account_id, ws, Err("the token endpoint could not be reached")).await;
+                record_refresh_failure(state, account_id, ws, "the token endpoint could not be reached").await;
                 return Ok(Held::Done(Err(unreachable())));
             }
             Err(e) => {
                 clear_refresh_mark(state, account_id).await?;
                 let e = token_error(e);
-                record_refresh(state, account_id, ws, Err(&e.to_string())).await;
+                record_refresh_failure(state, account_id, ws, &e.to_string()).await;
                 return Ok(Held::Done(Err(e)));
             }
         };
@@ -1286,7 +1303,6 @@ pub mod ssr {
         match store_refreshed(state, account_id, owner, &creds).await? {
             Stored::Written(ws) => {
                 tracing::info!(account_id, "access token refreshed");
-                record_refresh(state, account_id, Some(ws), Ok(())).await;
                 if current.status != "connected" {
                     record_status(
                         state,
@@ -1303,11 +1319,11 @@ pub mod ssr {
             Stored::LeaseLost => {
                 tracing::warn!(account_id, "refresh lease lost before the answer was stored; revoking what it got");
                 revoke_unstored(state, connector, current.workspace_id, &creds).await;
-                record_refresh(
+                record_refresh_failure(
                     state,
                     account_id,
                     ws,
-                    Err("the refresh lease ran out before the answer was stored; the new tokens were discarded and revoked"),
+                    "the refresh lease ran out before the answer was stored; the new tokens were discarded and revoked",
                 )
                 .await;
                 Ok(Held::LeaseLost)
@@ -1315,11 +1331,11 @@ pub mod ssr {
             Stored::AccountGone => {
                 tracing::warn!(account_id, "the authorization was revoked during the refresh; revoking what it got");
                 revoke_unstored(state, connector, current.workspace_id, &creds).await;
-                record_refresh(
+                record_refresh_failure(
                     state,
                     account_id,
                     ws,
-                    Err("the authorization was revoked during the refresh; the new tokens were revoked too"),
+                    "the authorization was revoked during the refresh; the new tokens were revoked too",
                 )
                 .await;
                 Ok(Held::Done(Err(needs_reauthorization())))
@@ -1413,9 +1429,10 @@ pub mod ssr {
         Ok(())
     }
 
-    /// One Operations entry per refresh (not per caller waiting on it): its outcome and, for a
-    /// failure, why; named after the first connection using the account. Never a token.
-    async fn record_refresh(state: &AppState, account_id: i64, ws: Option<i64>, outcome: Result<(), &str>) {
+    /// One Operations entry per failed refresh (not per caller waiting on it) saying why, named
+    /// after the first connection using the account; a stored refresh is logged by
+    /// [`store_refreshed`] in its transaction. Never a token.
+    async fn record_refresh_failure(state: &AppState, account_id: i64, ws: Option<i64>, why: &str) {
         let usage: Option<(i64, String)> = sqlx::query_as(
             "SELECT connection_id, environment FROM connection_authorizations WHERE account_id = $1
              ORDER BY connection_id, environment LIMIT 1",
@@ -1425,11 +1442,8 @@ pub mod ssr {
         .await
         .unwrap_or_default();
         let (connection, env) = usage.map_or((None, None), |(c, e)| (Some(c), Some(e)));
-        let (level, kind, detail) = match outcome {
-            Ok(()) => (Level::Info, "token_refreshed", format!("account {account_id}: access token refreshed")),
-            Err(why) => (Level::Warn, "token_refresh_failed", format!("account {account_id}: refresh failed: {why}")),
-        };
-        record(&state.db, ws, level, kind, None, connection, env.as_deref(), &detail).await;
+        let detail = format!("account {account_id}: refresh failed: {why}");
+        record(&state.db, ws, Level::Warn, "token_refresh_failed", None, connection, env.as_deref(), &detail).await;
     }
 
     /// Logs an account's status change once per connection using it, with its environments (so the
