@@ -867,9 +867,6 @@ pub mod ssr {
         }
     }
 
-    /// How long a refresh lease is held at most: longer than the token endpoint's timeout.
-    pub const LEASE_MS: i64 = 45_000;
-
     /// Why an authorization needs re-authorization (shown to people after "Needs
     /// reauthorization: ").
     pub mod reason {
@@ -907,6 +904,7 @@ pub mod ssr {
     }
 
     struct AccountRow {
+        workspace_id: i64,
         creds: Credentials,
         status: String,
         reason: Option<String>,
@@ -922,8 +920,15 @@ pub mod ssr {
     }
 
     async fn read_account(state: &AppState, account_id: i64) -> AppResult<AccountRow> {
-        let (ct, status, reason, refresh_started_at): (Vec<u8>, String, Option<String>, Option<i64>) = sqlx::query_as(
-            "SELECT credentials_ct, status, status_reason, refresh_started_at FROM authorized_accounts WHERE id = $1",
+        let (workspace_id, ct, status, reason, refresh_started_at): (
+            i64,
+            Vec<u8>,
+            String,
+            Option<String>,
+            Option<i64>,
+        ) = sqlx::query_as(
+            "SELECT workspace_id, credentials_ct, status, status_reason, refresh_started_at
+                 FROM authorized_accounts WHERE id = $1",
         )
         .bind(account_id)
         .fetch_optional(&state.db.pool)
@@ -932,7 +937,7 @@ pub mod ssr {
         let plain =
             state.cipher.decrypt(&account_aad(account_id), &ct).map_err(|e| AppError::internal("credentials", e))?;
         let creds = serde_json::from_slice(&plain).map_err(|e| AppError::internal("credentials", e))?;
-        Ok(AccountRow { creds, status, reason, refresh_started_at })
+        Ok(AccountRow { workspace_id, creds, status, reason, refresh_started_at })
     }
 
     /// The credentials a call may use for `user` in `env`, and whether they must be refreshed
@@ -1034,7 +1039,11 @@ pub mod ssr {
         used: &str,
     ) -> AppResult<Credentials> {
         let owner = random_token(16);
-        let deadline = now_ms() + LEASE_MS + 5_000;
+        let lease_ms = state.settings.refresh_lease_ms;
+        // The holder renews its lease while the provider answers, so a waiter may wait for a
+        // whole token request (its timeout is 20 s), not just one lease.
+        let deadline = now_ms() + lease_ms.max(20_000) + 10_000;
+        let db_now = state.db.backend.now_ms_sql();
         loop {
             let current = read_account(state, account_id).await?;
             if !current.may_refresh() {
@@ -1043,23 +1052,22 @@ pub mod ssr {
             if current.creds.access_token().is_some_and(|t| t != used) && current.status == "connected" {
                 return Ok(current.creds); // someone else refreshed meanwhile
             }
-            let now = now_ms();
             state.refreshes.lease_attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let acquired = sqlx::query(
-                "INSERT INTO refresh_leases (account_id, owner, expires_at) VALUES ($1, $2, $3)
+            // Taken, and judged expired, by the database's clock: replicas' clocks may differ.
+            let acquired = sqlx::query(&format!(
+                "INSERT INTO refresh_leases (account_id, owner, expires_at) VALUES ($1, $2, {db_now} + $3)
                  ON CONFLICT (account_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                 WHERE refresh_leases.expires_at < $4",
-            )
+                 WHERE refresh_leases.expires_at <= {db_now}"
+            ))
             .bind(account_id)
             .bind(&owner)
-            .bind(now + LEASE_MS)
-            .bind(now)
+            .bind(lease_ms)
             .execute(&state.db.pool)
             .await?
             .rows_affected()
                 == 1;
             if acquired {
-                let result = refresh_holding_lease(state, connector, account_id, used, &owner).await;
+                let held = refresh_holding_lease(state, connector, account_id, used, &owner).await;
                 if let Err(e) = sqlx::query("DELETE FROM refresh_leases WHERE account_id = $1 AND owner = $2")
                     .bind(account_id)
                     .bind(&owner)
@@ -1068,12 +1076,144 @@ pub mod ssr {
                 {
                     tracing::warn!(error = %e, "could not release the refresh lease (it expires by itself)");
                 }
-                return result;
+                match held {
+                    Held::Done(result) => return result,
+                    // Whoever holds the lease now decides; wait for its outcome like any waiter.
+                    Held::LeaseLost => {}
+                }
             }
             if now_ms() > deadline {
                 return Err(AppError::Upstream("The token could not be refreshed in time. Try again.".into()));
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How a refresh under a lease ended.
+    enum Held {
+        Done(AppResult<Credentials>),
+        /// The lease ran out (by the database's clock) or was taken over before the answer was
+        /// stored; nothing was written.
+        LeaseLost,
+    }
+
+    /// What [`store_refreshed`] did.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Stored {
+        /// Written; the account's workspace.
+        Written(i64),
+        /// `owner` no longer holds an unexpired lease: nothing written.
+        LeaseLost,
+        /// The account was removed or is no longer refreshable (revoked meanwhile): nothing written.
+        AccountGone,
+    }
+
+    /// Stores refreshed credentials, fenced: only while `owner` holds an unexpired lease on the
+    /// account by the database's clock, and only on an account still there and refreshable. The
+    /// lease row is updated first, which locks it for the transaction, so a takeover cannot slip
+    /// between the check and the write; a revoke deletes the account (and the lease with it) and
+    /// either comes before (nothing written here) or after (it revokes what was written).
+    pub async fn store_refreshed(
+        state: &AppState,
+        account_id: i64,
+        owner: &str,
+        creds: &Credentials,
+    ) -> AppResult<Stored> {
+        let db_now = state.db.backend.now_ms_sql();
+        let plaintext = serde_json::to_vec(creds).map_err(|e| AppError::internal("credentials", e))?;
+        let mut tx = state.db.pool.begin().await?;
+        let held = sqlx::query(&format!(
+            "UPDATE refresh_leases SET expires_at = {db_now} + $1
+             WHERE account_id = $2 AND owner = $3 AND expires_at > {db_now}"
+        ))
+        .bind(state.settings.refresh_lease_ms)
+        .bind(account_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if held == 0 {
+            // Revoking deletes the account and its lease with it: say which happened.
+            let refreshable: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM authorized_accounts
+                 WHERE id = $1 AND (status = 'connected' OR (status = 'needs_reauthorization' AND status_reason = $2))",
+            )
+            .bind(account_id)
+            .bind(reason::UNREACHABLE)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            return Ok(if refreshable.is_some() { Stored::LeaseLost } else { Stored::AccountGone });
+        }
+        let ws: Option<i64> = sqlx::query_scalar(
+            "UPDATE authorized_accounts SET credentials_ct = $1, access_expires_at = $2, refresh_started_at = NULL,
+                    refresh_failures = 0, status = 'connected', status_reason = NULL
+             WHERE id = $3 AND (status = 'connected' OR (status = 'needs_reauthorization' AND status_reason = $4))
+             RETURNING workspace_id",
+        )
+        .bind(state.cipher.encrypt(&account_aad(account_id), &plaintext))
+        .bind(creds.expires_at())
+        .bind(account_id)
+        .bind(reason::UNREACHABLE)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(ws) = ws else {
+            tx.rollback().await?;
+            return Ok(Stored::AccountGone);
+        };
+        // The audit entry for the refresh goes in with the tokens: no extra round trip between
+        // the store and the callers waiting for it (the level is `Level::Info`'s column value).
+        sqlx::query(
+            "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
+             VALUES ($1, $2, 'info', 'token_refreshed', NULL,
+                     (SELECT connection_id FROM connection_authorizations WHERE account_id = $3
+                      ORDER BY connection_id, environment LIMIT 1),
+                     (SELECT environment FROM connection_authorizations WHERE account_id = $3
+                      ORDER BY connection_id, environment LIMIT 1),
+                     $4)",
+        )
+        .bind(ws)
+        .bind(now_ms())
+        .bind(account_id)
+        .bind(format!("account {account_id}: access token refreshed"))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Stored::Written(ws))
+    }
+
+    /// Extends `owner`'s lease from the database's now; false once it is lost (expired or taken).
+    async fn renew_lease(state: &AppState, account_id: i64, owner: &str) -> AppResult<bool> {
+        let db_now = state.db.backend.now_ms_sql();
+        Ok(sqlx::query(&format!(
+            "UPDATE refresh_leases SET expires_at = {db_now} + $1
+             WHERE account_id = $2 AND owner = $3 AND expires_at > {db_now}"
+        ))
+        .bind(state.settings.refresh_lease_ms)
+        .bind(account_id)
+        .bind(owner)
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Tokens a refresh obtained but may not store (its lease was lost, or the account was
+    /// revoked meanwhile): queued for revocation at the provider in one transaction, then sent.
+    /// With rotation the old refresh token is spent already; the next lease holder's refresh
+    /// then ends as "needs re-authorization", never as a silently stale "connected".
+    async fn revoke_unstored(state: &AppState, connector: &Connector, workspace_id: i64, creds: &Credentials) {
+        let target = crate::revocations::ssr::Target { connector_id: connector.id, workspace_id, connection_id: None };
+        let queued = async {
+            let mut tx = state.db.pool.begin().await?;
+            let ids = crate::revocations::ssr::queue_in(&mut tx, state, &target, creds).await?;
+            tx.commit().await?;
+            AppResult::Ok(ids)
+        }
+        .await;
+        match queued {
+            Ok(ids) => crate::revocations::ssr::send_now(state, &ids).await,
+            Err(e) => tracing::error!(error = %e, "could not queue the revocation of unstored refreshed tokens"),
         }
     }
 
@@ -1099,15 +1239,29 @@ pub mod ssr {
         account_id: i64,
         used: &str,
         owner: &str,
-    ) -> AppResult<Credentials> {
+    ) -> Held {
+        match refresh_under_lease(state, connector, account_id, used, owner).await {
+            Ok(held) => held,
+            Err(e) => Held::Done(Err(e)),
+        }
+    }
+
+    async fn refresh_under_lease(
+        state: &AppState,
+        connector: &Connector,
+        account_id: i64,
+        used: &str,
+        owner: &str,
+    ) -> AppResult<Held> {
         // Re-read under the lease: the previous holder may have just finished.
         let current = read_account(state, account_id).await?;
         if !current.may_refresh() {
-            return Err(needs_reauthorization());
+            return Ok(Held::Done(Err(needs_reauthorization())));
         }
         if current.creds.access_token().is_some_and(|t| t != used) && current.status == "connected" {
-            return Ok(current.creds);
+            return Ok(Held::Done(Ok(current.creds)));
         }
+        let ws = Some(current.workspace_id);
         // A previous holder began a refresh and never stored its outcome: it died (or lost
         // its lease) after asking the provider. The refresh token below may be rotated away.
         let interrupted = current.refresh_started_at.is_some();
@@ -1116,7 +1270,8 @@ pub mod ssr {
         }
         let Credentials::OAuth2 { refresh_token: Some(refresh), .. } = &current.creds else {
             mark_needs_reauthorization(state, account_id, reason::NO_REFRESH_TOKEN).await?;
-            return Err(needs_reauthorization());
+            record_refresh_failure(state, account_id, ws, reason::NO_REFRESH_TOKEN).await;
+            return Ok(Held::Done(Err(needs_reauthorization())));
         };
         let mut client = oauth_client(connector)?;
         if let Some(url) = &connector.config.refresh_url {
@@ -1129,64 +1284,93 @@ pub mod ssr {
             .bind(account_id)
             .execute(&state.db.pool)
             .await?;
-        let answer = client
-            .exchange_refresh_token(&oauth2::RefreshToken::new(refresh.clone()))
-            .request_async(&state.outbound)
-            .await;
+        // Renew the lease every third of its length while the provider answers, so a slow token
+        // endpoint does not let another replica replay the refresh token this request spends.
+        let presented = oauth2::RefreshToken::new(refresh.clone());
+        let exchange = client.exchange_refresh_token(&presented).request_async(&state.outbound);
+        tokio::pin!(exchange);
+        let period = std::time::Duration::from_millis((state.settings.refresh_lease_ms / 3).max(1) as u64);
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut holding = true;
+        let answer = loop {
+            tokio::select! {
+                answer = &mut exchange => break answer,
+                _ = renew.tick(), if holding => match renew_lease(state, account_id, owner).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(account_id, "refresh lease lost while the provider was answering");
+                        holding = false;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not renew the refresh lease; trying again"),
+                },
+            }
+        };
         let token = match answer {
             Ok(t) => t,
             Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "invalid_grant" => {
                 let why = if interrupted { reason::INTERRUPTED } else { reason::REFRESH_REJECTED };
                 mark_needs_reauthorization(state, account_id, why).await?;
-                return Err(needs_reauthorization());
+                record_refresh_failure(state, account_id, ws, why).await;
+                return Ok(Held::Done(Err(needs_reauthorization())));
             }
             Err(RequestTokenError::Request(e)) => {
                 tracing::warn!(error = %e, "token endpoint unreachable");
                 clear_refresh_mark(state, account_id).await?;
                 provider_unreachable(state, account_id, &current).await?;
-                return Err(unreachable());
+                record_refresh_failure(state, account_id, ws, "the token endpoint could not be reached").await;
+                return Ok(Held::Done(Err(unreachable())));
             }
             Err(e) => {
                 clear_refresh_mark(state, account_id).await?;
-                return Err(token_error(e));
+                let e = token_error(e);
+                record_refresh_failure(state, account_id, ws, &e.to_string()).await;
+                return Ok(Held::Done(Err(e)));
             }
         };
         let creds = credentials_from(&token, Some(refresh.clone()));
-        let plaintext = serde_json::to_vec(&creds).map_err(|e| AppError::internal("credentials", e))?;
-        let expires_at = creds.expires_at();
-        let mut tx = state.db.pool.begin().await?;
-        // Only the lease owner writes: a holder whose lease was taken over must not.
-        let still_owner: Option<String> = sqlx::query_scalar("SELECT owner FROM refresh_leases WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if still_owner.as_deref() != Some(owner) {
-            return Err(AppError::Upstream("The token refresh took too long. Try again.".into()));
+        // Only a lease holder writes, judged when writing: one whose lease ran out or was taken
+        // over must not overwrite what the next holder does, and a revoked account stays revoked.
+        match store_refreshed(state, account_id, owner, &creds).await? {
+            Stored::Written(ws) => {
+                tracing::info!(account_id, "access token refreshed");
+                if current.status != "connected" {
+                    record_status(
+                        state,
+                        account_id,
+                        Some(ws),
+                        Level::Info,
+                        "reconnected",
+                        "the provider is reachable again; access token refreshed",
+                    )
+                    .await;
+                }
+                Ok(Held::Done(Ok(creds)))
+            }
+            Stored::LeaseLost => {
+                tracing::warn!(account_id, "refresh lease lost before the answer was stored; revoking what it got");
+                revoke_unstored(state, connector, current.workspace_id, &creds).await;
+                record_refresh_failure(
+                    state,
+                    account_id,
+                    ws,
+                    "the refresh lease ran out before the answer was stored; the new tokens were discarded and revoked",
+                )
+                .await;
+                Ok(Held::LeaseLost)
+            }
+            Stored::AccountGone => {
+                tracing::warn!(account_id, "the authorization was revoked during the refresh; revoking what it got");
+                revoke_unstored(state, connector, current.workspace_id, &creds).await;
+                record_refresh_failure(
+                    state,
+                    account_id,
+                    ws,
+                    "the authorization was revoked during the refresh; the new tokens were revoked too",
+                )
+                .await;
+                Ok(Held::Done(Err(needs_reauthorization())))
+            }
         }
-        let ws: Option<i64> = sqlx::query_scalar(
-            "UPDATE authorized_accounts SET credentials_ct = $1, access_expires_at = $2, refresh_started_at = NULL,
-                    refresh_failures = 0, status = 'connected', status_reason = NULL
-             WHERE id = $3 RETURNING workspace_id",
-        )
-        .bind(state.cipher.encrypt(&account_aad(account_id), &plaintext))
-        .bind(expires_at)
-        .bind(account_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        tracing::info!(account_id, "access token refreshed");
-        if current.status != "connected" {
-            record_status(
-                state,
-                account_id,
-                ws,
-                Level::Info,
-                "reconnected",
-                "the provider is reachable again; access token refreshed",
-            )
-            .await;
-        }
-        Ok(creds)
     }
 
     async fn clear_refresh_mark(state: &AppState, account_id: i64) -> AppResult<()> {
@@ -1220,15 +1404,14 @@ pub mod ssr {
     /// re-authorization". Returns how many were looked at.
     #[tracing::instrument(skip_all)]
     pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
-        let now = now_ms();
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(&format!(
             "SELECT a.id, a.workspace_id, a.connector_id FROM authorized_accounts a
              LEFT JOIN refresh_leases l ON l.account_id = a.id
              WHERE a.refresh_started_at IS NOT NULL AND a.status = 'connected'
-               AND (l.account_id IS NULL OR l.expires_at < $1)
+               AND (l.account_id IS NULL OR l.expires_at <= {})
              ORDER BY a.id LIMIT 20",
-        )
-        .bind(now)
+            state.db.backend.now_ms_sql()
+        ))
         .fetch_all(&state.db.pool)
         .await?;
         for (id, workspace_id, connector_id) in &rows {
@@ -1274,6 +1457,23 @@ pub mod ssr {
         .await?;
         record_status(state, account_id, ws, Level::Warn, "needs_reauthorization", reason).await;
         Ok(())
+    }
+
+    /// One Operations entry per failed refresh (not per caller waiting on it) saying why, named
+    /// after the first connection using the account; a stored refresh is logged by
+    /// [`store_refreshed`] in its transaction. Never a token.
+    async fn record_refresh_failure(state: &AppState, account_id: i64, ws: Option<i64>, why: &str) {
+        let usage: Option<(i64, String)> = sqlx::query_as(
+            "SELECT connection_id, environment FROM connection_authorizations WHERE account_id = $1
+             ORDER BY connection_id, environment LIMIT 1",
+        )
+        .bind(account_id)
+        .fetch_optional(&state.db.pool)
+        .await
+        .unwrap_or_default();
+        let (connection, env) = usage.map_or((None, None), |(c, e)| (Some(c), Some(e)));
+        let detail = format!("account {account_id}: refresh failed: {why}");
+        record(&state.db, ws, Level::Warn, "token_refresh_failed", None, connection, env.as_deref(), &detail).await;
     }
 
     /// Logs an account's status change once per connection using it, with its environments (so the

@@ -1,7 +1,8 @@
 //! Revoking an authorization (seed 000 §7): the tokens are revoked at the provider (RFC 7009:
 //! the refresh token first, then the access token), the local credentials are removed either
-//! way, and the connection shows "Revoked" until it is authorized again. A provider answering 503 (or unreachable) is
-//! retried in the background from `pending_revocations`.
+//! way, and the connection shows "Revoked" until it is authorized again. The tokens are queued in
+//! `pending_revocations` in the transaction that removes them, then sent; a provider answering
+//! 5xx (or unreachable) is retried in the background with growing delays, for a bounded time.
 
 use crate::domain::Environment;
 use crate::error::AppError;
@@ -59,9 +60,10 @@ pub mod ssr {
         };
         let subject = subject_for(&conn, user);
         let connector = load_connector(state, user.workspace_id, conn.connector_id).await?;
-        // Unlink, and delete accounts that nothing uses any more, in one transaction; keep
-        // their tokens to revoke at the provider afterwards.
-        let mut to_revoke: Vec<Credentials> = Vec::new();
+        // Unlink, and delete accounts that nothing uses any more, in one transaction that also
+        // queues their tokens in `pending_revocations`: once the credentials are gone locally,
+        // the provider is still told, even if this process dies right after the commit.
+        let mut queued: Vec<i64> = Vec::new();
         let mut tx = state.db.pool.begin().await?;
         let mut accounts: Vec<i64> = Vec::new();
         for e in &envs {
@@ -106,6 +108,8 @@ pub mod ssr {
             if still_used > 0 {
                 continue; // another connection or environment still relies on it
             }
+            // Deleting the account also ends any refresh lease on it (ON DELETE CASCADE), so
+            // a refresh in flight cannot store its answer: it revokes what it got instead.
             let ct: Vec<u8> =
                 sqlx::query_scalar("DELETE FROM authorized_accounts WHERE id = $1 RETURNING credentials_ct")
                     .bind(id)
@@ -113,7 +117,12 @@ pub mod ssr {
                     .await?;
             if let Ok(plain) = state.cipher.decrypt(&account_aad(*id), &ct) {
                 if let Ok(c) = serde_json::from_slice::<Credentials>(&plain) {
-                    to_revoke.push(c);
+                    let target = Target {
+                        connector_id: connector.id,
+                        workspace_id: user.workspace_id,
+                        connection_id: Some(conn.id),
+                    };
+                    queued.extend(queue_in(&mut tx, state, &target, &c).await?);
                 }
             }
         }
@@ -129,37 +138,69 @@ pub mod ssr {
             "authorization revoked; local credentials removed",
         )
         .await;
-        for creds in to_revoke {
-            if let Credentials::OAuth2 { access_token, refresh_token, .. } = creds {
-                let mut tokens = Vec::new();
-                if let Some(r) = refresh_token {
-                    tokens.push((r, "refresh_token"));
-                }
-                tokens.push((access_token, "access_token"));
-                for (token, hint) in tokens {
-                    match revoke_at_provider(state, &connector, &token, hint).await {
-                        Answer::Done => {}
-                        Answer::RetryLater(why) => {
-                            queue(state, &connector, user.workspace_id, &token, hint, &why).await?
-                        }
-                        Answer::Refused(why) => {
-                            record(
-                                &state.db,
-                                Some(user.workspace_id),
-                                Level::Warn,
-                                "revocation_refused",
-                                Some(user.id),
-                                Some(conn.id),
-                                None,
-                                &why,
-                            )
-                            .await
-                        }
-                    }
-                }
+        send_now(state, &queued).await;
+        Ok(())
+    }
+
+    /// Where queued tokens came from: the connector whose revocation endpoint is told, and
+    /// what Operations names if the provider cannot be told.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Target {
+        pub connector_id: i64,
+        pub workspace_id: i64,
+        pub connection_id: Option<i64>,
+    }
+
+    /// Queues OAuth2 credentials' tokens for revocation (the refresh token first: revoking it
+    /// ends the whole grant at most providers) inside the caller's transaction, due at once.
+    /// Returns the rows' ids for [`send_now`] after the commit. Other credentials have nothing
+    /// to revoke.
+    pub async fn queue_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        state: &AppState,
+        target: &Target,
+        creds: &Credentials,
+    ) -> AppResult<Vec<i64>> {
+        let Credentials::OAuth2 { access_token, refresh_token, .. } = creds else { return Ok(Vec::new()) };
+        let mut tokens: Vec<(&str, &str)> = Vec::new();
+        if let Some(r) = refresh_token {
+            tokens.push((r, "refresh_token"));
+        }
+        tokens.push((access_token, "access_token"));
+        let now = now_ms();
+        let mut ids = Vec::new();
+        for (token, hint) in tokens {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO pending_revocations
+                    (connector_id, workspace_id, connection_id, token_ct, token_type_hint, next_attempt_at, queued_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(target.connector_id)
+            .bind(target.workspace_id)
+            .bind(target.connection_id)
+            .bind(Vec::<u8>::new())
+            .bind(hint)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE pending_revocations SET token_ct = $1 WHERE id = $2")
+                .bind(state.cipher.encrypt(&pending_aad(id), token.as_bytes()))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Sends queued revocations now, in order; what fails stays queued for the retry worker.
+    pub async fn send_now(state: &AppState, ids: &[i64]) {
+        for id in ids {
+            if let Err(e) = attempt(state, *id).await {
+                tracing::warn!(id, error = %e, "revocation attempt failed; the retry worker sends it later");
             }
         }
-        Ok(())
     }
 
     /// One RFC 7009 request. 200 is done; 503 or no answer is worth retrying.
@@ -199,101 +240,104 @@ pub mod ssr {
         }
     }
 
-    async fn queue(
-        state: &AppState,
-        connector: &Connector,
-        workspace_id: i64,
-        token: &str,
-        hint: &str,
-        why: &str,
-    ) -> AppResult<()> {
-        let mut tx = state.db.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO pending_revocations (connector_id, workspace_id, token_ct, token_type_hint, next_attempt_at, last_error)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(connector.id)
-        .bind(workspace_id)
-        .bind(Vec::<u8>::new())
-        .bind(hint)
-        .bind(now_ms() + 10_000)
-        .bind(why)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE pending_revocations SET token_ct = $1 WHERE id = $2")
-            .bind(state.cipher.encrypt(&pending_aad(id), token.as_bytes()))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::warn!(id, reason = why, "revocation queued for retry");
-        Ok(())
+    /// Delay before attempt `attempts + 1`: 10 s, doubling, at most an hour.
+    fn backoff_ms(attempts: i64) -> i64 {
+        10_000i64.saturating_mul(1 << attempts.clamp(0, 12)).min(3_600_000)
     }
 
-    /// Retries due revocations once; returns how many are still pending. Each row is claimed
-    /// by moving its next attempt forward first, so two replicas do not send it twice.
+    /// Retries due revocations once; returns how many are still pending.
     pub async fn retry_due(state: &AppState) -> AppResult<i64> {
-        let now = now_ms();
-        let due: Vec<(i64, i64, i64, String, i64)> = sqlx::query_as(
-            "SELECT id, connector_id, workspace_id, token_type_hint, attempts FROM pending_revocations
-             WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 50",
+        let due: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM pending_revocations WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 50",
         )
-        .bind(now)
+        .bind(now_ms())
         .fetch_all(&state.db.pool)
         .await?;
-        for (id, connector_id, workspace_id, hint, attempts) in due {
-            let backoff = 10_000i64.saturating_mul(1 << attempts.min(10));
-            let claimed = sqlx::query(
-                "UPDATE pending_revocations SET next_attempt_at = $1, attempts = attempts + 1 WHERE id = $2 AND next_attempt_at <= $3",
-            )
-            .bind(now + backoff)
-            .bind(id)
-            .bind(now)
-            .execute(&state.db.pool)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                continue;
-            }
-            let ct: Vec<u8> = sqlx::query_scalar("SELECT token_ct FROM pending_revocations WHERE id = $1")
-                .bind(id)
-                .fetch_one(&state.db.pool)
-                .await?;
-            let token = String::from_utf8(
-                state.cipher.decrypt(&pending_aad(id), &ct).map_err(|e| AppError::internal("pending revocation", e))?,
-            )
-            .map_err(|e| AppError::internal("pending revocation", e))?;
-            let connector = load_connector(state, workspace_id, connector_id).await?;
-            match revoke_at_provider(state, &connector, &token, &hint).await {
-                Answer::RetryLater(why) => {
-                    sqlx::query("UPDATE pending_revocations SET last_error = $1 WHERE id = $2")
-                        .bind(why)
-                        .bind(id)
-                        .execute(&state.db.pool)
-                        .await?;
-                }
-                answer => {
-                    sqlx::query("DELETE FROM pending_revocations WHERE id = $1")
-                        .bind(id)
-                        .execute(&state.db.pool)
-                        .await?;
-                    if let Answer::Refused(why) = answer {
-                        record(
-                            &state.db,
-                            Some(workspace_id),
-                            Level::Warn,
-                            "revocation_refused",
-                            None,
-                            None,
-                            None,
-                            &why,
-                        )
-                        .await;
-                    }
-                }
-            }
+        for id in due {
+            attempt(state, id).await?;
         }
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM pending_revocations").fetch_one(&state.db.pool).await?)
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct Pending {
+        connector_id: i64,
+        workspace_id: i64,
+        connection_id: Option<i64>,
+        token_ct: Vec<u8>,
+        token_type_hint: String,
+        attempts: i64,
+        queued_at: i64,
+    }
+
+    /// One attempt at one queued revocation, if it is due. The row is claimed by moving its
+    /// next attempt forward first (exponential back-off), so two replicas do not send it
+    /// twice. Done or refused: the row goes. Worth retrying: it stays, unless it has been
+    /// retried for longer than `--revocation-retry-secs`; then it is given up, saying so in
+    /// Operations.
+    async fn attempt(state: &AppState, id: i64) -> AppResult<()> {
+        let now = now_ms();
+        let attempts: Option<i64> =
+            sqlx::query_scalar("SELECT attempts FROM pending_revocations WHERE id = $1 AND next_attempt_at <= $2")
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&state.db.pool)
+                .await?;
+        let Some(attempts) = attempts else { return Ok(()) };
+        let row: Option<Pending> = sqlx::query_as(
+            "UPDATE pending_revocations
+             SET next_attempt_at = $1, attempts = attempts + 1, queued_at = COALESCE(queued_at, $2)
+             WHERE id = $3 AND next_attempt_at <= $2 AND attempts = $4
+             RETURNING connector_id, workspace_id, connection_id, token_ct, token_type_hint, attempts, queued_at",
+        )
+        .bind(now + backoff_ms(attempts))
+        .bind(now)
+        .bind(id)
+        .bind(attempts)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        let Some(row) = row else { return Ok(()) }; // not due, or another replica took it
+        let token = String::from_utf8(
+            state
+                .cipher
+                .decrypt(&pending_aad(id), &row.token_ct)
+                .map_err(|e| AppError::internal("pending revocation", e))?,
+        )
+        .map_err(|e| AppError::internal("pending revocation", e))?;
+        let connector = load_connector(state, row.workspace_id, row.connector_id).await?;
+        let answer = revoke_at_provider(state, &connector, &token, &row.token_type_hint).await;
+        let give_up = now - row.queued_at >= state.settings.revocation_retry_secs.saturating_mul(1000);
+        match answer {
+            Answer::RetryLater(why) if !give_up => {
+                tracing::warn!(id, attempts = row.attempts, reason = %why, "revocation will be retried");
+                sqlx::query("UPDATE pending_revocations SET last_error = $1 WHERE id = $2")
+                    .bind(why)
+                    .bind(id)
+                    .execute(&state.db.pool)
+                    .await?;
+            }
+            answer => {
+                sqlx::query("DELETE FROM pending_revocations WHERE id = $1").bind(id).execute(&state.db.pool).await?;
+                let (kind, detail) = match answer {
+                    Answer::Done => return Ok(()),
+                    Answer::Refused(why) => ("revocation_refused", why),
+                    Answer::RetryLater(why) => (
+                        "revocation_abandoned",
+                        format!(
+                            "{} could not be told to revoke a {} after {} attempts over {} s ({why}); \
+                             revoke this app's access in the service's own settings",
+                            connector.name,
+                            row.token_type_hint.replace('_', " "),
+                            row.attempts,
+                            (now - row.queued_at) / 1000,
+                        ),
+                    ),
+                };
+                record(&state.db, Some(row.workspace_id), Level::Warn, kind, None, row.connection_id, None, &detail)
+                    .await;
+            }
+        }
+        Ok(())
     }
 
     /// Runs [`retry_due`] every few seconds for the life of the process.

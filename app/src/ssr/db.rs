@@ -30,6 +30,17 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// SQL for the database's own clock in Unix milliseconds. Leases are judged by this one
+    /// clock, never by a replica's, so replicas with skewed clocks agree on who holds one.
+    pub fn now_ms_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            Backend::Postgres => "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+        }
+    }
+}
+
 /// The application's database handle.
 #[derive(Debug, Clone)]
 pub struct Db {

@@ -143,6 +143,17 @@ pub struct Settings {
     #[arg(long, env = "SYNC_PAGE_SIZE", default_value_t = 200)]
     pub sync_page_size: u32,
 
+    /// Milliseconds a token-refresh lease lasts without renewal (judged by the database's
+    /// clock). The holder renews it every third of this while the provider answers, so it
+    /// only runs out when the holder is gone; tests shorten it below a slow token endpoint.
+    #[arg(long, env = "REFRESH_LEASE_MS", default_value_t = 45_000)]
+    pub refresh_lease_ms: i64,
+
+    /// Seconds a revocation the provider could not be told about is retried (with growing
+    /// delays) before it is given up with an entry in Operations.
+    #[arg(long, env = "REVOCATION_RETRY_SECS", default_value_t = 24 * 3600)]
+    pub revocation_retry_secs: i64,
+
     /// Where the built site (pkg/*.wasm, *.js, *.css) is served from.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,

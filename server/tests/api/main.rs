@@ -9,6 +9,7 @@ mod basics;
 mod canary;
 mod decoding;
 mod embed;
+mod fencing;
 mod invoke;
 mod keys;
 mod login;

@@ -145,7 +145,7 @@ async fn kill_mid_refresh(resolve: Resolve) {
 
     p1.kill().await;
     assert!(in_flight.await.map(|s| s != 200).unwrap_or(true), "the killed call did not succeed");
-    // The dead process's lease runs out after LEASE_MS (45 s); move it to the past instead of
+    // The dead process's lease runs out after --refresh-lease-ms (45 s); move it to the past instead of
     // waiting for it.
     assert_eq!(app.count("SELECT COUNT(*) FROM refresh_leases").await, 1, "the dead process still holds the lease");
     sqlx::query("UPDATE refresh_leases SET expires_at = 0").execute(&app.state.db.pool).await.unwrap();
