@@ -221,7 +221,6 @@ pub mod ssr {
         };
     }
 
-
     fn entry(user: &SessionUser, row: Row) -> AppResult<Option<ConnectionEntry>> {
         let (
             id,

@@ -113,8 +113,9 @@ pub mod ssr {
         purpose: Purpose,
         req: &InvokeRequest,
     ) -> AppError {
-        let target =
-            url::Url::parse(req.url.trim()).map(|u| crate::ssr::outbound::shown(&u)).unwrap_or_else(|_| "an invalid URL".into());
+        let target = url::Url::parse(req.url.trim())
+            .map(|u| crate::ssr::outbound::shown(&u))
+            .unwrap_or_else(|_| "an invalid URL".into());
         let method: String = req.method.chars().filter(char::is_ascii_alphabetic).take(10).collect();
         tracing::warn!(user_id = user.id, role = user.role.as_str(), ?purpose, connection = %req.connection, "call refused");
         record(

@@ -233,7 +233,7 @@ async fn other_origins_and_internal_addresses_are_refused() {
 /// succeeds.
 #[tokio::test]
 async fn concurrent_calls_on_an_expired_token_refresh_once() {
-    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "4")]).await;
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "12")]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     app.connect_oauth(&admin, "sales_crm").await;
@@ -242,7 +242,9 @@ async fn concurrent_calls_on_an_expired_token_refresh_once() {
 
     // A second replica on the same database; the session cookie works there too.
     let (replica, _) = common::spawn_replica(&app).await;
-    tokio::time::sleep(std::time::Duration::from_millis(4300)).await;
+    // A 12 s token counts as expiring in its last 3 s (a quarter of its life): the burst
+    // below then has 9 s before the refreshed token is expiring again, even on a loaded machine.
+    tokio::time::sleep(std::time::Duration::from_millis(9300)).await;
     sandbox.reset_stats().await;
     let calls = (0..100).map(|i| {
         let (admin, url) = (admin.clone(), url.clone());

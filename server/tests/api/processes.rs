@@ -40,7 +40,7 @@ async fn account_state(app: &TestApp) -> (String, Option<String>, Option<i64>) {
 /// `invalid_grant`, every call succeeds.
 #[tokio::test]
 async fn two_processes_refresh_an_expired_token_once() {
-    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "4")]).await;
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "12")]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     let (access, refresh) = app.connect_oauth(&admin, "sales_crm").await;
@@ -53,7 +53,9 @@ async fn two_processes_refresh_an_expired_token_once() {
     assert_eq!(invoke_at(&p1.url(""), &admin, &url).await.status(), 200);
     assert_eq!(invoke_at(&p2.url(""), &admin, &url).await.status(), 200);
 
-    tokio::time::sleep(std::time::Duration::from_millis(4300)).await;
+    // A 12 s token counts as expiring in its last 3 s (a quarter of its life): the burst
+    // below then has 9 s before the refreshed token is expiring again, even on a loaded machine.
+    tokio::time::sleep(std::time::Duration::from_millis(9300)).await;
     sandbox.reset_stats().await;
     let calls = (0..100).map(|i| {
         let (admin, url) = (admin.clone(), url.clone());
