@@ -276,7 +276,9 @@ pub mod ssr {
     /// component's link name or '', `$6` 1 when the caller may open every component.
     pub const FOR_APPLICATION: &str = concat!(
         entry_select!(),
-        " WHERE c.workspace_id = $3 AND c.id IN (
+        // `+ 0` keeps SQLite from walking the workspace's connections by their workspace index:
+        // the ids from the subquery drive the look-ups.
+        " WHERE c.workspace_id + 0 = $3 AND c.id IN (
            SELECT cc.connection_id FROM components sc
            JOIN component_connections cc ON cc.component_id = sc.id
            WHERE sc.application_id = $4

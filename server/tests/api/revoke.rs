@@ -93,7 +93,7 @@ async fn a_provider_answering_503_is_retried_in_the_background() {
     let stub_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, stub).await });
 
-    let app = common::spawn_with_sandbox(&sandbox).await;
+    let app = common::spawn_with_sandbox_allowing(&sandbox, &[stub_addr]).await;
     let admin = app.signed_in("admin@demo.test").await;
     let revoke_url = format!("http://{stub_addr}/revoke");
     let link = app
