@@ -1434,18 +1434,6 @@ pub mod ssr {
         Ok(rows.len())
     }
 
-    /// Runs [`recover_interrupted`] every few seconds for the life of the process.
-    pub fn spawn_recovery_worker(state: AppState) {
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                if let Err(e) = recover_interrupted(&state).await {
-                    tracing::warn!(error = %e, "interrupted-refresh recovery pass failed");
-                }
-            }
-        });
-    }
-
     async fn mark_needs_reauthorization(state: &AppState, account_id: i64, reason: &str) -> AppResult<()> {
         let ws: Option<i64> = sqlx::query_scalar(
             "UPDATE authorized_accounts SET status = 'needs_reauthorization', status_reason = $1, refresh_started_at = NULL

@@ -339,16 +339,4 @@ pub mod ssr {
         }
         Ok(())
     }
-
-    /// Runs [`retry_due`] every few seconds for the life of the process.
-    pub fn spawn_retry_worker(state: AppState) {
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                if let Err(e) = retry_due(&state).await {
-                    tracing::warn!(error = %e, "revocation retry pass failed");
-                }
-            }
-        });
-    }
 }

@@ -325,28 +325,39 @@ pub mod ssr {
         (state.settings.sync_stale_secs.max(1) * 1000) as i64
     }
 
-    /// Starts this replica's sync worker.
-    pub fn spawn_worker(state: AppState) {
-        tokio::spawn(async move {
-            let owner = random_token(16);
-            if let Err(e) = ensure_slots(&state).await {
-                tracing::error!(error = %e, "could not prepare the sync slots; syncs will not run");
-                return;
+    /// This replica's sync worker: every tick it marks runs whose server stopped heartbeating
+    /// (at most once a second) and starts queued runs it can get a slot for.
+    pub struct SyncWorker {
+        owner: String,
+        last_sweep: std::sync::atomic::AtomicI64,
+        slots_ready: std::sync::atomic::AtomicBool,
+    }
+
+    impl Default for SyncWorker {
+        fn default() -> Self {
+            SyncWorker { owner: random_token(16), last_sweep: Default::default(), slots_ready: Default::default() }
+        }
+    }
+
+    /// Time between two ticks of the sync worker.
+    pub const TICK: Duration = Duration::from_millis(200);
+
+    impl SyncWorker {
+        pub async fn tick(&self, state: &AppState) -> AppResult<()> {
+            use std::sync::atomic::Ordering;
+            if !self.slots_ready.load(Ordering::Relaxed) {
+                ensure_slots(state).await?;
+                self.slots_ready.store(true, Ordering::Relaxed);
             }
-            let mut last_sweep = 0;
-            loop {
-                if now_ms() - last_sweep > 1_000 {
-                    last_sweep = now_ms();
-                    if let Err(e) = sweep(&state).await {
-                        tracing::warn!(error = %e, "sync sweep failed");
-                    }
+            let now = now_ms();
+            if now - self.last_sweep.load(Ordering::Relaxed) > 1_000 {
+                self.last_sweep.store(now, Ordering::Relaxed);
+                if let Err(e) = sweep(state).await {
+                    tracing::warn!(error = %e, "sync sweep failed");
                 }
-                if let Err(e) = dispatch(&state, &owner).await {
-                    tracing::warn!(error = %e, "sync dispatch failed");
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        });
+            dispatch(state, &self.owner).await
+        }
     }
 
     async fn ensure_slots(state: &AppState) -> AppResult<()> {

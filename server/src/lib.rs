@@ -10,6 +10,7 @@ use app::ssr::outbound::{Allowlist, Outbound};
 use app::ssr::sessions::Store;
 use app::ssr::settings::Settings;
 use app::ssr::state::AppState;
+use app::ssr::workers::Workers;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -161,28 +162,47 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Starts the background workers: revocation retries, the sync worker, interrupted-refresh
+/// recovery, re-encryption to the primary key (only while an older key is configured) and the
+/// removal of expired sessions. `main` starts them beside [`router`] (building the router starts
+/// nothing) and stops them with [`Workers::shutdown`] once [`serve`] has returned.
+pub fn start_workers(built: &Built) -> Workers {
+    use app::sync::ssr::SyncWorker;
+    use tower_sessions::session_store::ExpiredDeletion;
+    let secs = std::time::Duration::from_secs;
+    let state = built.state.clone();
+    let mut workers = Workers::new();
+    workers.every("revocation retries", secs(5), secs(5), state.clone(), |state| async move {
+        app::revocations::ssr::retry_due(&state).await.map(drop)
+    });
+    let sync = (state.clone(), Arc::new(SyncWorker::default()));
+    workers.every(
+        "sync",
+        secs(0),
+        app::sync::ssr::TICK,
+        sync,
+        |(state, worker)| async move { worker.tick(&state).await },
+    );
+    workers.every("refresh recovery", secs(5), secs(5), state.clone(), |state| async move {
+        app::authorizations::ssr::recover_interrupted(&state).await.map(drop)
+    });
+    if app::ssr::keys::needs_reencryption(&state.cipher) {
+        workers.every("re-encryption", secs(1), app::ssr::keys::PASS_INTERVAL, state, |state| async move {
+            app::ssr::keys::reencryption_pass(&state.db, &state.cipher).await
+        });
+    }
+    workers.every("expired sessions", secs(60), secs(600), built.sessions.clone(), |store| async move {
+        store.delete_expired().await
+    });
+    workers
+}
+
 /// The whole application: pages, server functions, health, metrics and static files.
 pub fn router(built: Built) -> Router {
     let Built { state, sessions } = built;
     let settings = state.settings.clone();
     let routes = generate_route_list(app::App);
     let metrics = metrics_handle();
-
-    app::revocations::ssr::spawn_retry_worker(state.clone());
-    app::sync::ssr::spawn_worker(state.clone());
-    app::authorizations::ssr::spawn_recovery_worker(state.clone());
-    app::ssr::keys::spawn_reencryption_worker(state.clone());
-
-    // A background task that removes expired sessions.
-    {
-        use tower_sessions::session_store::ExpiredDeletion;
-        let store = sessions.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.continuously_delete_expired(std::time::Duration::from_secs(600)).await {
-                tracing::warn!(error = %e, "expired-session cleanup stopped");
-            }
-        });
-    }
 
     // With --metrics-listen, /metrics is served there only ([`spawn_metrics_listener`]).
     let on_main = settings.metrics_listen.is_none();

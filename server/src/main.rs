@@ -44,9 +44,12 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("metrics on http://{addr}/metrics");
     }
     let built = server::build(settings).await.inspect_err(|e| tracing::error!("{e:#}"))?;
+    let workers = server::start_workers(&built);
     let router = server::router(built);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     server::serve(listener, router).await?;
+    workers.shutdown().await;
+    tracing::info!("background workers stopped");
     Ok(())
 }

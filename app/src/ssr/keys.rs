@@ -9,7 +9,6 @@
 
 use super::crypto::{Cipher, CryptoError};
 use super::db::Db;
-use super::state::AppState;
 use sqlx::Row;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -346,36 +345,28 @@ pub async fn reencrypt_all(db: &Db, cipher: &Cipher, batch_size: i64) -> Result<
 
 /// Seconds between re-encryption passes. Rows keep arriving under an older key while other
 /// replicas of a rolling restart still write with it; a later pass picks them up.
-const PASS_INTERVAL: Duration = Duration::from_secs(300);
+pub const PASS_INTERVAL: Duration = Duration::from_secs(300);
 
-/// Runs [`reencrypt_all`] shortly after start and then periodically, for the life of the
-/// process — only when some configured key is older than the primary (otherwise no stored
-/// value can need it: start-up refuses unconfigured versions).
-pub fn spawn_reencryption_worker(state: AppState) {
-    let primary = state.cipher.key_version();
-    if !state.cipher.versions().iter().any(|&v| v < primary) {
-        return;
+/// Whether a re-encryption worker has anything to do: only when some configured key is older
+/// than the primary (start-up refuses values under unconfigured versions).
+pub fn needs_reencryption(cipher: &Cipher) -> bool {
+    let primary = cipher.key_version();
+    cipher.versions().iter().any(|&v| v < primary)
+}
+
+/// One background pass of [`reencrypt_all`] to the primary key, logged when it did anything.
+pub async fn reencryption_pass(db: &Db, cipher: &Cipher) -> Result<(), sqlx::Error> {
+    let pass = reencrypt_all(db, cipher, BATCH_SIZE).await?;
+    if pass.rewritten > 0 || pass.failed > 0 {
+        tracing::info!(
+            primary = cipher.key_version(),
+            rewritten = pass.rewritten,
+            lost_race = pass.lost_race,
+            failed = pass.failed,
+            "re-encryption pass to the primary key"
+        );
     }
-    tokio::spawn(async move {
-        let mut wait = Duration::from_secs(1);
-        loop {
-            tokio::time::sleep(wait).await;
-            wait = PASS_INTERVAL;
-            match reencrypt_all(&state.db, &state.cipher, BATCH_SIZE).await {
-                Ok(pass) if pass.rewritten > 0 || pass.failed > 0 => {
-                    tracing::info!(
-                        primary,
-                        rewritten = pass.rewritten,
-                        lost_race = pass.lost_race,
-                        failed = pass.failed,
-                        "re-encryption pass to the primary key"
-                    )
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "re-encryption pass failed; retrying later"),
-            }
-        }
-    });
+    Ok(())
 }
 
 /// Values per column and key version, with what the configuration makes of them

@@ -12,5 +12,6 @@ pub mod settings;
 pub mod single_flight;
 pub mod state;
 pub mod throttle;
+pub mod workers;
 
 pub use state::AppState;

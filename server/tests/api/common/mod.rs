@@ -15,6 +15,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub state: AppState,
     pub settings: Settings,
+    /// The background workers, as `main` starts them (dropped with the test).
+    _workers: app::ssr::workers::Workers,
     _dir: tempfile::TempDir,
 }
 
@@ -118,9 +120,10 @@ pub async fn spawn_with(mut settings: Settings, dir: tempfile::TempDir) -> TestA
     settings.public_url.get_or_insert_with(|| format!("http://{addr}"));
     let built = server::build(settings.clone()).await.expect("build app");
     let state = built.state.clone();
+    let workers = server::start_workers(&built);
     let router = server::router(built);
     tokio::spawn(server::serve(listener, router));
-    TestApp { addr, state, settings, _dir: dir }
+    TestApp { addr, state, settings, _workers: workers, _dir: dir }
 }
 
 /// Another server process's worth of state (own pools, own caches) on the same database:
@@ -133,7 +136,13 @@ pub async fn spawn_replica(first: &TestApp) -> (SocketAddr, AppState) {
     settings.public_url = Some(format!("http://{addr}"));
     let built = server::build(settings).await.expect("build replica");
     let state = built.state.clone();
-    tokio::spawn(server::serve(listener, server::router(built)));
+    let workers = server::start_workers(&built);
+    let router = server::router(built);
+    // The replica's workers live as long as it serves (the test's runtime).
+    tokio::spawn(async move {
+        let _ = server::serve(listener, router).await;
+        workers.shutdown().await;
+    });
     (addr, state)
 }
 
