@@ -20,7 +20,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const READY_PREFIX: &str = "SANDBOX_READY ";
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// A start takes a second or two; a machine busy with compiles once made one take over 20 s.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Sandboxes starting at once. A test file's tests run in parallel and each starts its own
 /// sandbox; loading oidc-provider is CPU-bound, so on a 2-core machine with a cold cache ten
 /// simultaneous starts could each take longer than [`START_TIMEOUT`] (seen on a fresh clone).
