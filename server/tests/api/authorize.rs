@@ -203,13 +203,7 @@ async fn denied_forged_wrong_issuer_and_foreign_session_are_refused() {
     for (tamper, expected) in [(Some("http://evil.example"), "issuer mismatch"), (None, "missing iss")] {
         let (flow, url) = start(&app, &admin, id, "Tampered", &[]).await;
         let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
-        let mut cb = consent.callback_url.clone();
-        let pairs: Vec<(String, String)> =
-            cb.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        cb.query_pairs_mut().clear().extend_pairs(&pairs);
-        if let Some(iss) = tamper {
-            cb.query_pairs_mut().append_pair("iss", iss);
-        }
+        let cb = consent.with_iss(tamper);
         let page = land(&admin, &cb).await;
         assert!(page.contains(expected), "{page}");
         assert!(matches!(status(&app, &admin, &flow).await, FlowStatus::Failed { .. }));

@@ -143,13 +143,7 @@ async fn custom_connectors_with_a_known_issuer_refuse_answers_from_another_serve
     for (tamper, expected) in [(Some("http://evil.example"), "issuer mismatch"), (None, "missing iss")] {
         let (flow, url) = start(&app, &admin, &link).await;
         let consent = authorize_in_browser(&url, "alice", "alice-password", true).await;
-        let mut cb = consent.callback_url.clone();
-        let pairs: Vec<(String, String)> =
-            cb.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        cb.query_pairs_mut().clear().extend_pairs(&pairs);
-        if let Some(iss) = tamper {
-            cb.query_pairs_mut().append_pair("iss", iss);
-        }
+        let cb = consent.with_iss(tamper);
         let page = admin.get(cb).send().await.unwrap().text().await.unwrap();
         assert!(page.contains(expected), "{page}");
         assert!(matches!(flow_status(&app, &admin, &flow).await, FlowStatus::Failed { .. }));

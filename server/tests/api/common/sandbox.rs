@@ -211,6 +211,18 @@ impl Consent {
     pub fn param(&self, name: &str) -> Option<String> {
         self.callback_url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
+
+    /// The callback URL with its `iss` replaced by `iss`, or removed (`None`): a mix-up attack.
+    pub fn with_iss(&self, iss: Option<&str>) -> Url {
+        let mut cb = self.callback_url.clone();
+        let pairs: Vec<(String, String)> =
+            cb.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        cb.query_pairs_mut().clear().extend_pairs(&pairs);
+        if let Some(iss) = iss {
+            cb.query_pairs_mut().append_pair("iss", iss);
+        }
+        cb
+    }
 }
 
 /// Plays the user in a fresh browser (empty cookie jar): opens `authorize_url` (the full URL the
