@@ -214,10 +214,7 @@ pub mod ssr {
             Ok(u) => u,
             Err(_) => return Answer::Refused("the connector's revocation URL is not valid".into()),
         };
-        if let Err(e) = state.outbound.check_oauth_endpoint(&url) {
-            return Answer::Refused(e.to_string());
-        }
-        let mut req = match state.outbound.request(reqwest::Method::POST, url) {
+        let mut req = match state.outbound.oauth_request(reqwest::Method::POST, url) {
             Ok(r) => r,
             Err(e) => return Answer::Refused(e.to_string()),
         };

@@ -198,6 +198,16 @@ impl Outbound {
         Ok(self.client.request(method, url))
     }
 
+    /// A request to a server-to-server OAuth2 endpoint, after [`Outbound::check_oauth_endpoint`].
+    pub fn oauth_request(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+    ) -> Result<reqwest::RequestBuilder, OutboundError> {
+        self.check_oauth_endpoint(&url)?;
+        Ok(self.client.request(method, url))
+    }
+
     /// Sends a request built by [`Outbound::request`], naming a refused destination as such.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, OutboundError> {
         request.send().await.map_err(classify)
@@ -218,8 +228,9 @@ impl Outbound {
     /// GETs a JSON document from an OAuth2 server (RFC 8414 metadata), under the endpoint rules.
     #[tracing::instrument(skip(self), fields(url = %shown(url)))]
     pub async fn get_json(&self, url: &url::Url) -> Result<serde_json::Value, OutboundError> {
-        self.check_oauth_endpoint(url)?;
-        let res = self.send(self.client.get(url.clone()).header("accept", "application/json")).await?;
+        let res = self
+            .send(self.oauth_request(reqwest::Method::GET, url.clone())?.header("accept", "application/json"))
+            .await?;
         if !res.status().is_success() {
             return Err(OutboundError::Invalid(format!("{} answered {}", shown(url), res.status())));
         }
@@ -230,9 +241,8 @@ impl Outbound {
     /// One OAuth2 request (token, client credentials, refresh) as the `oauth2` crate builds it.
     async fn oauth_call(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, OutboundError> {
         let url = url::Url::parse(&request.uri().to_string()).map_err(|e| OutboundError::Invalid(e.to_string()))?;
-        self.check_oauth_endpoint(&url)?;
         let (parts, body) = request.into_parts();
-        let res = self.send(self.client.request(parts.method, url).headers(parts.headers).body(body)).await?;
+        let res = self.send(self.oauth_request(parts.method, url)?.headers(parts.headers).body(body)).await?;
         let mut answer = http::Response::builder().status(res.status());
         if let Some(headers) = answer.headers_mut() {
             headers.extend(res.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
