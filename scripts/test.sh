@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/env.sh
+# A clean clone (CI) gains nothing from incremental caches, which would double the size of
+# target/ (CI once ran out of disk while linking the test binary).
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 say "cargo fmt --check"
