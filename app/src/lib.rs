@@ -7,12 +7,14 @@
 pub mod applications;
 pub mod auth;
 pub mod authorizations;
+pub mod components;
 pub mod connections;
 pub mod connectors;
 pub mod datasources;
 pub mod domain;
 pub mod embed;
 pub mod error;
+pub mod format;
 pub mod invoke;
 pub mod operations;
 pub mod pages;
@@ -50,7 +52,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    pages::provide_session();
+    components::provide_session();
     // Marks the page as interactive once the WASM client has hydrated it (effects run only in
     // the browser); end-to-end tests wait for it before clicking.
     Effect::new(|_| {
@@ -68,7 +70,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::login::LoginPage/>
                 <Route path=path!("/app/:app") view=pages::live::LivePage/>
                 <Route path=path!("/app/:app/edit") view=pages::edit::EditPage/>
-                <Route path=path!("/app/:app/records/:form") view=pages::datasources::FormRecordsPage/>
+                <Route path=path!("/app/:app/records/:form") view=pages::records::FormRecordsPage/>
                 <Route path=path!("/microservices") view=pages::microservices::MicroservicesPage/>
                 <Route path=path!("/microservices/connections/new") view=pages::create::CreateConnectionPage/>
                 <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>

@@ -261,7 +261,7 @@ pub mod ssr {
             if active_run(state, ds.id).await?.is_some() {
                 return joined().await;
             }
-            use crate::pages::connection::format_ms;
+            use crate::format::format_ms;
             return Err(AppError::TooManyRequests(format!(
                 "You synced {} at {}. A sync can be initiated once every 24 hours; your next one is allowed after {}.",
                 ds.name,

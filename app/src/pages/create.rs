@@ -1,7 +1,7 @@
 //! Pick & Create (seed 002 steps 3–8): connector cards with a BUILT-IN / CUSTOM left pane and a
 //! search box, then the connection form with scopes and the environments checkbox.
 
-use super::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{ErrorMessage, RequireUser, TopNav};
 use crate::connections::{CreateConnection, NewConnection};
 use crate::connectors::{list_connectors, ConnectorKind, ConnectorSummary};
 use crate::domain::{AuthType, DisplayName, LinkName};

@@ -2,7 +2,7 @@
 //! whose fields depend on the authentication type (seed 002 "Difference in authorization of
 //! custom connectors").
 
-use super::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{ErrorMessage, RequireUser, TopNav};
 use crate::connectors::{validate_custom, CreateCustomConnector, CustomConnectorInput};
 use crate::domain::{DisplayName, LinkName};
 use leptos::prelude::*;

@@ -1,10 +1,10 @@
 //! Edit mode: the builder for an application, with the integrations icon in the top-right
 //! corner that opens the Connections tab for the component being edited (seed 000 §4.1).
 
-use super::embed::EmbedAllowlistForm;
-use super::panel::ConnectionsList;
-use super::{ErrorMessage, RequireUser, SignOut};
 use crate::applications::get_application;
+use crate::components::embed_settings::EmbedAllowlistForm;
+use crate::components::panel::ConnectionsList;
+use crate::components::{ErrorMessage, RequireUser, SignOut};
 use crate::domain::Environment;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};

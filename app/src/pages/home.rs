@@ -1,5 +1,5 @@
-use super::{ErrorMessage, RequireUser, TopNav};
 use crate::applications::list_applications;
+use crate::components::{ErrorMessage, RequireUser, TopNav};
 use leptos::prelude::*;
 
 #[component]

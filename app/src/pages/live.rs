@@ -1,10 +1,10 @@
 //! Live mode: the running application, with the settings icon beside the user's name that opens
 //! the Connections slider (seed 000 §4.1).
 
-use super::panel::ConnectionsList;
-use super::runtime::ComponentView;
-use super::{ClientOnly, ErrorMessage, RequireUser, SignOut};
 use crate::applications::get_application;
+use crate::components::panel::ConnectionsList;
+use crate::components::runtime::ComponentView;
+use crate::components::{ClientOnly, ErrorMessage, RequireUser, SignOut};
 use crate::domain::Environment;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};

@@ -1,8 +1,8 @@
 //! The Microservices page: every connection in the workspace (super admins, admins and
 //! developers only; the server refuses anyone else).
 
-use super::panel::TypeIcon;
-use super::{ErrorMessage, RequireUser, TopNav};
+use crate::components::panel::TypeIcon;
+use crate::components::{ErrorMessage, RequireUser, TopNav};
 use crate::connections::workspace_connections;
 use leptos::prelude::*;
 

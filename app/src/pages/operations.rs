@@ -1,7 +1,7 @@
 //! Operations: the log of connection events, refused attempts and sync runs.
 
-use super::connection::format_ms;
-use super::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{ErrorMessage, RequireUser, TopNav};
+use crate::format::format_ms;
 use crate::operations::list_operations;
 use crate::sync::list_sync_runs;
 use leptos::prelude::*;

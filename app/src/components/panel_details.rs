@@ -3,7 +3,7 @@
 //! authorization dialog's Reuse / Link New Account) and Revoke.
 
 use super::authorize::Target;
-use super::embed::{emit, EmbedEvents};
+use super::embed_events::{emit, EmbedEvents};
 use super::panel::{PanelApp, PanelCx};
 use super::ErrorMessage;
 use crate::connections::{ConnectionEntry, Status};

@@ -1,17 +1,13 @@
 //! "Associated Datasources" in the connections panel (seed 000 §8): per datasource its name and
 //! module, Configure / Reconfigure, and the integration-fields sync with a live status badge.
-//! Also the page listing a form's records with their integration-field values.
 
-use super::connection::format_ms;
-use super::embed::{emit, EmbedEvents};
+use super::embed_events::{emit, EmbedEvents};
 use super::ErrorMessage;
-use crate::datasources::{
-    associated_datasources, form_records, ConfigField, ConfigureDatasource, DatasourceView, FieldKind,
-};
+use crate::datasources::{associated_datasources, ConfigField, ConfigureDatasource, DatasourceView, FieldKind};
 use crate::domain::Environment;
+use crate::format::format_ms;
 use crate::sync::{InitiateSync, SyncStatus, SyncView};
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use std::collections::BTreeMap;
 
 /// The section under a connection in the panel; renders nothing when the connection has no
@@ -329,46 +325,3 @@ fn poll(datasource_id: i64, view_sig: RwSignal<SyncView>, watching: StoredValue<
 
 #[cfg(not(feature = "hydrate"))]
 fn poll(_datasource_id: i64, _view_sig: RwSignal<SyncView>, _watching: StoredValue<bool>, _on_finished: Callback<()>) {}
-
-/// A form's records, with integration-field values as of the last sync.
-#[component]
-pub fn FormRecordsPage() -> impl IntoView {
-    let params = use_params_map();
-    let key = move || (params.read().get("app").unwrap_or_default(), params.read().get("form").unwrap_or_default());
-    view! {
-        <super::RequireUser children=move |user| {
-            let records = Resource::new(key, |(app, form)| form_records(app, form));
-            view! {
-                <super::TopNav user=user/>
-                <main class="page">
-                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                        {move || Suspend::new(async move {
-                            match records.await {
-                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                                Ok(r) => {
-                                    let columns: Vec<String> = r.rows.first().map(|row| row.iter().map(|c| c.field.clone()).collect()).unwrap_or_default();
-                                    view! {
-                                        <h1>{format!("{} records", r.form)}</h1>
-                                        <table aria-label=format!("{} records", r.form)>
-                                            <thead><tr>{columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
-                                            <tbody>
-                                                {r.rows.into_iter().map(|row| view! {
-                                                    <tr>{row.into_iter().map(|c| {
-                                                        let class = if c.integration { "integration" } else { "" };
-                                                        view! {
-                                                            <td class=class>{c.value}{c.missing.then_some(" (not found at the service)")}</td>
-                                                        }
-                                                    }).collect_view()}</tr>
-                                                }).collect_view()}
-                                            </tbody>
-                                        </table>
-                                    }.into_any()
-                                }
-                            }
-                        })}
-                    </Suspense>
-                </main>
-            }
-        }/>
-    }
-}

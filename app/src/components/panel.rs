@@ -2,7 +2,7 @@
 
 use super::authorize::{AuthorizeDialog, Target};
 use super::datasources::AssociatedDatasources;
-use super::embed::{emit, EmbedEvents};
+use super::embed_events::{emit, EmbedEvents};
 use super::panel_details::{contact_notice, EntryDetails};
 use super::ErrorMessage;
 use crate::authorizations::RenameAccount;

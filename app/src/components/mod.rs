@@ -1,0 +1,113 @@
+//! Widgets reused across pages: the connections panel and its details, the authorize dialog,
+//! the datasources section, the runtime view, embed events, and the session helpers.
+
+pub mod authorize;
+pub mod datasources;
+pub mod embed_events;
+pub mod embed_settings;
+pub mod panel;
+pub mod panel_details;
+pub mod runtime;
+pub mod sign_in;
+
+use crate::auth::{current_user, Login, Logout, SessionUser};
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_router::components::Redirect;
+
+/// The signed-in user and the actions that change it, shared by every page.
+#[derive(Clone, Copy)]
+pub struct SessionCx {
+    pub user: Resource<Result<Option<SessionUser>, AppError>>,
+    pub login: ServerAction<Login>,
+    pub logout: ServerAction<Logout>,
+}
+
+pub fn provide_session() {
+    let login = ServerAction::<Login>::new();
+    let logout = ServerAction::<Logout>::new();
+    let user = Resource::new(move || (login.version().get(), logout.version().get()), |_| current_user());
+    provide_context(SessionCx { user, login, logout });
+}
+
+pub fn session() -> SessionCx {
+    expect_context::<SessionCx>()
+}
+
+/// Renders `children` with the signed-in user, or sends the visitor to the sign-in page.
+#[component]
+pub fn RequireUser<F, V>(children: F) -> impl IntoView
+where
+    F: Fn(SessionUser) -> V + Send + Sync + Clone + 'static,
+    V: IntoView + 'static,
+{
+    let cx = session();
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {
+                let children = children.clone();
+                move || {
+                    let children = children.clone();
+                    Suspend::new(async move {
+                        match cx.user.await {
+                            Ok(Some(user)) => children(user).into_any(),
+                            Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
+                            Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                        }
+                    })
+                }
+            }
+        </Suspense>
+    }
+}
+
+/// Renders `children` in the browser only, once this part of the page has hydrated (the server
+/// and the first client render show `fallback`). For content whose data may change between the
+/// server's render and the browser's own fetch, which would otherwise break hydration.
+#[component]
+pub fn ClientOnly(children: ChildrenFn, #[prop(into)] fallback: ViewFn) -> impl IntoView {
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
+    view! { <Show when=move || mounted.get() fallback=fallback>{children()}</Show> }
+}
+
+/// An error shown to a person, announced to assistive technology.
+#[component]
+pub fn ErrorMessage(error: AppError) -> impl IntoView {
+    view! { <p class="error" role="alert">{error.to_string()}</p> }
+}
+
+/// The sign-out button (an ActionForm, so it works before hydration too).
+#[component]
+pub fn SignOut() -> impl IntoView {
+    let cx = session();
+    view! {
+        <ActionForm action=cx.logout attr:class="inline">
+            <button type="submit" class="link-button">"Sign out"</button>
+        </ActionForm>
+    }
+}
+
+/// Top navigation for pages outside an application.
+#[component]
+pub fn TopNav(user: SessionUser) -> impl IntoView {
+    let builder = user.role.is_builder();
+    view! {
+        <header class="topnav">
+            <a href="/" class="brand">"Connections"</a>
+            <nav aria-label="Main">
+                <a href="/">"Applications"</a>
+                <Show when=move || builder>
+                    <a href="/microservices">"Microservices"</a>
+                    <a href="/operations">"Operations"</a>
+                </Show>
+            </nav>
+            <span class="who">
+                <span class="user-name">{user.name.clone()}</span>
+                " · "
+                <span class="role">{user.role.label()}</span>
+            </span>
+            <SignOut/>
+        </header>
+    }
+}
