@@ -11,6 +11,7 @@ use server_fn_error::*;
 mod server_fn_error {
     pub use leptos::server_fn::codec::JsonEncoding;
     pub use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+    pub use leptos::server_fn::{Bytes, Encodes};
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -98,6 +99,16 @@ impl FromServerFnError for AppError {
             other => AppError::Transport(short(&other.to_string())),
         }
     }
+
+    /// Encodes the error as a server function's answer. On the server this is where an error
+    /// becomes a response, so it also sets that response's status ([`AppError::status`]).
+    fn ser(&self) -> Bytes {
+        #[cfg(feature = "ssr")]
+        ssr::set_response_status(self);
+        // A plain enum of strings always encodes; the fallback keeps the answer well-formed.
+        <JsonEncoding as Encodes<Self>>::encode(self)
+            .unwrap_or_else(|_| Bytes::from_static(br#"{"Internal":{"reference":"-"}}"#))
+    }
 }
 
 /// Keeps decoder messages readable (and bounded) when they are shown to a person.
@@ -112,6 +123,21 @@ fn short(message: &str) -> String {
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::AppError;
+    use axum::http::{header, request::Parts, StatusCode};
+    use leptos::prelude::use_context;
+
+    /// Gives the server function's answer the error's own status (403, 404, 428, …) through
+    /// Leptos' `ResponseOptions`. A plain HTML form post is left alone: Leptos answers it with a
+    /// redirect back to the form, carrying the error in the URL.
+    pub(super) fn set_response_status(error: &AppError) {
+        let Some(response) = use_context::<leptos_axum::ResponseOptions>() else { return };
+        let form_post = use_context::<Parts>()
+            .and_then(|p| p.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
+            .unwrap_or(false);
+        if !form_post {
+            response.set_status(StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+        }
+    }
 
     impl AppError {
         /// Logs an internal cause with its context and returns the opaque error the user sees.

@@ -3,7 +3,6 @@
 //! shutdown. Domain code lives in the `app` crate.
 
 use anyhow::Context as _;
-use app::error::AppError;
 use app::ssr::crypto::Cipher;
 use app::ssr::db::Db;
 use app::ssr::outbound::{Allowlist, Outbound};
@@ -11,7 +10,6 @@ use app::ssr::sessions::Store;
 use app::ssr::settings::Settings;
 use app::ssr::state::AppState;
 use app::ssr::workers::Workers;
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -219,7 +217,6 @@ pub fn router(built: Built) -> Router {
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
-        .layer(middleware::from_fn(api_error_status))
         .layer(middleware::from_fn_with_state(state.clone(), app::embed::ssr::frame_headers))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(sessions.layer(&settings))
@@ -241,25 +238,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
         }
     }
-}
-
-/// Server functions answer every error with 500; this gives each its real status (403, 404,
-/// 400, …) from the shared [`AppError`] it carries.
-async fn api_error_status(req: Request, next: Next) -> Response {
-    let is_api = req.uri().path().starts_with("/api/");
-    let res = next.run(req).await;
-    if !is_api || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
-        return res;
-    }
-    let (mut parts, body) = res.into_parts();
-    let bytes = match axum::body::to_bytes(body, 1 << 20).await {
-        Ok(b) => b,
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
-    };
-    if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
-        parts.status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    }
-    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Who may read `/metrics`: everyone, or with `--metrics-token` only `Bearer <token>`.

@@ -60,6 +60,33 @@ async fn sign_in_sessions_and_sign_out() {
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'signed_in'").await, 1);
 }
 
+/// Server-function errors carry their own status (R18.6),
+/// while a sign-in form posted before hydration (an HTML form, `Accept: text/html`) is sent back
+/// to the form with the error in the URL rather than left on a bare error status.
+#[tokio::test]
+async fn failed_form_posts_go_back_to_the_form_and_calls_get_their_status() {
+    let app = spawn().await;
+    let c = app.client();
+    let form = [("email", "admin@demo.test"), ("password", "wrong"), ("next", "/")];
+    let res = c
+        .post(app.url("/api/login"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/login"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers().get("location").unwrap().to_str().unwrap().to_string();
+    assert!(location.starts_with(&app.url("/login")) && location.contains("__err"), "{location}");
+
+    let (status, err) = error_of(app.call(&c, "login", &form).await).await;
+    assert_eq!((status, err.to_string().as_str()), (400, "Wrong email or password."));
+    // An argument the server function cannot decode is the caller's fault, answered 400 too.
+    let (status, err) = error_of(app.call(&c, "login", &[("email", "admin@demo.test")]).await).await;
+    assert_eq!(status, 400, "{err:?}");
+}
+
 #[tokio::test]
 async fn open_redirects_are_refused_after_sign_in() {
     let app = spawn().await;
