@@ -1,0 +1,183 @@
+//! Connections as the panel (live and edit mode) and the Microservices page list them.
+//! What each person may see is decided here, on the server, by [`crate::policy`].
+
+use crate::domain::{ConnectionType, Environment};
+use crate::error::AppError;
+use crate::policy::Decision;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Connected,
+    /// Never authorized (for this environment and, for logged-in-user connections, this user).
+    NotConnected,
+    /// The stored authorization stopped working; `status_reason` says why (refresh token
+    /// revoked or expired, provider unreachable, an interrupted refresh).
+    NeedsReauthorization,
+    /// Someone revoked it; stays until it is authorized again.
+    Revoked,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Connected => "Connected",
+            Status::NotConnected => "Not connected",
+            Status::NeedsReauthorization => "Needs reauthorization",
+            Status::Revoked => "Revoked",
+        }
+    }
+
+    /// The label with the reason, e.g. "Needs reauthorization: provider unreachable".
+    pub fn describe(self, reason: Option<&str>) -> String {
+        match (self, reason) {
+            (Status::NeedsReauthorization, Some(r)) if !r.is_empty() => format!("{}: {r}", self.label()),
+            _ => self.label().to_string(),
+        }
+    }
+
+    /// From the stored account status (`None`: no account).
+    pub fn from_db(status: Option<&str>) -> Status {
+        match status {
+            Some("connected") => Status::Connected,
+            Some("needs_reauthorization") => Status::NeedsReauthorization,
+            Some("revoked") => Status::Revoked,
+            _ => Status::NotConnected,
+        }
+    }
+}
+
+/// One connection in the panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionEntry {
+    pub id: i64,
+    pub display_name: String,
+    pub link_name: String,
+    pub service_name: String,
+    pub conn_type: ConnectionType,
+    pub status: Status,
+    /// Why it needs reauthorization.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    pub account_name: Option<String>,
+    /// What the caller may do about authorizing it.
+    pub authorize: Decision,
+    pub installed_from: Option<String>,
+    pub auth_type: crate::domain::AuthType,
+    pub same_for_all_envs: bool,
+    pub username_label: String,
+    pub password_label: String,
+    /// A payment gateway: listed under "Payment gateways" in the panel.
+    #[serde(default)]
+    pub payment_gateway: bool,
+}
+
+/// Connections used by an application (or by one of its components), as the caller may see
+/// them, with their status in `environment`.
+#[server(prefix = "/api", endpoint = "app_connections")]
+pub async fn app_connections(
+    app: String,
+    component: Option<String>,
+    environment: Environment,
+) -> Result<Vec<ConnectionEntry>, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::for_application(&state, &user, &app, component.as_deref(), environment).await
+}
+
+/// Every connection in the workspace, for the Microservices page (builders only).
+#[server(prefix = "/api", endpoint = "workspace_connections")]
+pub async fn workspace_connections() -> Result<Vec<ConnectionEntry>, AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("manage connections").await?;
+    ssr::for_workspace(&state, &user).await
+}
+
+/// What "Create" / "Create and Authorize" submits (seed 002 steps 5–8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NewConnection {
+    pub connector_id: i64,
+    pub display_name: String,
+    /// Derived from the name when left empty.
+    #[serde(default)]
+    pub link_name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub same_for_all_envs: bool,
+    /// `admin` or `user` (system connections are created by the platform).
+    pub conn_type: String,
+}
+
+/// Who authorized a connection for one environment (seed 002 "Connection details").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentAuthorization {
+    pub environment: Environment,
+    pub account_name: Option<String>,
+    pub authorized_by: Option<String>,
+    pub authorized_at_ms: Option<i64>,
+    pub status: Status,
+    /// Why it needs reauthorization.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppAccess {
+    pub application_id: i64,
+    pub name: String,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionDetails {
+    pub id: i64,
+    pub display_name: String,
+    pub link_name: String,
+    pub service_name: String,
+    pub connector_id: i64,
+    pub auth_type: crate::domain::AuthType,
+    pub custom_connector: bool,
+    pub username_label: String,
+    pub password_label: String,
+    pub conn_type: ConnectionType,
+    pub scopes: Vec<String>,
+    pub same_for_all_envs: bool,
+    pub created_by: Option<String>,
+    pub environments: Vec<EnvironmentAuthorization>,
+    pub access: Vec<AppAccess>,
+    pub authorize: Decision,
+    pub can_manage: bool,
+}
+
+#[server(prefix = "/api", endpoint = "create_connection")]
+pub async fn create_connection(input: NewConnection) -> Result<ConnectionDetails, AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("create connections").await?;
+    let id = ssr::create(&state, &user, input).await?;
+    ssr::details(&state, &user, id).await
+}
+
+#[server(prefix = "/api", endpoint = "get_connection")]
+pub async fn get_connection(link_name: String) -> Result<ConnectionDetails, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    let id = ssr::find_by_link(&state, &user, &link_name).await?;
+    ssr::details(&state, &user, id).await
+}
+
+#[server(prefix = "/api", endpoint = "set_connection_access")]
+pub async fn set_connection_access(connection_id: i64, application_id: i64, enabled: bool) -> Result<(), AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("change connection access").await?;
+    ssr::set_access(&state, &user, connection_id, application_id, enabled).await
+}
+
+#[cfg(feature = "ssr")]
+mod list;
+#[cfg(feature = "ssr")]
+mod store;
+
+/// The server side: panel and Microservices lists (`list.rs`), and one connection's row,
+/// creation, details and application access (`store.rs`).
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    pub use super::list::*;
+    pub use super::store::*;
+}
