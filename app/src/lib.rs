@@ -4,6 +4,9 @@
 // Database rows are read as tuples next to the query that selects them.
 #![allow(clippy::type_complexity)]
 
+#[macro_use]
+mod closed_set;
+
 pub mod applications;
 pub mod auth;
 pub mod authorizations;

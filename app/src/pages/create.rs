@@ -4,7 +4,7 @@
 use crate::components::{ErrorMessage, RequireUser, TopNav};
 use crate::connections::{CreateConnection, NewConnection};
 use crate::connectors::{list_connectors, ConnectorKind, ConnectorSummary};
-use crate::domain::{AuthType, DisplayName, LinkName};
+use crate::domain::{DisplayName, LinkName};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
@@ -58,7 +58,7 @@ pub fn CreateConnectionPage() -> impl IntoView {
                                                                             {c.logo_url.clone().map(|src| view! { <img class="logo" src=src alt="" width="32" height="32"/> })}
                                                                             <strong>{c.name.clone()}</strong>
                                                                             <span class="muted">{c.description.clone()}</span>
-                                                                            <span class="badge">{auth_label(c.auth_type)}</span>
+                                                                            <span class="badge">{c.auth_type.label()}</span>
                                                                         </button>
                                                                     </li>
                                                                 }
@@ -76,14 +76,6 @@ pub fn CreateConnectionPage() -> impl IntoView {
                 </main>
             }
         }/>
-    }
-}
-
-pub fn auth_label(a: AuthType) -> &'static str {
-    match a {
-        AuthType::OAuth2 => "OAuth2",
-        AuthType::ApiKey => "API key",
-        AuthType::Basic => "Basic auth",
     }
 }
 

@@ -1,0 +1,74 @@
+//! Domain vocabulary shared by client and server: roles, connection types, environments and the
+//! validated newtypes for names a person types. The client validates with the same `parse()` the
+//! server enforces, so a form shows the same message before and after the round trip.
+
+use serde::{Deserialize, Serialize};
+
+closed_set! {
+    /// Who a user is in a workspace.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Role ("role", "role") {
+        SuperAdmin = "super_admin", "Super admin";
+        Admin = "admin", "Admin";
+        Developer = "developer", "Developer";
+        User = "user", "User";
+    }
+}
+
+impl Role {
+    /// Super admins, admins and developers build and manage the application.
+    pub fn is_builder(self) -> bool {
+        !matches!(self, Role::User)
+    }
+}
+
+closed_set! {
+    /// Who a connection's authorization belongs to (R1.2).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum ConnectionType ("connection_type", "connection type") {
+        /// Created by the platform for integrations; authorized by builders on behalf of the app.
+        System = "system", "System connection";
+        /// One authorization shared by every user, given by an admin.
+        Admin = "admin", "Admin connection";
+        /// Each user authorizes with their own account.
+        LoggedInUser = "user", "User connection";
+    }
+}
+
+closed_set! {
+    /// The environments an application is deployed to.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum Environment ("environment", "environment") {
+        Development = "development", "Development";
+        Stage = "stage", "Stage";
+        Production = "production", "Production";
+    }
+}
+
+closed_set! {
+    /// How a connector authenticates against its service.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum AuthType ("auth_type", "authentication type") {
+        OAuth2 = "oauth2", "OAuth2";
+        ApiKey = "api_key", "API key";
+        Basic = "basic", "Basic auth";
+    }
+}
+
+closed_set! {
+    /// The kinds of application component that can reference connections.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum ComponentKind ("kind", "component kind") {
+        Form = "form", "Form";
+        Page = "page", "Page";
+        Report = "report", "Report";
+        IntegrationReport = "integration_report", "Integration report";
+        Workflow = "workflow", "Workflow";
+        Function = "function", "Function";
+        Blueprint = "blueprint", "Blueprint";
+        Schedule = "schedule", "Schedule";
+    }
+}
+
+mod names;
+pub use names::*;
