@@ -69,6 +69,7 @@ pub mod ssr {
     use super::*;
     use crate::auth::SessionUser;
     use crate::error::AppResult;
+    use crate::operations::ssr::{record, Level, Operation, OperationKind};
     use crate::ssr::AppState;
 
     type AppRow = (i64, String, String, String, Option<String>);
@@ -224,15 +225,15 @@ pub mod ssr {
             .await?;
         tx.commit().await?;
         if created {
-            crate::operations::ssr::record(
+            record(
                 &state.db,
-                Some(user.workspace_id),
-                crate::operations::ssr::Level::Info,
-                "system_connection_created",
-                Some(user.id),
-                Some(connection_id),
-                None,
-                &format!("for integration report {component_link} ({module})"),
+                Operation {
+                    workspace_id: Some(user.workspace_id),
+                    actor_user_id: Some(user.id),
+                    connection_id: Some(connection_id),
+                    detail: &format!("for integration report {component_link} ({module})"),
+                    ..Operation::new(Level::Info, OperationKind::SystemConnectionCreated)
+                },
             )
             .await;
         }

@@ -51,7 +51,7 @@ pub mod ssr {
     use super::SessionUser;
     use crate::domain::{Email, Role};
     use crate::error::{AppError, AppResult};
-    use crate::operations::ssr::{record, Level};
+    use crate::operations::ssr::{record, Level, Operation, OperationKind};
     use crate::ssr::ids::now_ms;
     use crate::ssr::sessions::{SEEN_AT, SIGNED_IN_AT, USER_ID};
     use crate::ssr::throttle::{self, human_wait, retry_after_secs, Scope};
@@ -90,13 +90,12 @@ pub mod ssr {
         tracing::warn!(user_id = user.id, role = user.role.as_str(), what, "forbidden");
         record(
             &state.db,
-            Some(user.workspace_id),
-            Level::Warn,
-            "access_denied",
-            Some(user.id),
-            None,
-            None,
-            &format!("{} tried to {what}", user.email),
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                detail: &format!("{} tried to {what}", user.email),
+                ..Operation::new(Level::Warn, OperationKind::AccessDenied)
+            },
         )
         .await;
         Err(AppError::forbidden(format!(
@@ -262,7 +261,15 @@ pub mod ssr {
         session.insert(SIGNED_IN_AT, now).await?;
         session.insert(SEEN_AT, now).await?;
         let user = user_by_id(state, id).await?.ok_or_else(|| AppError::internal("login", "user vanished"))?;
-        record(&state.db, Some(user.workspace_id), Level::Info, "signed_in", Some(id), None, None, "").await;
+        record(
+            &state.db,
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(id),
+                ..Operation::new(Level::Info, OperationKind::SignedIn)
+            },
+        )
+        .await;
         Ok(user)
     }
 
@@ -272,7 +279,16 @@ pub mod ssr {
         tracing::info!(email = email.as_str(), address, "failed sign-in");
         let (actor, workspace) = (user.map(|u| u.0), user.map(|u| u.1));
         let detail = format!("Wrong email or password for {} from {address}.", email.as_str());
-        record(&state.db, workspace, Level::Warn, "sign_in_failed", actor, None, None, &detail).await;
+        record(
+            &state.db,
+            Operation {
+                workspace_id: workspace,
+                actor_user_id: actor,
+                detail: &detail,
+                ..Operation::new(Level::Warn, OperationKind::SignInFailed)
+            },
+        )
+        .await;
         for (scope, subject) in [(Scope::Account, email.as_str()), (Scope::Address, address)] {
             let Some(lock) = throttle::record_failure(&state.db, &state.settings, scope, subject).await? else {
                 continue;
@@ -284,7 +300,16 @@ pub mod ssr {
             };
             tracing::warn!(subject, failures = lock.failures, millis = lock.millis, "sign-ins locked");
             let detail = format!("{what} paused for {wait} after {} failed attempts in a row.", lock.failures);
-            record(&state.db, workspace, Level::Warn, "sign_in_locked", actor, None, None, &detail).await;
+            record(
+                &state.db,
+                Operation {
+                    workspace_id: workspace,
+                    actor_user_id: actor,
+                    detail: &detail,
+                    ..Operation::new(Level::Warn, OperationKind::SignInLocked)
+                },
+            )
+            .await;
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! `closed_set!`: an enum stored as text, with its stored forms and labels written once.
+//! Macros shared by the domain modules: `closed_set!` (an enum stored as text, with its stored
+//! forms and labels written once) and `shared_subject!` (the shared-authorization subject in SQL).
 
 /// Declares an enum whose values are stored (and sent) as text: each variant with its stored
 /// form and the label people read. Generates `ALL`, `as_str`, `label` and `parse`; `parse`
@@ -51,4 +52,20 @@ macro_rules! closed_set {
             }
         }
     };
+}
+
+/// [`SHARED_SUBJECT`](crate::authorizations::ssr::SHARED_SUBJECT) as SQL text, for `concat!`.
+#[macro_export]
+macro_rules! shared_subject {
+    () => {
+        "0"
+    };
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    #[test]
+    fn the_shared_subject_is_spelled_the_same_in_sql() {
+        assert_eq!(shared_subject!(), crate::authorizations::ssr::SHARED_SUBJECT.to_string());
+    }
 }

@@ -186,7 +186,7 @@ pub mod ssr {
     use crate::connections::ssr::Connection;
     use crate::domain::DisplayName;
     use crate::error::AppResult;
-    use crate::operations::ssr::{record, Level};
+    use crate::operations::ssr::{record, Level, Operation, OperationKind};
     use crate::ssr::AppState;
 
     /// A datasource row with what decisions about it need.
@@ -386,13 +386,14 @@ pub mod ssr {
         let verb = if ds.config_values.is_some() { "reconfigured" } else { "configured" };
         record(
             &state.db,
-            Some(user.workspace_id),
-            Level::Info,
-            "datasource_configured",
-            Some(user.id),
-            Some(conn.id),
-            Some(environment.as_str()),
-            &format!("{} {verb} datasource {}", user.email, ds.name),
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                connection_id: Some(conn.id),
+                environment: Some(environment.as_str()),
+                detail: &format!("{} {verb} datasource {}", user.email, ds.name),
+                ..Operation::new(Level::Info, OperationKind::DatasourceConfigured)
+            },
         )
         .await;
         Ok(())
@@ -484,13 +485,13 @@ pub mod ssr {
         .await?;
         record(
             &state.db,
-            Some(user.workspace_id),
-            Level::Info,
-            "datasource_created",
-            Some(user.id),
-            Some(conn.id),
-            None,
-            &format!("{} added datasource {} ({})", user.email, name.as_str(), input.module),
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                connection_id: Some(conn.id),
+                detail: &format!("{} added datasource {} ({})", user.email, name.as_str(), input.module),
+                ..Operation::new(Level::Info, OperationKind::DatasourceCreated)
+            },
         )
         .await;
         Ok(id)

@@ -86,6 +86,7 @@ pub mod ssr {
     }
     use crate::auth::SessionUser;
     use crate::error::AppResult;
+    use crate::operations::ssr::{record, Level, Operation, OperationKind};
     use crate::ssr::AppState;
 
     fn stored(raw: &str) -> Vec<String> {
@@ -110,15 +111,18 @@ pub mod ssr {
             .bind(a.id)
             .execute(&state.db.pool)
             .await?;
-        crate::operations::ssr::record(
+        record(
             &state.db,
-            Some(user.workspace_id),
-            crate::operations::ssr::Level::Info,
-            "embed_origins_changed",
-            Some(user.id),
-            None,
-            None,
-            &format!("{}: {}", a.link_name, if origins.is_empty() { "none".into() } else { origins.join(" ") }),
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                detail: &format!(
+                    "{}: {}",
+                    a.link_name,
+                    if origins.is_empty() { "none".into() } else { origins.join(" ") }
+                ),
+                ..Operation::new(Level::Info, OperationKind::EmbedOriginsChanged)
+            },
         )
         .await;
         Ok(EmbedAllowlist { snippet: snippet(state, &a.link_name), app: a.link_name, origins })

@@ -45,7 +45,7 @@ pub mod ssr {
     use crate::connectors::{ensure_usable, Usage};
     use crate::domain::ConnectionType;
     use crate::error::AppResult;
-    use crate::operations::ssr::{record, Level};
+    use crate::operations::ssr::{record, Level, Operation, OperationKind};
     use crate::policy::{decide, Action, Context, Decision};
     use crate::ssr::ids::now_ms;
     use crate::ssr::outbound::Outbound;
@@ -120,19 +120,19 @@ pub mod ssr {
         tracing::warn!(user_id = user.id, role = user.role.as_str(), ?purpose, connection = %req.connection, "call refused");
         record(
             &state.db,
-            Some(user.workspace_id),
-            Level::Warn,
-            "access_denied",
-            Some(user.id),
-            connection_id,
-            None,
-            &format!(
-                "{} tried to {} over {} ({} {target})",
-                user.email,
-                purpose.describe(),
-                req.connection.chars().take(100).collect::<String>(),
-                method.to_uppercase()
-            ),
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                connection_id,
+                detail: &format!(
+                    "{} tried to {} over {} ({} {target})",
+                    user.email,
+                    purpose.describe(),
+                    req.connection.chars().take(100).collect::<String>(),
+                    method.to_uppercase()
+                ),
+                ..Operation::new(Level::Warn, OperationKind::AccessDenied)
+            },
         )
         .await;
         match purpose {
@@ -241,18 +241,19 @@ pub mod ssr {
         let level = if response.status >= 400 { Level::Warn } else { Level::Info };
         record(
             &state.db,
-            Some(user.workspace_id),
-            level,
-            "invoke_url",
-            Some(user.id),
-            Some(conn.id),
-            Some(env.as_str()),
-            &format!(
-                "{method} {} → {} in {} ms",
-                crate::ssr::outbound::shown(&url),
-                response.status,
-                response.duration_ms
-            ),
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                connection_id: Some(conn.id),
+                environment: Some(env.as_str()),
+                detail: &format!(
+                    "{method} {} → {} in {} ms",
+                    crate::ssr::outbound::shown(&url),
+                    response.status,
+                    response.duration_ms
+                ),
+                ..Operation::new(level, OperationKind::InvokeUrl)
+            },
         )
         .await;
         Ok(response)

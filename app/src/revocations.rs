@@ -24,7 +24,7 @@ pub mod ssr {
     use crate::authorizations::ssr::{account_aad, subject_for, Credentials};
     use crate::connectors::ssr::{load as load_connector, Connector};
     use crate::error::AppResult;
-    use crate::operations::ssr::{record, Level};
+    use crate::operations::ssr::{record, Level, Operation, OperationKind};
     use crate::policy::{decide, Action, Decision};
     use crate::ssr::ids::now_ms;
     use crate::ssr::outbound::OutboundError;
@@ -129,13 +129,14 @@ pub mod ssr {
         tx.commit().await?;
         record(
             &state.db,
-            Some(user.workspace_id),
-            Level::Info,
-            "revoked",
-            Some(user.id),
-            Some(conn.id),
-            Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
-            "authorization revoked; local credentials removed",
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                connection_id: Some(conn.id),
+                environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
+                detail: "authorization revoked; local credentials removed",
+                ..Operation::new(Level::Info, OperationKind::Revoked)
+            },
         )
         .await;
         send_now(state, &queued).await;
@@ -317,9 +318,9 @@ pub mod ssr {
                 sqlx::query("DELETE FROM pending_revocations WHERE id = $1").bind(id).execute(&state.db.pool).await?;
                 let (kind, detail) = match answer {
                     Answer::Done => return Ok(()),
-                    Answer::Refused(why) => ("revocation_refused", why),
+                    Answer::Refused(why) => (OperationKind::RevocationRefused, why),
                     Answer::RetryLater(why) => (
-                        "revocation_abandoned",
+                        OperationKind::RevocationAbandoned,
                         format!(
                             "{} could not be told to revoke a {} after {} attempts over {} s ({why}); \
                              revoke this app's access in the service's own settings",
@@ -330,8 +331,16 @@ pub mod ssr {
                         ),
                     ),
                 };
-                record(&state.db, Some(row.workspace_id), Level::Warn, kind, None, row.connection_id, None, &detail)
-                    .await;
+                record(
+                    &state.db,
+                    Operation {
+                        workspace_id: Some(row.workspace_id),
+                        connection_id: row.connection_id,
+                        detail: &detail,
+                        ..Operation::new(Level::Warn, kind)
+                    },
+                )
+                .await;
             }
         }
         Ok(())

@@ -128,7 +128,7 @@ pub mod ssr {
     use crate::datasources::ssr::Datasource;
     use crate::error::AppResult;
     use crate::invoke::InvokeRequest;
-    use crate::operations::ssr::{record, Level};
+    use crate::operations::ssr::{record, Level, Operation, OperationKind};
     use crate::ssr::db::is_unique_violation;
     use crate::ssr::ids::{now_ms, random_token};
     use crate::ssr::AppState;
@@ -284,13 +284,14 @@ pub mod ssr {
             Ok(id) => {
                 record(
                     &state.db,
-                    Some(user.workspace_id),
-                    Level::Info,
-                    "sync_queued",
-                    Some(user.id),
-                    Some(conn.id),
-                    Some(environment.as_str()),
-                    &format!("sync run {id} of datasource {} queued by {}", ds.name, user.email),
+                    Operation {
+                        workspace_id: Some(user.workspace_id),
+                        actor_user_id: Some(user.id),
+                        connection_id: Some(conn.id),
+                        environment: Some(environment.as_str()),
+                        detail: &format!("sync run {id} of datasource {} queued by {}", ds.name, user.email),
+                        ..Operation::new(Level::Info, OperationKind::SyncQueued)
+                    },
                 )
                 .await;
                 Ok(Initiated { view: view(state, user, ds.id).await?, joined: false })
@@ -461,13 +462,13 @@ pub mod ssr {
                 tracing::warn!(run_id = id, "sync run abandoned by a stopped server marked failed");
                 record(
                     &state.db,
-                    Some(workspace_id),
-                    Level::Error,
-                    "sync_failed",
-                    Some(user_id),
-                    Some(connection_id),
-                    None,
-                    &format!("sync run {id}: {reason}"),
+                    Operation {
+                        workspace_id: Some(workspace_id),
+                        actor_user_id: Some(user_id),
+                        connection_id: Some(connection_id),
+                        detail: &format!("sync run {id}: {reason}"),
+                        ..Operation::new(Level::Error, OperationKind::SyncFailed)
+                    },
                 )
                 .await;
             }
@@ -542,13 +543,13 @@ pub mod ssr {
         if let Some((user_id, workspace_id, connection_id, name)) = who {
             record(
                 &state.db,
-                Some(workspace_id),
-                Level::Error,
-                "sync_failed",
-                Some(user_id),
-                Some(connection_id),
-                None,
-                &format!("sync run {run_id} of datasource {name} failed: {reason}"),
+                Operation {
+                    workspace_id: Some(workspace_id),
+                    actor_user_id: Some(user_id),
+                    connection_id: Some(connection_id),
+                    detail: &format!("sync run {run_id} of datasource {name} failed: {reason}"),
+                    ..Operation::new(Level::Error, OperationKind::SyncFailed)
+                },
             )
             .await;
         }
@@ -809,21 +810,12 @@ pub mod ssr {
             .bind(ds.application_id)
             .fetch_optional(&state.db.pool)
             .await?;
-        record(
-            &state.db,
-            workspace,
-            Level::Info,
-            "sync_completed",
-            None,
-            Some(ds.connection_id),
-            None,
-            &format!(
+        record(&state.db, Operation { workspace_id: workspace, connection_id: Some(ds.connection_id), detail: &format!(
                 "sync run {run_id} of datasource {}: {} records in {api_calls} API calls; {updated} form records updated{}",
                 ds.name,
                 records.len(),
                 if missing > 0 { format!(", {missing} references not found in the service") } else { String::new() }
-            ),
-        )
+            ), ..Operation::new(Level::Info, OperationKind::SyncCompleted) })
         .await;
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::connections::Status;
 use crate::connectors::ssr::{load as load_connector, Connector};
 use crate::domain::{ConnectionType, DisplayName, Environment};
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level};
+use crate::operations::ssr::{record, Level, Operation, OperationKind};
 use crate::policy::{decide, Action};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
@@ -88,12 +88,17 @@ pub(crate) fn pending_aad(state: &str) -> Vec<u8> {
     format!("oauth_pending:{state}").into_bytes()
 }
 
+/// The `subject_user_id` of an authorization shared by everyone (admin and system connections,
+/// R1.2); logged-in-user connections store the user's id instead. SQL text spells it through
+/// [`shared_subject!`](crate::shared_subject), which a test keeps equal to this.
+pub const SHARED_SUBJECT: i64 = 0;
+
 /// Who an authorization belongs to: each user for logged-in-user connections, else shared.
 pub fn subject_for(conn: &Connection, user: &SessionUser) -> i64 {
     if conn.conn_type == ConnectionType::LoggedInUser {
         user.id
     } else {
-        0
+        SHARED_SUBJECT
     }
 }
 
@@ -143,13 +148,14 @@ pub async fn store_authorization(
     tx.commit().await?;
     record(
         &state.db,
-        Some(user.workspace_id),
-        Level::Info,
-        "authorized",
-        Some(user.id),
-        Some(conn.id),
-        Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
-        &format!("account {name}"),
+        Operation {
+            workspace_id: Some(user.workspace_id),
+            actor_user_id: Some(user.id),
+            connection_id: Some(conn.id),
+            environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
+            detail: &format!("account {name}"),
+            ..Operation::new(Level::Info, OperationKind::Authorized)
+        },
     )
     .await;
     Ok(id)
@@ -280,13 +286,14 @@ pub async fn reuse_account(
     tx.commit().await?;
     record(
         &state.db,
-        Some(user.workspace_id),
-        Level::Info,
-        "authorization_reused",
-        Some(user.id),
-        Some(conn.id),
-        Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
-        &format!("account {}", option.label),
+        Operation {
+            workspace_id: Some(user.workspace_id),
+            actor_user_id: Some(user.id),
+            connection_id: Some(conn.id),
+            environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
+            detail: &format!("account {}", option.label),
+            ..Operation::new(Level::Info, OperationKind::AuthorizationReused)
+        },
     )
     .await;
     Ok(())
@@ -321,13 +328,14 @@ pub async fn rename_account(
         .await?;
     record(
         &state.db,
-        Some(user.workspace_id),
-        Level::Info,
-        "account_renamed",
-        Some(user.id),
-        Some(conn.id),
-        Some(env.as_str()),
-        name.as_str(),
+        Operation {
+            workspace_id: Some(user.workspace_id),
+            actor_user_id: Some(user.id),
+            connection_id: Some(conn.id),
+            environment: Some(env.as_str()),
+            detail: name.as_str(),
+            ..Operation::new(Level::Info, OperationKind::AccountRenamed)
+        },
     )
     .await;
     Ok(name.to_string())

@@ -6,6 +6,7 @@ use super::credentials::{account_aad, Credentials};
 use super::health::reason;
 use crate::connectors::ssr::Connector;
 use crate::error::{AppError, AppResult};
+use crate::operations::ssr::{Level, OperationKind};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
 
@@ -69,10 +70,10 @@ pub async fn store_refreshed(state: &AppState, account_id: i64, owner: &str, cre
         return Ok(Stored::AccountGone);
     };
     // The audit entry for the refresh goes in with the tokens: no extra round trip between
-    // the store and the callers waiting for it (the level is `Level::Info`'s column value).
+    // the store and the callers waiting for it.
     sqlx::query(
         "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
-         VALUES ($1, $2, 'info', 'token_refreshed', NULL,
+         VALUES ($1, $2, $5, $6, NULL,
                  (SELECT connection_id FROM connection_authorizations WHERE account_id = $3
                   ORDER BY connection_id, environment LIMIT 1),
                  (SELECT environment FROM connection_authorizations WHERE account_id = $3
@@ -83,6 +84,8 @@ pub async fn store_refreshed(state: &AppState, account_id: i64, owner: &str, cre
     .bind(now_ms())
     .bind(account_id)
     .bind(format!("account {account_id}: access token refreshed"))
+    .bind(Level::Info.as_str())
+    .bind(OperationKind::TokenRefreshed.as_str())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

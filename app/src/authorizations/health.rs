@@ -8,7 +8,7 @@ use crate::connections::ssr::Connection;
 use crate::connections::Status;
 use crate::domain::Environment;
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level};
+use crate::operations::ssr::{record, Level, Operation, OperationKind};
 use crate::ssr::AppState;
 
 /// Why an authorization needs re-authorization (shown to people after "Needs
@@ -167,7 +167,7 @@ pub(super) async fn mark_needs_reauthorization(state: &AppState, account_id: i64
     .bind(account_id)
     .fetch_optional(&state.db.pool)
     .await?;
-    record_status(state, account_id, ws, Level::Warn, "needs_reauthorization", reason).await;
+    record_status(state, account_id, ws, Level::Warn, OperationKind::NeedsReauthorization, reason).await;
     Ok(())
 }
 
@@ -185,7 +185,17 @@ pub(super) async fn record_refresh_failure(state: &AppState, account_id: i64, ws
     .unwrap_or_default();
     let (connection, env) = usage.map_or((None, None), |(c, e)| (Some(c), Some(e)));
     let detail = format!("account {account_id}: refresh failed: {why}");
-    record(&state.db, ws, Level::Warn, "token_refresh_failed", None, connection, env.as_deref(), &detail).await;
+    record(
+        &state.db,
+        Operation {
+            workspace_id: ws,
+            connection_id: connection,
+            environment: env.as_deref(),
+            detail: &detail,
+            ..Operation::new(Level::Warn, OperationKind::TokenRefreshFailed)
+        },
+    )
+    .await;
 }
 
 /// Logs an account's status change once per connection using it, with its environments (so the
@@ -195,7 +205,7 @@ pub(super) async fn record_status(
     account_id: i64,
     ws: Option<i64>,
     level: Level,
-    kind: &str,
+    kind: OperationKind,
     detail: &str,
 ) {
     let uses: Vec<(i64, String)> = sqlx::query_as(
@@ -208,7 +218,7 @@ pub(super) async fn record_status(
     .unwrap_or_default();
     let detail = format!("account {account_id}: {detail}");
     if uses.is_empty() {
-        record(&state.db, ws, level, kind, None, None, None, &detail).await;
+        record(&state.db, Operation { workspace_id: ws, detail: &detail, ..Operation::new(level, kind) }).await;
     }
     let mut grouped: Vec<(i64, Vec<String>)> = Vec::new();
     for (connection_id, env) in uses {
@@ -218,6 +228,16 @@ pub(super) async fn record_status(
         }
     }
     for (connection_id, envs) in grouped {
-        record(&state.db, ws, level, kind, None, Some(connection_id), Some(&envs.join(",")), &detail).await;
+        record(
+            &state.db,
+            Operation {
+                workspace_id: ws,
+                connection_id: Some(connection_id),
+                environment: Some(&envs.join(",")),
+                detail: &detail,
+                ..Operation::new(level, kind)
+            },
+        )
+        .await;
     }
 }

@@ -164,7 +164,7 @@ pub mod ssr {
     pub(crate) use super::credentials::pending_aad;
     pub use super::credentials::{
         account_aad, config_key, credentials_for, rename_account, reusable_accounts, reuse_account,
-        store_authorization, subject_for, Credentials,
+        store_authorization, subject_for, Credentials, SHARED_SUBJECT,
     };
     pub use super::fencing::{store_refreshed, Stored};
     pub use super::health::{reason, unusable_status, usable_credentials, UNREACHABLE_LIMIT};

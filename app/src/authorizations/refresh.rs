@@ -12,7 +12,7 @@ use super::oauth::{bad_url, credentials_from, oauth_client, token_error};
 use crate::connections::Status;
 use crate::connectors::ssr::Connector;
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::Level;
+use crate::operations::ssr::{Level, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
 use crate::ssr::AppState;
 use oauth2::{RequestTokenError, TokenUrl};
@@ -241,7 +241,7 @@ async fn refresh_under_lease(
                     account_id,
                     Some(ws),
                     Level::Info,
-                    "reconnected",
+                    OperationKind::Reconnected,
                     "the provider is reachable again; access token refreshed",
                 )
                 .await;

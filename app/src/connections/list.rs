@@ -31,26 +31,34 @@ struct EntryRow {
 /// from values).
 macro_rules! entry_select {
     () => {
-        "
+        concat!(
+            "
     SELECT c.id, c.display_name, c.link_name, k.name AS service_name, c.conn_type, c.installed_from,
            a.name AS account_name,
            CASE WHEN a.status IS NULL AND EXISTS (
                   SELECT 1 FROM revoked_authorizations r
                   WHERE r.connection_id = c.id AND r.environment = $1
-                    AND r.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE 0 END)
+                    AND r.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE ",
+            shared_subject!(),
+            " END)
                 THEN 'revoked' ELSE a.status END AS account_status,
            (SELECT COUNT(*) FROM datasources d WHERE d.connection_id = c.id)
              + (SELECT COUNT(*) FROM component_connections cc JOIN components sc ON sc.id = cc.component_id
                 WHERE cc.connection_id = c.id AND sc.kind = 'schedule') AS used_in_datasource_or_schedule,
            (SELECT COUNT(*) FROM connection_authorizations p
-             WHERE p.connection_id = c.id AND p.subject_user_id = 0) AS primary_accounts,
+             WHERE p.connection_id = c.id AND p.subject_user_id = ",
+            shared_subject!(),
+            ") AS primary_accounts,
            k.auth_type, k.config AS connector_config, c.same_for_all_envs, a.status_reason
     FROM connections c
     JOIN connectors k ON k.id = c.connector_id
     LEFT JOIN connection_authorizations ca
            ON ca.connection_id = c.id AND ca.environment = $1
-          AND ca.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE 0 END
+          AND ca.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE ",
+            shared_subject!(),
+            " END
     LEFT JOIN authorized_accounts a ON a.id = ca.account_id"
+        )
     };
 }
 

@@ -4,6 +4,7 @@ use super::{AppAccess, ConnectionDetails, EnvironmentAuthorization, NewConnectio
 use crate::auth::SessionUser;
 use crate::domain::{ConnectionType, Environment};
 use crate::error::{AppError, AppResult};
+use crate::operations::ssr::{record, Level, Operation, OperationKind};
 use crate::policy::{decide, Action, Context};
 use crate::ssr::AppState;
 
@@ -52,16 +53,18 @@ struct ConnectionRow {
 
 /// Loads a connection of the caller's workspace (other workspaces' ids are "not found").
 pub async fn load(state: &AppState, workspace_id: i64, id: i64) -> AppResult<Connection> {
-    let row: Option<ConnectionRow> = sqlx::query_as(
+    let row: Option<ConnectionRow> = sqlx::query_as(concat!(
         "SELECT c.id, c.workspace_id, c.connector_id, c.display_name, c.link_name, c.conn_type, c.scopes,
                 c.same_for_all_envs, c.enabled, c.deprecated,
                 (SELECT COUNT(*) FROM datasources d WHERE d.connection_id = c.id)
                   + (SELECT COUNT(*) FROM component_connections cc JOIN components sc ON sc.id = cc.component_id
                      WHERE cc.connection_id = c.id AND sc.kind = 'schedule') AS used_in_datasource_or_schedule,
                 (SELECT COUNT(*) FROM connection_authorizations p
-                  WHERE p.connection_id = c.id AND p.subject_user_id = 0) AS primary_accounts
-         FROM connections c WHERE c.id = $1 AND c.workspace_id = $2",
-    )
+                  WHERE p.connection_id = c.id AND p.subject_user_id = ",
+        shared_subject!(),
+        ") AS primary_accounts
+         FROM connections c WHERE c.id = $1 AND c.workspace_id = $2"
+    ))
     .bind(id)
     .bind(workspace_id)
     .fetch_optional(&state.db.pool)
@@ -155,15 +158,15 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewConnection) 
             e.into()
         }
     })?;
-    crate::operations::ssr::record(
+    record(
         &state.db,
-        Some(user.workspace_id),
-        crate::operations::ssr::Level::Info,
-        "connection_created",
-        Some(user.id),
-        Some(id),
-        None,
-        &format!("{} ({})", link, connector.name),
+        Operation {
+            workspace_id: Some(user.workspace_id),
+            actor_user_id: Some(user.id),
+            connection_id: Some(id),
+            detail: &format!("{} ({})", link, connector.name),
+            ..Operation::new(Level::Info, OperationKind::ConnectionCreated)
+        },
     )
     .await;
     Ok(id)
@@ -306,15 +309,18 @@ pub async fn set_access(
     .bind(enabled as i64)
     .execute(&state.db.pool)
     .await?;
-    crate::operations::ssr::record(
+    record(
         &state.db,
-        Some(user.workspace_id),
-        crate::operations::ssr::Level::Info,
-        if enabled { "access_enabled" } else { "access_disabled" },
-        Some(user.id),
-        Some(conn.id),
-        None,
-        &format!("application {application_id}"),
+        Operation {
+            workspace_id: Some(user.workspace_id),
+            actor_user_id: Some(user.id),
+            connection_id: Some(conn.id),
+            detail: &format!("application {application_id}"),
+            ..Operation::new(
+                Level::Info,
+                if enabled { OperationKind::AccessEnabled } else { OperationKind::AccessDisabled },
+            )
+        },
     )
     .await;
     Ok(())

@@ -584,17 +584,19 @@ pub mod ssr {
                 .await?;
         }
         tx.commit().await?;
-        crate::operations::ssr::record(
-            &state.db,
-            Some(user.workspace_id),
-            crate::operations::ssr::Level::Info,
-            "connector_created",
-            Some(user.id),
-            None,
-            None,
-            &format!("custom connector {}", v.link_name),
-        )
-        .await;
+        {
+            use crate::operations::ssr::{record, Level, Operation, OperationKind};
+            record(
+                &state.db,
+                Operation {
+                    workspace_id: Some(user.workspace_id),
+                    actor_user_id: Some(user.id),
+                    detail: &format!("custom connector {}", v.link_name),
+                    ..Operation::new(Level::Info, OperationKind::ConnectorCreated)
+                },
+            )
+            .await;
+        }
         summary((
             id,
             "custom".into(),
