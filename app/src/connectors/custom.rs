@@ -150,9 +150,9 @@ impl std::fmt::Debug for ValidatedConnector {
 #[cfg(feature = "ssr")]
 pub(super) mod ssr {
     use super::validate_custom;
+    use crate::auth::SessionUser;
     use crate::connectors::ssr::{secret_aad, summary};
     use crate::connectors::{ConnectorSummary, CustomConnectorInput};
-    use crate::auth::SessionUser;
     use crate::domain::AuthType;
     use crate::error::{AppError, AppResult};
     use crate::ssr::db::is_unique_violation;
