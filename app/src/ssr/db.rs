@@ -89,6 +89,17 @@ impl Db {
         }
     }
 
+    /// A transaction that is going to write. SQLite takes its write lock at `BEGIN IMMEDIATE`, so
+    /// reads inside see the latest data and the first write cannot fail with
+    /// `SQLITE_BUSY_SNAPSHOT` because another process wrote after the read (two replicas starting
+    /// on one file); PostgreSQL locks per row and needs nothing more than `BEGIN`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Cheap liveness check used by `/healthz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
