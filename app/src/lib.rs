@@ -1,8 +1,6 @@
 //! The connections manager: Leptos components, routes and `#[server]` functions shared by the
 //! server (feature `ssr`) and the browser (feature `hydrate`).
 #![recursion_limit = "512"]
-// Database rows are read as tuples next to the query that selects them.
-#![allow(clippy::type_complexity)]
 
 #[macro_use]
 mod closed_set;

@@ -87,22 +87,22 @@ pub(super) async fn start_oauth(
     Ok(AuthorizeOutcome::Redirect { flow, authorize_url: url.to_string(), window_secs: window })
 }
 
-pub(super) fn oauth_client(
-    connector: &Connector,
-) -> AppResult<
-    oauth2::Client<
-        oauth2::basic::BasicErrorResponse,
-        oauth2::basic::BasicTokenResponse,
-        oauth2::basic::BasicTokenIntrospectionResponse,
-        oauth2::StandardRevocableToken,
-        oauth2::basic::BasicRevocationErrorResponse,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointSet,
-    >,
-> {
+/// The `oauth2` client for a connector: only its token endpoint is set (the authorize URL is
+/// built per flow, revocation goes through `revocations`).
+pub(super) type OAuthClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    oauth2::basic::BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+pub(super) fn oauth_client(connector: &Connector) -> AppResult<OAuthClient> {
     let cfg = &connector.config;
     let token_url = cfg.token_url.clone().ok_or_else(|| missing("token URL"))?;
     let mut client = BasicClient::new(ClientId::new(cfg.client_id.clone().ok_or_else(|| missing("client ID"))?))
@@ -348,16 +348,26 @@ async fn finish_inner(
 
 /// The state of a flow the caller started.
 pub async fn flow_status(state: &AppState, user: &SessionUser, flow: &str) -> AppResult<FlowStatus> {
-    let row: Option<(i64, i64, Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct FlowRow {
+        user_id: i64,
+        expires_at: i64,
+        consumed_at: Option<i64>,
+        outcome: Option<String>,
+        outcome_detail: Option<String>,
+    }
+    let row: Option<FlowRow> = sqlx::query_as(
         "SELECT user_id, expires_at, consumed_at, outcome, outcome_detail FROM oauth_pending WHERE state = $1",
     )
     .bind(flow)
     .fetch_optional(&state.db.pool)
     .await?;
-    let Some((owner, expires_at, consumed_at, outcome, detail)) = row.filter(|r| r.0 == user.id) else {
+    // Another user's flow is "not found" for the caller.
+    let Some(FlowRow { expires_at, consumed_at, outcome, outcome_detail: detail, .. }) =
+        row.filter(|r| r.user_id == user.id)
+    else {
         return Err(AppError::not_found("There is no such authorization in progress."));
     };
-    let _ = owner;
     Ok(match (outcome.as_deref(), consumed_at) {
         (Some("connected"), _) => FlowStatus::Connected { account_name: detail.unwrap_or_default() },
         (Some("expired"), _) => FlowStatus::Expired,

@@ -277,7 +277,18 @@ pub mod ssr {
 
     /// Loads a connector visible to `workspace_id`, decrypting its client secret.
     pub async fn load(state: &AppState, workspace_id: i64, id: i64) -> AppResult<Connector> {
-        let row: Option<(i64, String, String, String, String, String, Option<Vec<u8>>, String)> = sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct ConnectorRow {
+            id: i64,
+            kind: String,
+            name: String,
+            link_name: String,
+            auth_type: String,
+            config: String,
+            secret_ct: Option<Vec<u8>>,
+            data_center: String,
+        }
+        let row: Option<ConnectorRow> = sqlx::query_as(
             "SELECT k.id, k.kind, k.name, k.link_name, k.auth_type, k.config, k.secret_ct, w.data_center
              FROM connectors k JOIN workspaces w ON w.id = $2
              WHERE k.id = $1 AND (k.workspace_id IS NULL OR k.workspace_id = $2)",
@@ -286,7 +297,7 @@ pub mod ssr {
         .bind(workspace_id)
         .fetch_optional(&state.db.pool)
         .await?;
-        let (id, kind, name, link_name, auth_type, config, secret_ct, data_center) =
+        let ConnectorRow { id, kind, name, link_name, auth_type, config, secret_ct, data_center } =
             row.ok_or_else(|| AppError::not_found("There is no such connector."))?;
         let client_secret = match secret_ct {
             Some(ct) => Some(
