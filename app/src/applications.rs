@@ -43,7 +43,7 @@ pub async fn get_application(app: String) -> Result<ApplicationView, AppError> {
 
 /// Adds an integration report on a service's module. When the application needs a connection
 /// for it, the platform uses the workspace's system connection for that service, or creates one
-/// with access to all of the service's modules (seed 002 "system connections").
+/// with access to all of the service's modules (R5.5 "system connections").
 #[server(prefix = "/api", endpoint = "add_integration_report")]
 pub async fn add_integration_report(
     app: String,

@@ -1,13 +1,13 @@
 //! Who may do what with a connection: one pure function, decided on the server, tested as a table.
 //!
-//! Sources: seed 000 §2 (who creates and manages), §4 and §9 (who sees which connection types),
-//! §5.1 (who is prompted to authorize an unauthorized connection, who is told to contact an
-//! admin), §8 (datasources are for super admins, admins and developers) and §9 (a logged-in-user
-//! connection used in datasources or schedules needs the admin's primary account first).
+//! Rules (docs/behaviour.md): R1.3, R2.1, R3.2–R3.4 (who is prompted to authorize an unauthorized
+//! connection, who is told to contact an admin), R11.1 (datasources are for super admins, admins
+//! and developers) and R3.5 (a logged-in-user connection used in datasources or schedules needs
+//! the admin's primary account first).
 //! Calls to a third party: a raw call whose method and URL the caller chooses (the script
 //! editor's "Test") is for builders only; everyone else reaches a service only through the
 //! components builders wrote, over admin and system connections once they are authorized
-//! (§5.1: users "access the form" after the admin authorized it) and over logged-in-user
+//! (R3.2: users "access the form" after the admin authorized it) and over logged-in-user
 //! connections with their own account.
 
 use crate::domain::{ConnectionType, Environment, Role};
@@ -52,7 +52,7 @@ impl Action {
 /// Facts about the connection that change the answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Context {
-    /// A logged-in-user connection used by a datasource or a schedule (seed 000 §9).
+    /// A logged-in-user connection used by a datasource or a schedule (R3.5).
     pub used_in_datasource_or_schedule: bool,
     /// An admin has authorized the connection and configured its primary account.
     pub primary_account_configured: bool,
@@ -174,32 +174,32 @@ mod tests {
         let cas = ContactAdmin(Contact::AdminOrSuperAdmin);
         #[rustfmt::skip]
         let table: &[(Role, ConnectionType, Action, Decision)] = &[
-            // §4/§9: builders see every type, other users only logged-in-user connections.
+            // R2.1: builders see every type, other users only logged-in-user connections.
             (SuperAdmin, SYSTEM, A::View, Allowed), (SuperAdmin, ADMIN_CONN, A::View, Allowed), (SuperAdmin, USER_CONN, A::View, Allowed),
             (Role::Admin, SYSTEM, A::View, Allowed), (Role::Admin, ADMIN_CONN, A::View, Allowed), (Role::Admin, USER_CONN, A::View, Allowed),
             (Developer, SYSTEM, A::View, Allowed), (Developer, ADMIN_CONN, A::View, Allowed), (Developer, USER_CONN, A::View, Allowed),
             (User, SYSTEM, A::View, Denied), (User, ADMIN_CONN, A::View, Denied), (User, USER_CONN, A::View, Allowed),
-            // §5.1: who is prompted when a component uses an unauthorized connection.
+            // R3.2–R3.4: who is prompted when a component uses an unauthorized connection.
             (SuperAdmin, ADMIN_CONN, A::UseUnauthorized, Prompt), (Role::Admin, ADMIN_CONN, A::UseUnauthorized, Prompt),
             (Developer, ADMIN_CONN, A::UseUnauthorized, ca), (User, ADMIN_CONN, A::UseUnauthorized, ca),
             (SuperAdmin, SYSTEM, A::UseUnauthorized, Prompt), (Role::Admin, SYSTEM, A::UseUnauthorized, Prompt),
             (Developer, SYSTEM, A::UseUnauthorized, Prompt), (User, SYSTEM, A::UseUnauthorized, cas),
             (SuperAdmin, USER_CONN, A::UseUnauthorized, Prompt), (Role::Admin, USER_CONN, A::UseUnauthorized, Prompt),
             (Developer, USER_CONN, A::UseUnauthorized, Prompt), (User, USER_CONN, A::UseUnauthorized, Prompt),
-            // §5, §6, §9: authorizing (and switching) follows the same split.
+            // R4.1: authorizing (and switching) follows the same split.
             (SuperAdmin, ADMIN_CONN, A::Authorize, Allowed), (Role::Admin, ADMIN_CONN, A::Authorize, Allowed),
             (Developer, ADMIN_CONN, A::Authorize, ca), (User, ADMIN_CONN, A::Authorize, ca),
             (SuperAdmin, SYSTEM, A::Authorize, Allowed), (Role::Admin, SYSTEM, A::Authorize, Allowed),
             (Developer, SYSTEM, A::Authorize, Allowed), (User, SYSTEM, A::Authorize, cas),
             (SuperAdmin, USER_CONN, A::Authorize, Allowed), (Role::Admin, USER_CONN, A::Authorize, Allowed),
             (Developer, USER_CONN, A::Authorize, Allowed), (User, USER_CONN, A::Authorize, Allowed),
-            // §7: revoking, by those who may authorize.
+            // R4.3: revoking, by those who may authorize.
             (SuperAdmin, ADMIN_CONN, A::Revoke, Allowed), (Role::Admin, ADMIN_CONN, A::Revoke, Allowed),
             (Developer, ADMIN_CONN, A::Revoke, Denied), (User, ADMIN_CONN, A::Revoke, Denied),
             (SuperAdmin, SYSTEM, A::Revoke, Allowed), (Role::Admin, SYSTEM, A::Revoke, Allowed),
             (Developer, SYSTEM, A::Revoke, Allowed), (User, SYSTEM, A::Revoke, Denied),
             (SuperAdmin, USER_CONN, A::Revoke, Allowed), (User, USER_CONN, A::Revoke, Allowed),
-            // §2: only super admins, admins and developers create and manage; §8: datasources too.
+            // R1.3: only super admins, admins and developers create and manage; R11.1: datasources too.
             (SuperAdmin, ADMIN_CONN, A::Manage, Allowed), (Role::Admin, SYSTEM, A::Manage, Allowed),
             (Developer, USER_CONN, A::Manage, Allowed), (User, USER_CONN, A::Manage, Denied),
             (User, ADMIN_CONN, A::Manage, Denied), (User, SYSTEM, A::Manage, Denied),
@@ -211,7 +211,7 @@ mod tests {
             (Role::Admin, SYSTEM, A::InvokeRaw, Allowed), (Role::Admin, ADMIN_CONN, A::InvokeRaw, Allowed), (Role::Admin, USER_CONN, A::InvokeRaw, Allowed),
             (Developer, SYSTEM, A::InvokeRaw, Allowed), (Developer, ADMIN_CONN, A::InvokeRaw, Allowed), (Developer, USER_CONN, A::InvokeRaw, Allowed),
             (User, SYSTEM, A::InvokeRaw, Denied), (User, ADMIN_CONN, A::InvokeRaw, Denied), (User, USER_CONN, A::InvokeRaw, Denied),
-            // §5.1: users open components over admin and system connections once authorized,
+            // R3.2: users open components over admin and system connections once authorized,
             // and over logged-in-user connections with their own account.
             (SuperAdmin, SYSTEM, A::UseInComponent, Allowed), (SuperAdmin, ADMIN_CONN, A::UseInComponent, Allowed), (SuperAdmin, USER_CONN, A::UseInComponent, Allowed),
             (Role::Admin, SYSTEM, A::UseInComponent, Allowed), (Role::Admin, ADMIN_CONN, A::UseInComponent, Allowed), (Role::Admin, USER_CONN, A::UseInComponent, Allowed),
@@ -223,7 +223,7 @@ mod tests {
         }
     }
 
-    /// §9: a logged-in-user connection used in datasources or schedules cannot be authorized by
+    /// R3.5: a logged-in-user connection used in datasources or schedules cannot be authorized by
     /// application users until an admin configured the primary account.
     #[test]
     fn primary_account_gate() {

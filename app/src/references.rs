@@ -1,4 +1,4 @@
-//! What the panel shows when a connection is clicked (seed 000 §4, §6, §7): its permissions
+//! What the panel shows when a connection is clicked (R2.7, R4.4, R4.3): its permissions
 //! (scopes), its references (the components of the application that use it, each a link) and
 //! whether the caller may switch or revoke its authorization. Decided on the server.
 

@@ -1,4 +1,4 @@
-//! Revoking an authorization (seed 000 §7): the tokens are revoked at the provider (RFC 7009:
+//! Revoking an authorization (R16.1, R16.2, R4.3): the tokens are revoked at the provider (RFC 7009:
 //! the refresh token first, then the access token), the local credentials are removed either
 //! way, and the connection shows "Revoked" until it is authorized again. The tokens are queued in
 //! `pending_revocations` in the transaction that removes them, then sent; a provider answering

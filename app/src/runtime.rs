@@ -1,4 +1,4 @@
-//! A minimal runtime for live mode (seed 000 §5.1): a form whose on-load workflow calls a
+//! A minimal runtime for live mode (R3.1, R3.7): a form whose on-load workflow calls a
 //! connection, a page panel showing data fetched over a connection, and an integration report
 //! listing a service's records. Every call goes through the invoke-URL path as a component's
 //! call ([`crate::invoke::ssr::call`] with [`crate::invoke::ssr::Purpose::Component`]): the policy

@@ -1,4 +1,4 @@
-//! "Associated Datasources" in the connections panel (seed 000 §8): per datasource its name and
+//! "Associated Datasources" in the connections panel (R12.1): per datasource its name and
 //! module, Configure / Reconfigure, and the integration-fields sync with a live status badge.
 
 use super::embed_events::{emit, EmbedEvents};

@@ -1,4 +1,4 @@
-//! A panel entry's details, shown when the entry is clicked (seed 000 §4, §6, §7): permissions,
+//! A panel entry's details, shown when the entry is clicked (R2.7, R4.4, R4.3): permissions,
 //! references (each a link to the component), Switch (another account or a new one, through the
 //! authorization dialog's Reuse / Link New Account) and Revoke.
 
@@ -15,7 +15,7 @@ use leptos::prelude::*;
 
 /// What the panel tells someone who may not authorize a connection. For a logged-in-user
 /// connection that is only the case while it is used in a datasource or schedule without the
-/// admin's primary account (seed 000 §9; [`crate::policy::decide`]).
+/// admin's primary account (R3.5; [`crate::policy::decide`]).
 pub fn contact_notice(kind: ConnectionType, who: Contact) -> &'static str {
     match kind {
         ConnectionType::LoggedInUser => {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn users_are_told_why_they_cannot_authorize() {
-        // §9: a logged-in-user connection in a datasource or schedule, no primary account yet.
+        // R3.5: a logged-in-user connection in a datasource or schedule, no primary account yet.
         let waiting = Context { used_in_datasource_or_schedule: true, primary_account_configured: false };
         let Decision::ContactAdmin(who) = decide(Role::User, ConnectionType::LoggedInUser, Action::Authorize, waiting)
         else {

@@ -92,7 +92,7 @@ pub async fn workspace_connections() -> Result<Vec<ConnectionEntry>, AppError> {
     ssr::for_workspace(&state, &user).await
 }
 
-/// What "Create" / "Create and Authorize" submits (seed 002 steps 5–8).
+/// What "Create" / "Create and Authorize" submits (R5.2, R6.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct NewConnection {
     pub connector_id: i64,
@@ -108,7 +108,7 @@ pub struct NewConnection {
     pub conn_type: String,
 }
 
-/// Who authorized a connection for one environment (seed 002 "Connection details").
+/// Who authorized a connection for one environment (R9.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentAuthorization {
     pub environment: Environment,

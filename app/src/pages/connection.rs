@@ -1,4 +1,4 @@
-//! Connection details (seed 002 "Connection details", "Connection access", "Use different
+//! Connection details (R9.1, R9.2, R6.1
 //! authorizations for different environments", "Reauthorize connection").
 
 use crate::components::authorize::{AuthorizeDialog, Target};

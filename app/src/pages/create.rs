@@ -1,4 +1,4 @@
-//! Pick & Create (seed 002 steps 3–8): connector cards with a BUILT-IN / CUSTOM left pane and a
+//! Pick & Create (R5.2, R5.3): connector cards with a BUILT-IN / CUSTOM left pane and a
 //! search box, then the connection form with scopes and the environments checkbox.
 
 use crate::components::{ErrorMessage, RequireUser, TopNav};

@@ -1,5 +1,5 @@
 //! The custom connector builder: a General section, "Save & Continue", then a Security section
-//! whose fields depend on the authentication type (seed 002 "Difference in authorization of
+//! whose fields depend on the authentication type (R5.4
 //! custom connectors").
 
 use crate::components::{ErrorMessage, RequireUser, TopNav};

@@ -1,5 +1,5 @@
 //! Edit mode: the builder for an application, with the integrations icon in the top-right
-//! corner that opens the Connections tab for the component being edited (seed 000 §4.1).
+//! corner that opens the Connections tab for the component being edited (R2.4).
 
 use crate::applications::get_application;
 use crate::components::embed_settings::EmbedAllowlistForm;

@@ -1,5 +1,5 @@
 //! Live mode: the running application, with the settings icon beside the user's name that opens
-//! the Connections slider (seed 000 §4.1).
+//! the Connections slider (R2.3).
 
 use crate::applications::get_application;
 use crate::components::panel::ConnectionsList;

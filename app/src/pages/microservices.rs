@@ -46,7 +46,7 @@ pub fn MicroservicesPage() -> impl IntoView {
     }
 }
 
-/// "Create New" → "Pick & Create" under Connections (seed 002 steps 2–3).
+/// "Create New" → "Pick & Create" under Connections (R1.3).
 #[component]
 fn CreateNew() -> impl IntoView {
     let open = RwSignal::new(false);

@@ -146,7 +146,7 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
     let nightly = component(sales, "schedule", "Nightly Refresh", "nightly_refresh", json!({})).await?;
     let weather_page = component(field, "page", "Site Weather", "site_weather", json!({})).await?;
     let tickets = component(field, "report", "Tickets", "tickets", json!({})).await?;
-    // A payment gateway (seed 000 §4: listed with the connections, under "Payment gateways").
+    // A payment gateway (R1.2, R4.2: listed with the connections, under "Payment gateways").
     let charges = json!({"title": "Recent charges", "invoke": {"connection": "checkout", "url": "{api_base}/api/payments/charges?limit=3"}});
     let payment_form =
         component(field, "form", "Service Payment", "service_payment", json!({"on_load": "recent_charges"})).await?;
@@ -197,7 +197,7 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
             .execute(&db.pool)
             .await?;
     }
-    // Associated datasources (seed 000 §8): two modules of the CRM over the admin connection,
+    // Associated datasources (R11.1): two modules of the CRM over the admin connection,
     // integration fields on two forms, and form records whose values a sync brings up to date.
     let stages = json!([{
         "name": "stage", "label": "Pipeline stage", "kind": "select", "required": true, "param": "stage",

@@ -130,8 +130,7 @@ pub struct Settings {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
-    /// At most this many integration-fields syncs run at once in the whole deployment (seed 000
-    /// §8 says 10); more wait in a queue.
+    /// At most this many integration-fields syncs run at once in the whole deployment (R12.6); more wait in a queue.
     #[arg(long, env = "SYNC_MAX_RUNNING", default_value_t = 10)]
     pub sync_max_running: u32,
 

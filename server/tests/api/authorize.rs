@@ -1,4 +1,4 @@
-//! Creating and authorizing connections against the sandbox provider (seed 002), and every
+//! Creating and authorizing connections against the sandbox provider (R5.2, R7.1, R8.1), and every
 //! security rule of the OAuth2 flow: PKCE S256, state, the 90-second window, replay, iss,
 //! another user's session, no redirects on the token exchange; credentials encrypted at rest.
 

@@ -490,7 +490,7 @@ async fn redirects_are_followed_within_the_origin_only() {
     assert!(e.to_string().contains("redirected too many times"), "{e}");
 }
 
-/// Payment gateways (seed 000 §4) are connections whose connector is a payment gateway: the
+/// Payment gateways (R2.6, R14.3) are connections whose connector is a payment gateway: the
 /// panel lists them apart, they follow the same visibility rules (an admin connection: not for
 /// plain users), and their secret key goes to the gateway as a bearer token.
 #[tokio::test]

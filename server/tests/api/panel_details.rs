@@ -127,7 +127,7 @@ async fn components_run_over_their_connections() {
     assert_eq!((status, auth_required(&e)), (428, ("sales_crm".into(), true)));
 }
 
-/// Seed 000 §9: a logged-in-user connection used in a schedule without the admin's primary
+/// R3.5: a logged-in-user connection used in a schedule without the admin's primary
 /// account cannot be authorized by users; the panel says so and components do not prompt them.
 #[tokio::test]
 async fn logged_in_user_connection_in_a_schedule_waits_for_the_admin() {

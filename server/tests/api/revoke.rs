@@ -1,4 +1,4 @@
-//! Revoking authorizations (seed 000 §7): revoked at the provider (refresh token, then access
+//! Revoking authorizations (R16.1, R16.2): revoked at the provider (refresh token, then access
 //! token), local credentials removed either way, retried in the background after a 503.
 
 use crate::common;

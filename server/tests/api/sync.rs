@@ -1,4 +1,4 @@
-//! Associated datasources and the integration-fields sync (seed 000 §8) against the sandbox CRM:
+//! Associated datasources and the integration-fields sync (R11.1) against the sandbox CRM:
 //! configuration, pull of every page into form records, the per-user daily limit, one run per
 //! datasource under a burst of presses, at most ten running at once across replicas, and
 //! recovery after a server is killed mid-sync.
@@ -12,8 +12,8 @@ use common::TestApp;
 use serde_json::Value;
 use std::time::Duration;
 
-const DEALS: i64 = 1; // the seed's "CRM Deals" (needs a pipeline stage)
-const CONTACTS: i64 = 2; // the seed's "CRM Contacts" (nothing to configure)
+const DEALS: i64 = 1; // the demo data's "CRM Deals" (needs a pipeline stage)
+const CONTACTS: i64 = 2; // the demo data's "CRM Contacts" (nothing to configure)
 
 async fn datasources(app: &TestApp, c: &reqwest::Client) -> Vec<Value> {
     let conn = app.connection_id("sales_crm").await.to_string();
