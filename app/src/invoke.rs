@@ -42,7 +42,7 @@ pub mod ssr {
     use crate::auth::SessionUser;
     use crate::authorizations::ssr::{refresh_account, unusable_status, usable_credentials, Credentials};
     use crate::connections::Status;
-    use crate::connectors::{ensure_usable, Usage};
+    use crate::connectors::{ensure_usable, Placement, Usage};
     use crate::domain::ConnectionType;
     use crate::error::AppResult;
     use crate::operations::ssr::{record, Level, Operation, OperationKind};
@@ -281,7 +281,7 @@ pub mod ssr {
         let mut method = method.clone();
         for _ in 0..=MAX_HOPS {
             let mut target = current.clone();
-            if let (Credentials::ApiKey { key }, "query") = (creds, connector.config.placement.as_str()) {
+            if let (Credentials::ApiKey { key }, Placement::Query) = (creds, connector.config.placement) {
                 let name = connector.config.key_name.clone().unwrap_or_else(|| "api_key".into());
                 target.query_pairs_mut().append_pair(&name, key);
             }
@@ -292,7 +292,7 @@ pub mod ssr {
             rb = match creds {
                 Credentials::OAuth2 { access_token, .. } => rb.bearer_auth(access_token),
                 Credentials::Basic { username, password } => rb.basic_auth(username, Some(password)),
-                Credentials::ApiKey { key } if connector.config.placement != "query" => {
+                Credentials::ApiKey { key } if connector.config.placement != Placement::Query => {
                     let name = connector.config.key_name.clone().unwrap_or_else(|| "X-Api-Key".into());
                     let prefix = connector.config.key_prefix.clone().unwrap_or_default();
                     rb.header(name.as_str(), format!("{prefix}{key}"))

@@ -219,7 +219,7 @@ pub mod ssr {
             Ok(r) => r,
             Err(e) => return Answer::Refused(e.to_string()),
         };
-        if connector.config.client_auth == "query" {
+        if connector.config.client_auth == crate::connectors::Placement::Query {
             form.push(("client_id", client_id));
             if let Some(s) = &connector.client_secret {
                 form.push(("client_secret", s.clone()));

@@ -236,7 +236,7 @@ pub mod ssr {
                 }
                 Credentials::Basic { username: u.to_string(), password: p.clone() }
             }
-            AuthType::OAuth2 if connector.config.grant_type == "client_credentials" => {
+            AuthType::OAuth2 if connector.config.grant_type == crate::connectors::GrantType::ClientCredentials => {
                 client_credentials(state, &connector, &conn).await?
             }
             AuthType::OAuth2 => return start_oauth(state, user, &conn, &connector, name, envs, req.replace).await,

@@ -107,7 +107,7 @@ pub(super) fn oauth_client(connector: &Connector) -> AppResult<OAuthClient> {
     let token_url = cfg.token_url.clone().ok_or_else(|| missing("token URL"))?;
     let mut client = BasicClient::new(ClientId::new(cfg.client_id.clone().ok_or_else(|| missing("client ID"))?))
         .set_token_uri(TokenUrl::new(token_url).map_err(|_| bad_url("token URL"))?)
-        .set_auth_type(if cfg.client_auth == "query" {
+        .set_auth_type(if cfg.client_auth == crate::connectors::Placement::Query {
             oauth2::AuthType::RequestBody
         } else {
             oauth2::AuthType::BasicAuth

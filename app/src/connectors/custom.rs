@@ -3,7 +3,7 @@
 //! before submitting and again, authoritatively, on the server, which then stores the connector
 //! with its client secret encrypted.
 
-use super::{ConnectorConfig, CustomConnectorInput, ScopeDef};
+use super::{ConnectorConfig, CustomConnectorInput, GrantType, Placement, ScopeDef};
 use crate::domain::{AuthType, DisplayName, LinkName, Scope, ServiceUrl};
 use crate::error::AppError;
 
@@ -26,14 +26,10 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
         }
     };
     let placement = match input.placement.as_str() {
-        "" | "header" => "header",
-        "query" => "query",
-        other => {
-            return Err(AppError::invalid(
-                "placement",
-                format!("Send parameters as header or query string, not '{other}'."),
-            ))
-        }
+        "" => Placement::Header,
+        other => Placement::parse(other).map_err(|_| {
+            AppError::invalid("placement", format!("Send parameters as header or query string, not '{other}'."))
+        })?,
     };
     let logo_url = if input.logo_url.trim().is_empty() {
         None
@@ -47,8 +43,8 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
     let mut config = ConnectorConfig {
         logo_url,
         api_base: Some(api_base.as_str().trim_end_matches('/').to_string()),
-        client_auth: placement.to_string(),
-        placement: placement.to_string(),
+        client_auth: placement,
+        placement,
         ..Default::default()
     };
     let mut secret = None;
@@ -56,9 +52,8 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
     match auth_type {
         AuthType::OAuth2 => {
             config.grant_type = match input.grant_type.as_str() {
-                "" | "authorization_code" => "authorization_code".into(),
-                "client_credentials" => "client_credentials".into(),
-                other => return Err(AppError::invalid("grant_type", format!("Unknown grant type '{other}'."))),
+                "" => GrantType::AuthorizationCode,
+                other => GrantType::parse(other)?,
             };
             if input.client_id.trim().is_empty() || input.client_id.len() > 500 {
                 return Err(AppError::invalid("client_id", "Enter the client ID the service gave you."));
@@ -73,7 +68,7 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
             // With metadata to read, the server fills the endpoints left empty when it saves.
             let discovers = discovery_url.is_some() || config.issuer.is_some();
             config.authorize_url = opt_url("authorize_url", &input.authorize_url)?;
-            if config.grant_type == "authorization_code" && config.authorize_url.is_none() && !discovers {
+            if config.grant_type == GrantType::AuthorizationCode && config.authorize_url.is_none() && !discovers {
                 ServiceUrl::parse("authorize_url", &input.authorize_url)?;
             }
             config.token_url = opt_url("token_url", &input.token_url)?;

@@ -93,7 +93,7 @@ pub async fn complete_endpoints(state: &AppState, v: &mut ValidatedConnector) ->
     if cfg.token_url.is_none() {
         return Err(AppError::invalid("token_url", "Enter the token URL (the service's metadata did not give one)."));
     }
-    if cfg.grant_type == "authorization_code" && cfg.authorize_url.is_none() {
+    if cfg.grant_type == crate::connectors::GrantType::AuthorizationCode && cfg.authorize_url.is_none() {
         return Err(AppError::invalid(
             "authorize_url",
             "Enter the authorization URL (the service's metadata did not give one).",

@@ -95,6 +95,32 @@ pub use custom::{validate_custom, ValidatedConnector};
 
 mod custom;
 
+closed_set! {
+    /// How an OAuth2 connector obtains its tokens. Configurations stored before this was typed
+    /// may hold "" for the default.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum GrantType ("grant_type", "grant type") {
+        #[default]
+        #[serde(alias = "")]
+        AuthorizationCode = "authorization_code", "Authorization Code";
+        ClientCredentials = "client_credentials", "Client Credentials";
+    }
+}
+
+closed_set! {
+    /// Where a secret goes on a request: the API key, or the OAuth2 client credentials
+    /// (`header`: client_secret_basic, `query`: client_secret_post).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Placement ("placement", "placement") {
+        #[default]
+        #[serde(alias = "")]
+        Header = "header", "Header";
+        Query = "query", "Query string";
+    }
+}
+
 /// The stored configuration of a connector (the `connectors.config` column). Secrets are not
 /// part of it: a client secret is kept encrypted in `connectors.secret_ct`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -111,16 +137,16 @@ pub struct ConnectorConfig {
     /// An endpoint answering who the authorized account is (used to name it).
     pub account_url: Option<String>,
     pub client_id: Option<String>,
-    /// `header` (client_secret_basic) or `query` (client_secret_post).
-    pub client_auth: String,
-    pub grant_type: String,
+    /// How the client authenticates at the token endpoint.
+    pub client_auth: Placement,
+    pub grant_type: GrantType,
     pub scope_delimiter: String,
     pub scopes: Vec<ScopeDef>,
     pub extra_authorize_params: std::collections::BTreeMap<String, String>,
     pub key_name: Option<String>,
     pub key_prefix: Option<String>,
-    /// API key: `header` or `query`.
-    pub placement: String,
+    /// Where the API key goes.
+    pub placement: Placement,
     pub username_label: String,
     pub password_label: String,
     pub modules: Vec<String>,
@@ -340,6 +366,25 @@ pub mod ssr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Configurations stored while these were strings ("" for the default) still load.
+    #[test]
+    fn stored_grant_types_and_placements_load() {
+        let old: ConnectorConfig =
+            serde_json::from_str(r#"{"grant_type":"","placement":"","client_auth":"query"}"#).unwrap();
+        assert_eq!(
+            (old.grant_type, old.placement, old.client_auth),
+            (GrantType::AuthorizationCode, Placement::Header, Placement::Query)
+        );
+        let cc: ConnectorConfig = serde_json::from_str(r#"{"grant_type":"client_credentials"}"#).unwrap();
+        assert_eq!(cc.grant_type, GrantType::ClientCredentials);
+        let written = serde_json::to_value(&cc).unwrap();
+        assert_eq!(
+            (written["grant_type"].as_str(), written["placement"].as_str()),
+            (Some("client_credentials"), Some("header"))
+        );
+        assert!(serde_json::from_str::<ConnectorConfig>(r#"{"placement":"body"}"#).is_err());
+    }
 
     #[test]
     fn zoho_endpoints_follow_the_data_center() {
