@@ -228,11 +228,9 @@ pub mod ssr {
             record(
                 &state.db,
                 Operation {
-                    workspace_id: Some(user.workspace_id),
-                    actor_user_id: Some(user.id),
                     connection_id: Some(connection_id),
                     detail: &format!("for integration report {component_link} ({module})"),
-                    ..Operation::new(Level::Info, OperationKind::SystemConnectionCreated)
+                    ..Operation::by(user, Level::Info, OperationKind::SystemConnectionCreated)
                 },
             )
             .await;

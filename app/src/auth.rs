@@ -91,10 +91,8 @@ pub mod ssr {
         record(
             &state.db,
             Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(user.id),
                 detail: &format!("{} tried to {what}", user.email),
-                ..Operation::new(Level::Warn, OperationKind::AccessDenied)
+                ..Operation::by(user, Level::Warn, OperationKind::AccessDenied)
             },
         )
         .await;

@@ -114,14 +114,12 @@ pub mod ssr {
         record(
             &state.db,
             Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(user.id),
                 detail: &format!(
                     "{}: {}",
                     a.link_name,
                     if origins.is_empty() { "none".into() } else { origins.join(" ") }
                 ),
-                ..Operation::new(Level::Info, OperationKind::EmbedOriginsChanged)
+                ..Operation::by(user, Level::Info, OperationKind::EmbedOriginsChanged)
             },
         )
         .await;

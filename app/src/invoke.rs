@@ -121,8 +121,6 @@ pub mod ssr {
         record(
             &state.db,
             Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(user.id),
                 connection_id,
                 detail: &format!(
                     "{} tried to {} over {} ({} {target})",
@@ -131,7 +129,7 @@ pub mod ssr {
                     req.connection.chars().take(100).collect::<String>(),
                     method.to_uppercase()
                 ),
-                ..Operation::new(Level::Warn, OperationKind::AccessDenied)
+                ..Operation::by(user, Level::Warn, OperationKind::AccessDenied)
             },
         )
         .await;
@@ -242,8 +240,6 @@ pub mod ssr {
         record(
             &state.db,
             Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(user.id),
                 connection_id: Some(conn.id),
                 environment: Some(env.as_str()),
                 detail: &format!(
@@ -252,7 +248,7 @@ pub mod ssr {
                     response.status,
                     response.duration_ms
                 ),
-                ..Operation::new(level, OperationKind::InvokeUrl)
+                ..Operation::by(user, level, OperationKind::InvokeUrl)
             },
         )
         .await;

@@ -99,6 +99,15 @@ pub mod ssr {
     }
 
     impl Operation<'_> {
+        /// An entry done by `user`, in their workspace.
+        pub fn by(user: &crate::auth::SessionUser, level: Level, kind: OperationKind) -> Self {
+            Operation {
+                workspace_id: Some(user.workspace_id),
+                actor_user_id: Some(user.id),
+                ..Operation::new(level, kind)
+            }
+        }
+
         pub fn new(level: Level, kind: OperationKind) -> Self {
             Operation {
                 workspace_id: None,

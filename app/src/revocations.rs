@@ -130,12 +130,10 @@ pub mod ssr {
         record(
             &state.db,
             Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(user.id),
                 connection_id: Some(conn.id),
                 environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
                 detail: "authorization revoked; local credentials removed",
-                ..Operation::new(Level::Info, OperationKind::Revoked)
+                ..Operation::by(user, Level::Info, OperationKind::Revoked)
             },
         )
         .await;

@@ -149,12 +149,10 @@ pub async fn store_authorization(
     record(
         &state.db,
         Operation {
-            workspace_id: Some(user.workspace_id),
-            actor_user_id: Some(user.id),
             connection_id: Some(conn.id),
             environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
             detail: &format!("account {name}"),
-            ..Operation::new(Level::Info, OperationKind::Authorized)
+            ..Operation::by(user, Level::Info, OperationKind::Authorized)
         },
     )
     .await;
@@ -287,12 +285,10 @@ pub async fn reuse_account(
     record(
         &state.db,
         Operation {
-            workspace_id: Some(user.workspace_id),
-            actor_user_id: Some(user.id),
             connection_id: Some(conn.id),
             environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
             detail: &format!("account {}", option.label),
-            ..Operation::new(Level::Info, OperationKind::AuthorizationReused)
+            ..Operation::by(user, Level::Info, OperationKind::AuthorizationReused)
         },
     )
     .await;
@@ -329,12 +325,10 @@ pub async fn rename_account(
     record(
         &state.db,
         Operation {
-            workspace_id: Some(user.workspace_id),
-            actor_user_id: Some(user.id),
             connection_id: Some(conn.id),
             environment: Some(env.as_str()),
             detail: name.as_str(),
-            ..Operation::new(Level::Info, OperationKind::AccountRenamed)
+            ..Operation::by(user, Level::Info, OperationKind::AccountRenamed)
         },
     )
     .await;

@@ -41,14 +41,9 @@ macro_rules! entry_select {
                     AND r.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE ",
             shared_subject!(),
             " END)
-                THEN 'revoked' ELSE a.status END AS account_status,
-           (SELECT COUNT(*) FROM datasources d WHERE d.connection_id = c.id)
-             + (SELECT COUNT(*) FROM component_connections cc JOIN components sc ON sc.id = cc.component_id
-                WHERE cc.connection_id = c.id AND sc.kind = 'schedule') AS used_in_datasource_or_schedule,
-           (SELECT COUNT(*) FROM connection_authorizations p
-             WHERE p.connection_id = c.id AND p.subject_user_id = ",
-            shared_subject!(),
-            ") AS primary_accounts,
+                THEN 'revoked' ELSE a.status END AS account_status, ",
+            usage_columns!(),
+            ",
            k.auth_type, k.config AS connector_config, c.same_for_all_envs, a.status_reason
     FROM connections c
     JOIN connectors k ON k.id = c.connector_id

@@ -169,6 +169,23 @@ pub async fn set_connection_access(connection_id: i64, application_id: i64, enab
     ssr::set_access(&state, &user, connection_id, application_id, enabled).await
 }
 
+/// The two columns a policy [`Context`](crate::policy::Context) is computed from, for the
+/// connection aliased `c` (R3.5: used in a datasource or schedule; the admin's primary account).
+#[cfg(feature = "ssr")]
+macro_rules! usage_columns {
+    () => {
+        concat!(
+            "(SELECT COUNT(*) FROM datasources d WHERE d.connection_id = c.id)
+               + (SELECT COUNT(*) FROM component_connections cc JOIN components sc ON sc.id = cc.component_id
+                  WHERE cc.connection_id = c.id AND sc.kind = 'schedule') AS used_in_datasource_or_schedule,
+             (SELECT COUNT(*) FROM connection_authorizations p
+               WHERE p.connection_id = c.id AND p.subject_user_id = ",
+            shared_subject!(),
+            ") AS primary_accounts"
+        )
+    };
+}
+
 #[cfg(feature = "ssr")]
 mod list;
 #[cfg(feature = "ssr")]

@@ -55,14 +55,9 @@ struct ConnectionRow {
 pub async fn load(state: &AppState, workspace_id: i64, id: i64) -> AppResult<Connection> {
     let row: Option<ConnectionRow> = sqlx::query_as(concat!(
         "SELECT c.id, c.workspace_id, c.connector_id, c.display_name, c.link_name, c.conn_type, c.scopes,
-                c.same_for_all_envs, c.enabled, c.deprecated,
-                (SELECT COUNT(*) FROM datasources d WHERE d.connection_id = c.id)
-                  + (SELECT COUNT(*) FROM component_connections cc JOIN components sc ON sc.id = cc.component_id
-                     WHERE cc.connection_id = c.id AND sc.kind = 'schedule') AS used_in_datasource_or_schedule,
-                (SELECT COUNT(*) FROM connection_authorizations p
-                  WHERE p.connection_id = c.id AND p.subject_user_id = ",
-        shared_subject!(),
-        ") AS primary_accounts
+                c.same_for_all_envs, c.enabled, c.deprecated, ",
+        usage_columns!(),
+        "
          FROM connections c WHERE c.id = $1 AND c.workspace_id = $2"
     ))
     .bind(id)
@@ -161,11 +156,9 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewConnection) 
     record(
         &state.db,
         Operation {
-            workspace_id: Some(user.workspace_id),
-            actor_user_id: Some(user.id),
             connection_id: Some(id),
             detail: &format!("{} ({})", link, connector.name),
-            ..Operation::new(Level::Info, OperationKind::ConnectionCreated)
+            ..Operation::by(user, Level::Info, OperationKind::ConnectionCreated)
         },
     )
     .await;
@@ -312,11 +305,10 @@ pub async fn set_access(
     record(
         &state.db,
         Operation {
-            workspace_id: Some(user.workspace_id),
-            actor_user_id: Some(user.id),
             connection_id: Some(conn.id),
             detail: &format!("application {application_id}"),
-            ..Operation::new(
+            ..Operation::by(
+                user,
                 Level::Info,
                 if enabled { OperationKind::AccessEnabled } else { OperationKind::AccessDisabled },
             )

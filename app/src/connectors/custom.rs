@@ -198,10 +198,8 @@ pub(super) mod ssr {
         record(
             &state.db,
             Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(user.id),
                 detail: &format!("custom connector {}", v.link_name),
-                ..Operation::new(Level::Info, OperationKind::ConnectorCreated)
+                ..Operation::by(user, Level::Info, OperationKind::ConnectorCreated)
             },
         )
         .await;

@@ -211,12 +211,10 @@ pub async fn configure(
     record(
         &state.db,
         Operation {
-            workspace_id: Some(user.workspace_id),
-            actor_user_id: Some(user.id),
             connection_id: Some(conn.id),
             environment: Some(environment.as_str()),
             detail: &format!("{} {verb} datasource {}", user.email, ds.name),
-            ..Operation::new(Level::Info, OperationKind::DatasourceConfigured)
+            ..Operation::by(user, Level::Info, OperationKind::DatasourceConfigured)
         },
     )
     .await;
@@ -309,11 +307,9 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewDatasource) 
     record(
         &state.db,
         Operation {
-            workspace_id: Some(user.workspace_id),
-            actor_user_id: Some(user.id),
             connection_id: Some(conn.id),
             detail: &format!("{} added datasource {} ({})", user.email, name.as_str(), input.module),
-            ..Operation::new(Level::Info, OperationKind::DatasourceCreated)
+            ..Operation::by(user, Level::Info, OperationKind::DatasourceCreated)
         },
     )
     .await;

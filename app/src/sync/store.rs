@@ -149,12 +149,10 @@ pub async fn initiate(
             record(
                 &state.db,
                 Operation {
-                    workspace_id: Some(user.workspace_id),
-                    actor_user_id: Some(user.id),
                     connection_id: Some(conn.id),
                     environment: Some(environment.as_str()),
                     detail: &format!("sync run {id} of datasource {} queued by {}", ds.name, user.email),
-                    ..Operation::new(Level::Info, OperationKind::SyncQueued)
+                    ..Operation::by(user, Level::Info, OperationKind::SyncQueued)
                 },
             )
             .await;
