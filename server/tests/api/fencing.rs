@@ -7,8 +7,9 @@
 use crate::common;
 
 use app::authorizations::ssr::{store_refreshed, Credentials, Stored};
+use app::connectors::CustomConnectorInput;
 use common::sandbox::Sandbox;
-use common::TestApp;
+use common::{fixtures, TestApp};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,17 +110,11 @@ impl Proxy {
 async fn proxied_connection(app: &TestApp, admin: &reqwest::Client, sandbox: &Sandbox, proxy: &Proxy) -> String {
     app.custom_connection(
         admin,
-        &[
-            ("input[name]", "Proxied CRM"),
-            ("input[auth_type]", "oauth2"),
-            ("input[client_id]", "crm-connector"),
-            ("input[client_secret]", "crm-connector-secret"),
-            ("input[authorize_url]", &sandbox.endpoint("/auth")),
-            ("input[token_url]", &proxy.url("/token")),
-            ("input[revoke_url]", &proxy.url("/token/revocation")),
-            ("input[scopes]", "crm.deals.read"),
-            ("input[api_base]", &sandbox.url),
-        ],
+        &CustomConnectorInput {
+            token_url: proxy.url("/token"),
+            revoke_url: proxy.url("/token/revocation"),
+            ..fixtures::sandbox_crm("Proxied CRM", sandbox)
+        },
         "Proxied",
         &["crm.deals.read"],
     )
@@ -434,17 +429,10 @@ async fn a_failing_revocation_is_retried_with_growing_delays_then_given_up() {
     let link = app
         .custom_connection(
             &admin,
-            &[
-                ("input[name]", "Down Revoke"),
-                ("input[auth_type]", "oauth2"),
-                ("input[client_id]", "crm-connector"),
-                ("input[client_secret]", "crm-connector-secret"),
-                ("input[authorize_url]", &sandbox.endpoint("/auth")),
-                ("input[token_url]", &sandbox.endpoint("/token")),
-                ("input[revoke_url]", &format!("http://{stub_addr}/revoke")),
-                ("input[scopes]", "crm.deals.read"),
-                ("input[api_base]", &sandbox.url),
-            ],
+            &CustomConnectorInput {
+                revoke_url: format!("http://{stub_addr}/revoke"),
+                ..fixtures::sandbox_crm("Down Revoke", &sandbox)
+            },
             "Down",
             &["crm.deals.read"],
         )

@@ -4,10 +4,11 @@
 use crate::common;
 
 use app::authorizations::AuthorizeOutcome;
+use app::connectors::CustomConnectorInput;
 use app::error::AppError;
 use app::invoke::InvokeResponse;
 use common::sandbox::Sandbox;
-use common::TestApp;
+use common::{fixtures, TestApp};
 use serde_json::Value;
 
 async fn invoke(app: &TestApp, c: &reqwest::Client, application: &str, conn: &str, url: &str) -> reqwest::Response {
@@ -148,13 +149,10 @@ async fn api_key_in_the_query_string_when_the_connector_says_so() {
     let link = app
         .custom_connection(
             &admin,
-            &[
-                ("input[name]", "Open Weather Like"),
-                ("input[auth_type]", "api_key"),
-                ("input[key_name]", "appid"),
-                ("input[placement]", "query"),
-                ("input[api_base]", &sandbox.url),
-            ],
+            &CustomConnectorInput {
+                placement: "query".into(),
+                ..fixtures::api_key("Open Weather Like", "appid", &sandbox.url)
+            },
             "Query Weather",
             &[],
         )
@@ -188,19 +186,7 @@ async fn other_origins_and_internal_addresses_are_refused() {
     {
         let name = format!("Meta {i}");
         let link = format!("meta_{i}");
-        let created = app
-            .custom_connection(
-                &admin,
-                &[
-                    ("input[name]", &name),
-                    ("input[auth_type]", "api_key"),
-                    ("input[key_name]", "k"),
-                    ("input[api_base]", base),
-                ],
-                &name,
-                &[],
-            )
-            .await;
+        let created = app.custom_connection(&admin, &fixtures::api_key(&name, "k", base), &name, &[]).await;
         assert_eq!(created, link);
         authorize_key(&app, &admin, &link, "secret-key").await;
         let (status, e) =
@@ -359,17 +345,7 @@ async fn an_unreachable_provider_is_a_status_and_heals_when_it_is_back() {
     let link = app
         .custom_connection(
             &admin,
-            &[
-                ("input[name]", "Far CRM"),
-                ("input[auth_type]", "oauth2"),
-                ("input[client_id]", "crm-connector"),
-                ("input[client_secret]", "crm-connector-secret"),
-                ("input[authorize_url]", &sandbox.endpoint("/auth")),
-                ("input[token_url]", &sandbox.endpoint("/token")),
-                ("input[refresh_url]", &refresh_url),
-                ("input[scopes]", "crm.deals.read"),
-                ("input[api_base]", &sandbox.url),
-            ],
+            &CustomConnectorInput { refresh_url, ..fixtures::sandbox_crm("Far CRM", &sandbox) },
             "Far",
             &["crm.deals.read"],
         )

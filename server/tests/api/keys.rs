@@ -10,7 +10,7 @@ use app::ssr::crypto::Cipher;
 use app::ssr::db::Db;
 use app::ssr::keys::{self, Column, RowKey};
 use common::sandbox::Sandbox;
-use common::TestApp;
+use common::{fixtures, TestApp};
 use std::time::Duration;
 
 /// Every encrypted value stored: column, row, ciphertext.
@@ -124,22 +124,7 @@ async fn rotation_re_encrypts_every_value_while_serving() {
     let (_, refresh) = app1.connect_oauth(&admin, "sales_crm").await;
     assert!(refresh.is_some());
     // A custom connector with a client secret.
-    let custom: serde_json::Value = app1
-        .json(
-            &admin,
-            "create_custom_connector",
-            &[
-                ("input[name]", "Rotated CRM"),
-                ("input[auth_type]", "oauth2"),
-                ("input[client_id]", "crm-connector"),
-                ("input[client_secret]", "crm-connector-secret"),
-                ("input[authorize_url]", &sandbox.endpoint("/auth")),
-                ("input[token_url]", &sandbox.endpoint("/token")),
-                ("input[scopes]", "crm.deals.read"),
-                ("input[api_base]", &sandbox.url),
-            ],
-        )
-        .await;
+    let custom = app1.custom_connector(&admin, &fixtures::sandbox_crm("Rotated CRM", &sandbox)).await;
     let custom_id = custom["id"].as_i64().unwrap();
     // A pending OAuth flow (authorization started, never finished).
     let crm = app1.connection_id("sales_crm").await.to_string();

@@ -7,8 +7,10 @@
 use crate::common;
 
 use app::authorizations::{AuthorizeOutcome, FlowStatus};
+use app::connectors::CustomConnectorInput;
+use app::error::AppError;
 use common::sandbox::{authorize_in_browser, Sandbox};
-use common::TestApp;
+use common::{fixtures, TestApp};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -27,16 +29,24 @@ async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
     (port, seen)
 }
 
-fn client_credentials_connector<'a>(name: &'a str, token_url: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("input[name]", name),
-        ("input[auth_type]", "oauth2"),
-        ("input[grant_type]", "client_credentials"),
-        ("input[client_id]", "machine-client"),
-        ("input[client_secret]", "machine-client-secret"),
-        ("input[token_url]", token_url),
-        ("input[api_base]", "https://api.example.com"),
-    ]
+fn client_credentials_connector(name: &str, token_url: &str) -> CustomConnectorInput {
+    CustomConnectorInput {
+        name: name.into(),
+        auth_type: "oauth2".into(),
+        grant_type: "client_credentials".into(),
+        client_id: "machine-client".into(),
+        client_secret: "machine-client-secret".into(),
+        token_url: token_url.into(),
+        api_base: "https://api.example.com".into(),
+        ..Default::default()
+    }
+}
+
+/// Saving `input` as a custom connector fails: its status and error.
+async fn save_fails(app: &TestApp, admin: &reqwest::Client, input: &CustomConnectorInput) -> (u16, AppError) {
+    let form = fixtures::form(input);
+    let args: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    app.fails(admin, "create_custom_connector", &args).await
 }
 
 async fn authorize(app: &TestApp, admin: &reqwest::Client, link: &str, account: &str) -> reqwest::Response {
@@ -57,15 +67,16 @@ async fn custom_token_endpoints_on_internal_addresses_are_refused_at_save_and_at
         (format!("https://[::ffff:127.0.0.1]:{port}/token"), "internal addresses"),
         ("http://auth.example.com/token".to_string(), "https://"),
     ] {
-        let (status, e) =
-            app.fails(&admin, "create_custom_connector", &client_credentials_connector("Loop", &token_url)).await;
+        let (status, e) = save_fails(&app, &admin, &client_credentials_connector("Loop", &token_url)).await;
         assert_eq!((status, e.field()), (400, Some("token_url")), "{token_url}: {e:?}");
         assert!(e.to_string().contains(says), "{token_url}: {e}");
     }
     let revoke = format!("https://10.0.0.1:{port}/revoke");
-    let mut with_revoke = client_credentials_connector("Loop", "https://auth.example.com/token");
-    with_revoke.push(("input[revoke_url]", &revoke));
-    let (status, e) = app.fails(&admin, "create_custom_connector", &with_revoke).await;
+    let with_revoke = CustomConnectorInput {
+        revoke_url: revoke,
+        ..client_credentials_connector("Loop", "https://auth.example.com/token")
+    };
+    let (status, e) = save_fails(&app, &admin, &with_revoke).await;
     assert_eq!((status, e.field()), (400, Some("revoke_url")), "{e:?}");
 
     // At call: a name that resolves to loopback passes the save (it is https and not an IP
@@ -99,15 +110,16 @@ async fn discovered_connector(app: &TestApp, admin: &reqwest::Client, sandbox: &
     let metadata = sandbox.endpoint("/.well-known/openid-configuration");
     app.custom_connection(
         admin,
-        &[
-            ("input[name]", "Discovered"),
-            ("input[auth_type]", "oauth2"),
-            ("input[client_id]", "dropbox-like"),
-            ("input[client_secret]", "dropbox-like-secret"),
-            ("input[discovery_url]", &metadata),
-            ("input[scopes]", "files.read"),
-            ("input[api_base]", &sandbox.url),
-        ],
+        &CustomConnectorInput {
+            name: "Discovered".into(),
+            auth_type: "oauth2".into(),
+            client_id: "dropbox-like".into(),
+            client_secret: "dropbox-like-secret".into(),
+            discovery_url: metadata,
+            scopes: "files.read".into(),
+            api_base: sandbox.url.clone(),
+            ..Default::default()
+        },
         "Discovered",
         &["files.read"],
     )

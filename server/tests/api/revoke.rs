@@ -3,6 +3,8 @@
 
 use crate::common;
 
+use app::connectors::CustomConnectorInput;
+use common::fixtures;
 use common::sandbox::Sandbox;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -99,17 +101,7 @@ async fn a_provider_answering_503_is_retried_in_the_background() {
     let link = app
         .custom_connection(
             &admin,
-            &[
-                ("input[name]", "Flaky Revoke"),
-                ("input[auth_type]", "oauth2"),
-                ("input[client_id]", "crm-connector"),
-                ("input[client_secret]", "crm-connector-secret"),
-                ("input[authorize_url]", &sandbox.endpoint("/auth")),
-                ("input[token_url]", &sandbox.endpoint("/token")),
-                ("input[revoke_url]", &revoke_url),
-                ("input[scopes]", "crm.deals.read"),
-                ("input[api_base]", &sandbox.url),
-            ],
+            &CustomConnectorInput { revoke_url, ..fixtures::sandbox_crm("Flaky Revoke", &sandbox) },
             "Flaky",
             &["crm.deals.read"],
         )

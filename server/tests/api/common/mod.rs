@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` (the test command starts a throwaway cluster and sets it).
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod process;
 pub mod sandbox;
 
@@ -240,17 +241,28 @@ impl TestApp {
         .await;
     }
 
-    /// Creates a custom connector from builder fields (`input[...]`), then an admin connection
-    /// named `display_name` from it (same authorization everywhere, with `scopes`), usable by
-    /// Field Service. Returns the connection's link name.
+    /// Creates a custom connector as the builder does.
+    pub async fn custom_connector(
+        &self,
+        admin: &reqwest::Client,
+        connector: &app::connectors::CustomConnectorInput,
+    ) -> serde_json::Value {
+        let form = fixtures::form(connector);
+        let args: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.json(admin, "create_custom_connector", &args).await
+    }
+
+    /// Creates a custom connector, then an admin connection named `display_name` from it (same
+    /// authorization everywhere, with `scopes`), usable by Field Service. Returns the
+    /// connection's link name.
     pub async fn custom_connection(
         &self,
         admin: &reqwest::Client,
-        connector: &[(&str, &str)],
+        connector: &app::connectors::CustomConnectorInput,
         display_name: &str,
         scopes: &[&str],
     ) -> String {
-        let created: serde_json::Value = self.json(admin, "create_custom_connector", connector).await;
+        let created = self.custom_connector(admin, connector).await;
         let cid = created["id"].as_i64().expect("connector id").to_string();
         let mut args: Vec<(String, String)> = vec![
             ("input[connector_id]".into(), cid),
