@@ -158,7 +158,12 @@ pub mod ssr {
         if !decide(user.role, conn.conn_type, purpose.action(), conn.policy_context()).is_allowed() {
             return Err(refuse(state, user, Some(conn.id), purpose, &req).await);
         }
-        crate::connections::ssr::ensure_app_access(state, conn.id, app.id).await?;
+        crate::connections::ssr::ensure_app_access(
+            state,
+            crate::domain::ConnectionId(conn.id),
+            crate::domain::ApplicationId(app.id),
+        )
+        .await?;
         let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
         ensure_usable(connector.kind, Usage::InvokeUrl)?;
         if !conn.enabled {

@@ -9,7 +9,7 @@ use crate::auth::SessionUser;
 use crate::connections::ssr::{load as load_connection, Connection};
 use crate::connections::Status;
 use crate::connectors::ssr::{load as load_connector, Connector};
-use crate::domain::{ConnectionType, DisplayName, Environment};
+use crate::domain::{AccountId, ConnectionType, DisplayName, Environment};
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{record, Level, Operation, OperationKind};
 use crate::policy::{decide, Action};
@@ -257,7 +257,7 @@ pub async fn reuse_account(
     state: &AppState,
     user: &SessionUser,
     connection_id: i64,
-    account_id: i64,
+    account_id: AccountId,
     environments: Vec<Environment>,
     account_name: Option<String>,
 ) -> AppResult<()> {
@@ -267,7 +267,7 @@ pub async fn reuse_account(
     let options = reusable_accounts(state, user, connection_id).await?;
     let option = options
         .into_iter()
-        .find(|o| o.id == account_id)
+        .find(|o| o.id == account_id.0)
         .ok_or_else(|| AppError::not_found("That account cannot be reused for this connection."))?;
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
@@ -280,7 +280,7 @@ pub async fn reuse_account(
             .execute(&mut *tx)
             .await?;
     }
-    map_account(&mut tx, &conn, user, account_id, &envs, now).await?;
+    map_account(&mut tx, &conn, user, account_id.0, &envs, now).await?;
     tx.commit().await?;
     record(
         &state.db,

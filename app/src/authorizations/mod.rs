@@ -12,7 +12,7 @@
 //! `fencing.rs` (the fenced store under the refresh lease), `health.rs` (an account's status and
 //! its changes) and `callback.rs` (the `/oauth/callback` popup, its page in `callback.html`).
 
-use crate::domain::Environment;
+use crate::domain::{AccountId, Environment};
 use crate::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -119,7 +119,7 @@ pub async fn reusable_accounts(connection_id: i64) -> Result<Vec<AccountOption>,
 #[server(prefix = "/api", endpoint = "reuse_account")]
 pub async fn reuse_account(
     connection_id: i64,
-    account_id: i64,
+    account_id: AccountId,
     #[server(default)] environments: Vec<Environment>,
     #[server(default)] account_name: Option<String>,
 ) -> Result<(), AppError> {

@@ -92,7 +92,9 @@ pub fn AuthorizeDialog(
     let do_reuse = {
         let chosen_envs = chosen_envs.clone();
         move |_| {
-            let Ok(account_id) = reuse_choice.get_untracked().parse::<i64>() else { return };
+            let Ok(account_id) = reuse_choice.get_untracked().parse::<i64>().map(crate::domain::AccountId) else {
+                return;
+            };
             let name = reuse_name.get_untracked();
             reuse.dispatch(ReuseAccount {
                 connection_id: cid,

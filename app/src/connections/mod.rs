@@ -1,7 +1,7 @@
 //! Connections as the panel (live and edit mode) and the Microservices page list them.
 //! What each person may see is decided here, on the server, by [`crate::policy`].
 
-use crate::domain::{ConnectionType, Environment};
+use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::error::AppError;
 use crate::policy::Decision;
 use leptos::prelude::*;
@@ -164,7 +164,11 @@ pub async fn get_connection(link_name: String) -> Result<ConnectionDetails, AppE
 }
 
 #[server(prefix = "/api", endpoint = "set_connection_access")]
-pub async fn set_connection_access(connection_id: i64, application_id: i64, enabled: bool) -> Result<(), AppError> {
+pub async fn set_connection_access(
+    connection_id: ConnectionId,
+    application_id: ApplicationId,
+    enabled: bool,
+) -> Result<(), AppError> {
     let (state, user) = crate::auth::ssr::require_builder("change connection access").await?;
     ssr::set_access(&state, &user, connection_id, application_id, enabled).await
 }

@@ -2,7 +2,7 @@
 
 use super::{AppAccess, ConnectionDetails, EnvironmentAuthorization, NewConnection, Status};
 use crate::auth::SessionUser;
-use crate::domain::{ConnectionType, Environment};
+use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{record, Level, Operation, OperationKind};
 use crate::policy::{decide, Action, Context};
@@ -282,11 +282,11 @@ pub async fn details(state: &AppState, user: &SessionUser, id: i64) -> AppResult
 pub async fn set_access(
     state: &AppState,
     user: &SessionUser,
-    connection_id: i64,
-    application_id: i64,
+    connection_id: ConnectionId,
+    application_id: ApplicationId,
     enabled: bool,
 ) -> AppResult<()> {
-    let conn = load(state, user.workspace_id, connection_id).await?;
+    let conn = load(state, user.workspace_id, connection_id.0).await?;
     let app: Option<i64> = sqlx::query_scalar("SELECT id FROM applications WHERE id = $1 AND workspace_id = $2")
         .bind(application_id)
         .bind(user.workspace_id)
@@ -319,7 +319,11 @@ pub async fn set_access(
 }
 
 /// Only applications with access may use a connection (datasources, workflows, invoke URL).
-pub async fn ensure_app_access(state: &AppState, connection_id: i64, application_id: i64) -> AppResult<()> {
+pub async fn ensure_app_access(
+    state: &AppState,
+    connection_id: ConnectionId,
+    application_id: ApplicationId,
+) -> AppResult<()> {
     let enabled: Option<i64> =
         sqlx::query_scalar("SELECT enabled FROM connection_access WHERE connection_id = $1 AND application_id = $2")
             .bind(connection_id)

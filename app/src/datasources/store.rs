@@ -83,7 +83,14 @@ pub async fn blocked(
     if !ds.enabled {
         return Ok(Some("This datasource is disabled.".into()));
     }
-    if crate::connections::ssr::ensure_app_access(state, conn.id, ds.application_id).await.is_err() {
+    if crate::connections::ssr::ensure_app_access(
+        state,
+        crate::domain::ConnectionId(conn.id),
+        crate::domain::ApplicationId(ds.application_id),
+    )
+    .await
+    .is_err()
+    {
         return Ok(Some(format!(
             "App access is off for {}. Enable it under Connection Access first.",
             conn.display_name

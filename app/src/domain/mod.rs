@@ -70,5 +70,7 @@ closed_set! {
     }
 }
 
+mod ids;
 mod names;
+pub use ids::*;
 pub use names::*;

@@ -5,7 +5,7 @@ use crate::components::authorize::{AuthorizeDialog, Target};
 use crate::components::panel::TypeIcon;
 use crate::components::{ErrorMessage, RequireUser, TopNav};
 use crate::connections::{get_connection, ConnectionDetails, SetConnectionAccess, Status};
-use crate::domain::Environment;
+use crate::domain::{ApplicationId, ConnectionId, Environment};
 use crate::format::format_ms;
 use crate::policy::Decision;
 use crate::revocations::RevokeAuthorization;
@@ -175,7 +175,11 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                                         on:change=move |ev| {
                                             let v = event_target_checked(&ev);
                                             on.set(v);
-                                            access.dispatch(SetConnectionAccess { connection_id: cid, application_id: app_id, enabled: v });
+                                            access.dispatch(SetConnectionAccess {
+                                                connection_id: ConnectionId(cid),
+                                                application_id: ApplicationId(app_id),
+                                                enabled: v,
+                                            });
                                         }/>
                                     {a.name.clone()}
                                 </label>
