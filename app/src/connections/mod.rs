@@ -104,8 +104,8 @@ pub struct NewConnection {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub same_for_all_envs: bool,
-    /// `admin` or `user` (system connections are created by the platform).
-    pub conn_type: String,
+    /// Admin or logged-in-user (system connections are created by the platform).
+    pub conn_type: ConnectionType,
 }
 
 /// Who authorized a connection for one environment (R9.1).

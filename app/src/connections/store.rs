@@ -97,16 +97,14 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewConnection) 
     let link_raw =
         if input.link_name.trim().is_empty() { LinkName::derive_from(name.as_str()) } else { input.link_name.clone() };
     let link = LinkName::parse(&link_raw)?;
-    let conn_type = match input.conn_type.as_str() {
-        "admin" => ConnectionType::Admin,
-        "user" => ConnectionType::LoggedInUser,
-        "system" => {
+    let conn_type = match input.conn_type {
+        ConnectionType::Admin | ConnectionType::LoggedInUser => input.conn_type,
+        ConnectionType::System => {
             return Err(AppError::invalid(
                 "conn_type",
                 "System connections are created by the platform when an integration needs one.",
             ))
         }
-        other => return Err(AppError::invalid("conn_type", format!("Unknown connection type '{other}'."))),
     };
     let summaries = crate::connectors::ssr::list(state, user.workspace_id).await?;
     let connector = summaries

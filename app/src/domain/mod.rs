@@ -23,14 +23,20 @@ impl Role {
 }
 
 closed_set! {
-    /// Who a connection's authorization belongs to (R1.2).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    /// Who a connection's authorization belongs to (R1.2). Answers name the variant; inputs may
+    /// also give the stored form (`admin`, `user`), as the create form's choices do.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
     pub enum ConnectionType ("connection_type", "connection type") {
         /// Created by the platform for integrations; authorized by builders on behalf of the app.
+        #[serde(alias = "system")]
         System = "system", "System connection";
-        /// One authorization shared by every user, given by an admin.
+        /// One authorization shared by every user, given by an admin (what a new connection is
+        /// unless another type is chosen).
+        #[default]
+        #[serde(alias = "admin")]
         Admin = "admin", "Admin connection";
         /// Each user authorizes with their own account.
+        #[serde(alias = "user")]
         LoggedInUser = "user", "User connection";
     }
 }

@@ -4,7 +4,7 @@
 use crate::components::{ErrorMessage, RequireUser, TopNav};
 use crate::connections::{CreateConnection, NewConnection};
 use crate::connectors::{list_connectors, ConnectorKind, ConnectorSummary};
-use crate::domain::{DisplayName, LinkName};
+use crate::domain::{ConnectionType, DisplayName, LinkName};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
@@ -111,12 +111,16 @@ fn ConnectionForm(connector: ConnectorSummary, #[prop(into)] on_back: Callback<(
         let scopes = scopes.clone();
         move |authorize: bool| {
             // The same checks the server makes, before the round trip.
-            if let Err(e) = DisplayName::parse("display_name", &name.get_untracked())
+            let checked = DisplayName::parse("display_name", &name.get_untracked())
                 .and_then(|_| LinkName::parse(&link.get_untracked()))
-            {
-                local_error.set(Some(e));
-                return;
-            }
+                .and_then(|_| ConnectionType::parse(&conn_type.get_untracked()));
+            let conn_type = match checked {
+                Ok(t) => t,
+                Err(e) => {
+                    local_error.set(Some(e));
+                    return;
+                }
+            };
             local_error.set(None);
             then_authorize.set(authorize);
             create.dispatch(CreateConnection {
@@ -126,7 +130,7 @@ fn ConnectionForm(connector: ConnectorSummary, #[prop(into)] on_back: Callback<(
                     link_name: link.get_untracked(),
                     scopes: scopes.iter().filter(|s| s.2.get_untracked()).map(|s| s.0.clone()).collect(),
                     same_for_all_envs: same.get_untracked(),
-                    conn_type: conn_type.get_untracked(),
+                    conn_type,
                 },
             });
         }
