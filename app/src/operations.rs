@@ -66,20 +66,13 @@ pub mod ssr {
     use crate::ssr::ids::now_ms;
     use crate::ssr::AppState;
 
-    #[derive(Debug, Clone, Copy)]
-    pub enum Level {
-        Info,
-        Warn,
-        Error,
-    }
-
-    impl Level {
-        pub fn as_str(self) -> &'static str {
-            match self {
-                Level::Info => "info",
-                Level::Warn => "warn",
-                Level::Error => "error",
-            }
+    closed_set! {
+        /// How serious an Operations entry is (its `level` column).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Level ("level", "level") {
+            Info = "info", "Info";
+            Warn = "warn", "Warning";
+            Error = "error", "Error";
         }
     }
 

@@ -22,40 +22,18 @@ use serde::{Deserialize, Serialize};
 /// One sync every 24 hours per user per datasource.
 pub const COOLDOWN_MS: i64 = 24 * 60 * 60 * 1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncStatus {
-    Queued,
-    Ongoing,
-    Completed,
-    Failed,
+closed_set! {
+    /// Where a sync run is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum SyncStatus ("status", "sync status") {
+        Queued = "queued", "Queued";
+        Ongoing = "ongoing", "Ongoing";
+        Completed = "completed", "Completed";
+        Failed = "failed", "Failed";
+    }
 }
 
 impl SyncStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::Queued => "queued",
-            SyncStatus::Ongoing => "ongoing",
-            SyncStatus::Completed => "completed",
-            SyncStatus::Failed => "failed",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            SyncStatus::Queued => "Queued",
-            SyncStatus::Ongoing => "Ongoing",
-            SyncStatus::Completed => "Completed",
-            SyncStatus::Failed => "Failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, AppError> {
-        [SyncStatus::Queued, SyncStatus::Ongoing, SyncStatus::Completed, SyncStatus::Failed]
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| AppError::invalid("status", format!("Unknown sync status '{s}'.")))
-    }
-
     pub fn is_active(self) -> bool {
         matches!(self, SyncStatus::Queued | SyncStatus::Ongoing)
     }
