@@ -6,6 +6,7 @@ use crate::common;
 
 use app::authorizations::{AuthorizeOutcome, FlowStatus};
 use app::error::AppError;
+use common::fixtures::{api_key_auth, basic_auth, Authorization};
 use common::sandbox::{authorize_in_browser, Sandbox};
 use common::{spawn_with, spawn_with_sandbox, TestApp};
 use serde_json::Value;
@@ -322,56 +323,17 @@ async fn api_key_basic_environments_reuse_and_reauthorize() {
     let admin = app.signed_in("admin@demo.test").await;
 
     // API key (same authorization everywhere).
-    let weather = app.connection_id("weather").await.to_string();
-    let out: AuthorizeOutcome = app
-        .json(
-            &admin,
-            "authorize_connection",
-            &[
-                ("connection_id", &weather),
-                ("account_name", "Ops key"),
-                ("credentials[api_key]", "sandbox-weather-key"),
-            ],
-        )
-        .await;
+    let out = app.authorize(&admin, "weather", &api_key_auth("Ops key", "sandbox-weather-key")).await;
     assert_eq!(out, AuthorizeOutcome::Authorized { account_name: "Ops key".into() });
 
     // Basic auth, for development only (different authorizations per environment).
     let tracker = app.connection_id("issue_tracker").await.to_string();
-    let (s, e) = app
-        .fails(
-            &admin,
-            "authorize_connection",
-            &[
-                ("connection_id", &tracker),
-                ("account_name", "Builder"),
-                ("credentials[username]", "x"),
-                ("credentials[password]", "y"),
-            ],
-        )
-        .await;
+    let (s, e) = app.authorize_fails(&admin, "issue_tracker", &basic_auth("Builder", &[], "x", "y")).await;
     assert_eq!((s, e.field()), (400, Some("environments")), "environments must be chosen");
-    let (_, e) = app
-        .fails(
-            &admin,
-            "authorize_connection",
-            &[("connection_id", &tracker), ("account_name", "Builder"), ("environments[0]", "Development")],
-        )
-        .await;
+    let (_, e) = app.authorize_fails(&admin, "issue_tracker", &basic_auth("Builder", &["Development"], "", "")).await;
     assert_eq!(e.field(), Some("username"));
-    let _: AuthorizeOutcome = app
-        .json(
-            &admin,
-            "authorize_connection",
-            &[
-                ("connection_id", &tracker),
-                ("account_name", "Builder"),
-                ("environments[0]", "Development"),
-                ("credentials[username]", "builder@sandbox.test"),
-                ("credentials[password]", "atlassian-api-token"),
-            ],
-        )
-        .await;
+    let development = basic_auth("Builder", &["Development"], "builder@sandbox.test", "atlassian-api-token");
+    app.authorize(&admin, "issue_tracker", &development).await;
     let details: Value = app.json(&admin, "get_connection", &[("link_name", "issue_tracker")]).await;
     let envs: Vec<(String, String)> = details["environments"]
         .as_array()
@@ -417,20 +379,8 @@ async fn api_key_basic_environments_reuse_and_reauthorize() {
     assert_eq!(status, 404);
 
     // Reauthorize development with a new account: the old one stops being used at once.
-    let _: AuthorizeOutcome = app
-        .json(
-            &admin,
-            "authorize_connection",
-            &[
-                ("connection_id", &tracker),
-                ("account_name", "Builder two"),
-                ("environments[0]", "Development"),
-                ("credentials[username]", "builder@sandbox.test"),
-                ("credentials[password]", "atlassian-api-token-2"),
-                ("replace", "true"),
-            ],
-        )
-        .await;
+    let replacement = basic_auth("Builder two", &["Development"], "builder@sandbox.test", "atlassian-api-token-2");
+    app.authorize(&admin, "issue_tracker", &Authorization { replace: true, ..replacement }).await;
     let details: Value = app.json(&admin, "get_connection", &[("link_name", "issue_tracker")]).await;
     assert_eq!(details["environments"][0]["account_name"], "Builder two");
     assert_eq!(details["environments"][1]["account_name"], "Builder", "stage keeps its own authorization");
@@ -490,16 +440,9 @@ async fn accounts_from_before_names_existed_must_be_named_when_reused() {
 async fn bad_input_is_refused_and_nothing_is_half_written() {
     let app = common::spawn().await;
     let admin = app.signed_in("admin@demo.test").await;
-    let weather = app.connection_id("weather").await.to_string();
     let long = "n".repeat(500);
     for name in ["", "   ", long.as_str(), "<script>alert(1)</script>"] {
-        let (s, e) = app
-            .fails(
-                &admin,
-                "authorize_connection",
-                &[("connection_id", &weather), ("account_name", name), ("credentials[api_key]", "k")],
-            )
-            .await;
+        let (s, e) = app.authorize_fails(&admin, "weather", &api_key_auth(name, "k")).await;
         assert_eq!((s, e.field()), (400, Some("account_name")), "{name:?}");
     }
     let crm = app.connector_id(&admin, "sandbox_crm").await.to_string();
@@ -549,13 +492,7 @@ async fn bad_input_is_refused_and_nothing_is_half_written() {
 
     // A plain user may not authorize an admin connection: told to contact the admin.
     let user = app.signed_in("user@demo.test").await;
-    let (s, e) = app
-        .fails(
-            &user,
-            "authorize_connection",
-            &[("connection_id", &weather), ("account_name", "Mine"), ("credentials[api_key]", "k")],
-        )
-        .await;
+    let (s, e) = app.authorize_fails(&user, "weather", &api_key_auth("Mine", "k")).await;
     assert_eq!(s, 403);
     assert!(e.to_string().contains("Contact your admin"), "{e}");
     // …nor create connections or connectors.
@@ -578,13 +515,7 @@ async fn ciphertexts_are_bound_to_their_row() {
     let admin = app.signed_in("admin@demo.test").await;
     let weather = app.connection_id("weather").await.to_string();
     for key in ["key-one", "key-two"] {
-        let _: AuthorizeOutcome = app
-            .json(
-                &admin,
-                "authorize_connection",
-                &[("connection_id", &weather), ("account_name", key), ("credentials[api_key]", key)],
-            )
-            .await;
+        app.authorize(&admin, "weather", &api_key_auth(key, key)).await;
     }
     // Move the first account's ciphertext onto the second row: it must not decrypt there.
     sqlx::query(
@@ -607,13 +538,7 @@ async fn the_authorized_account_name_can_be_edited_and_is_rendered_escaped() {
     let app = common::spawn().await;
     let admin = app.signed_in("admin@demo.test").await;
     let weather = app.connection_id("weather").await.to_string();
-    let _: AuthorizeOutcome = app
-        .json(
-            &admin,
-            "authorize_connection",
-            &[("connection_id", &weather), ("account_name", "Ops key"), ("credentials[api_key]", "k")],
-        )
-        .await;
+    app.authorize(&admin, "weather", &api_key_auth("Ops key", "k")).await;
     let renamed: String = app
         .json(
             &admin,

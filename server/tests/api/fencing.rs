@@ -292,14 +292,7 @@ async fn a_holder_that_lost_its_lease_does_not_overwrite_and_revokes_what_it_got
 async fn a_store_without_a_live_lease_is_refused() {
     let app = common::spawn().await;
     let admin = app.signed_in("admin@demo.test").await;
-    let id = app.connection_id("weather").await.to_string();
-    let _: app::authorizations::AuthorizeOutcome = app
-        .json(
-            &admin,
-            "authorize_connection",
-            &[("connection_id", &id), ("account_name", "Key"), ("credentials[api_key]", "sandbox-weather-key")],
-        )
-        .await;
+    app.authorize(&admin, "weather", &common::fixtures::api_key_auth("Key", "sandbox-weather-key")).await;
     let account: i64 = app.count("SELECT id FROM authorized_accounts").await;
     let stored = || async {
         sqlx::query_scalar::<_, Vec<u8>>("SELECT credentials_ct FROM authorized_accounts")

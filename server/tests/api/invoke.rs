@@ -3,10 +3,10 @@
 
 use crate::common;
 
-use app::authorizations::AuthorizeOutcome;
 use app::connectors::CustomConnectorInput;
 use app::error::AppError;
 use app::invoke::InvokeResponse;
+use common::fixtures::{api_key_auth, basic_auth};
 use common::sandbox::Sandbox;
 use common::{fixtures, TestApp};
 use serde_json::Value;
@@ -38,14 +38,7 @@ async fn err(res: reqwest::Response) -> (u16, AppError) {
 }
 
 async fn authorize_key(app: &TestApp, admin: &reqwest::Client, link: &str, key: &str) {
-    let id = app.connection_id(link).await.to_string();
-    let _: AuthorizeOutcome = app
-        .json(
-            admin,
-            "authorize_connection",
-            &[("connection_id", &id), ("account_name", "Key"), ("credentials[api_key]", key)],
-        )
-        .await;
+    app.authorize(admin, link, &api_key_auth("Key", key)).await;
 }
 
 #[tokio::test]
@@ -74,20 +67,8 @@ async fn credentials_by_auth_type_and_connection_access() {
     assert!(res.body.contains("Chennai"), "{}", res.body);
 
     // Basic auth (per environment: production only).
-    let tracker = app.connection_id("issue_tracker").await.to_string();
-    let _: AuthorizeOutcome = app
-        .json(
-            &admin,
-            "authorize_connection",
-            &[
-                ("connection_id", &tracker),
-                ("account_name", "Builder"),
-                ("environments[0]", "Production"),
-                ("credentials[username]", "builder@sandbox.test"),
-                ("credentials[password]", "atlassian-api-token"),
-            ],
-        )
-        .await;
+    let production = basic_auth("Builder", &["Production"], "builder@sandbox.test", "atlassian-api-token");
+    app.authorize(&admin, "issue_tracker", &production).await;
     let res =
         ok(invoke(&app, &admin, "field_service", "issue_tracker", &sandbox.endpoint("/api/atlassian/myself")).await)
             .await;

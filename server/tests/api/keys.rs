@@ -112,14 +112,7 @@ async fn rotation_re_encrypts_every_value_while_serving() {
     let weather_url = sandbox.endpoint("/api/weather?city=Chennai");
     let crm_url = sandbox.endpoint("/api/crm/Deals?per_page=1");
     // An API-key account.
-    let weather = app1.connection_id("weather").await.to_string();
-    let _: AuthorizeOutcome = app1
-        .json(
-            &admin,
-            "authorize_connection",
-            &[("connection_id", &weather), ("account_name", "Key"), ("credentials[api_key]", "sandbox-weather-key")],
-        )
-        .await;
+    app1.authorize(&admin, "weather", &fixtures::api_key_auth("Key", "sandbox-weather-key")).await;
     // An OAuth account with a refresh token.
     let (_, refresh) = app1.connect_oauth(&admin, "sales_crm").await;
     assert!(refresh.is_some());
@@ -127,9 +120,7 @@ async fn rotation_re_encrypts_every_value_while_serving() {
     let custom = app1.custom_connector(&admin, &fixtures::sandbox_crm("Rotated CRM", &sandbox)).await;
     let custom_id = custom["id"].as_i64().unwrap();
     // A pending OAuth flow (authorization started, never finished).
-    let crm = app1.connection_id("sales_crm").await.to_string();
-    let out: AuthorizeOutcome =
-        app1.json(&admin, "authorize_connection", &[("connection_id", &crm), ("account_name", "Pending")]).await;
+    let out = app1.authorize(&admin, "sales_crm", &fixtures::oauth("Pending")).await;
     assert!(matches!(out, AuthorizeOutcome::Redirect { .. }), "{out:?}");
     // A pending revocation, due tomorrow.
     let rev_id: i64 = sqlx::query_scalar(

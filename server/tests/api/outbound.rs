@@ -50,8 +50,7 @@ async fn save_fails(app: &TestApp, admin: &reqwest::Client, input: &CustomConnec
 }
 
 async fn authorize(app: &TestApp, admin: &reqwest::Client, link: &str, account: &str) -> reqwest::Response {
-    let id = app.connection_id(link).await.to_string();
-    app.call(admin, "authorize_connection", &[("connection_id", &id), ("account_name", account)]).await
+    app.authorize_call(admin, link, &common::fixtures::oauth(account)).await
 }
 
 #[tokio::test]

@@ -146,8 +146,6 @@ async fn logged_in_user_connection_in_a_schedule_waits_for_the_admin() {
     assert_eq!(my_crm["authorize"], serde_json::json!({"ContactAdmin": "Admin"}));
     let (status, e) = app.fails(&user, "run_component", &[("app", "sales_hub"), ("component", "pipeline")]).await;
     assert_eq!((status, auth_required(&e)), (428, ("my_crm".into(), false)));
-    let id = app.connection_id("my_crm").await.to_string();
-    let (status, _) =
-        app.fails(&user, "authorize_connection", &[("connection_id", &id), ("account_name", "Uma")]).await;
+    let (status, _) = app.authorize_fails(&user, "my_crm", &common::fixtures::oauth("Uma")).await;
     assert_eq!(status, 403);
 }

@@ -4,9 +4,9 @@
 
 use crate::common;
 
-use app::authorizations::AuthorizeOutcome;
 use app::error::AppError;
 use app::invoke::InvokeRequest;
+use common::fixtures::{api_key_auth, Authorization};
 use common::TestApp;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -94,20 +94,9 @@ async fn setup() -> (TestApp, Upstream, reqwest::Client) {
         .await;
     assert_eq!(conn["link_name"], "vault");
     app.enable_access(&admin, "vault", "field_service").await;
-    let id = app.connection_id("vault").await.to_string();
     for (env, key) in [("Production", PROD_KEY), ("Development", DEV_KEY)] {
-        let _: AuthorizeOutcome = app
-            .json(
-                &admin,
-                "authorize_connection",
-                &[
-                    ("connection_id", &id),
-                    ("account_name", env),
-                    ("environments[0]", env),
-                    ("credentials[api_key]", key),
-                ],
-            )
-            .await;
+        let auth = Authorization { environments: &[env], ..api_key_auth(env, key) };
+        app.authorize(&admin, "vault", &auth).await;
     }
     (app, upstream, admin)
 }

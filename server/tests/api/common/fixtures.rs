@@ -48,3 +48,58 @@ pub fn form(input: &CustomConnectorInput) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// What the authorize dialog posts for one connection: the account's name, the environments
+/// (empty: the connector's default), and the credentials the connector's auth type reads
+/// (none for OAuth2). Build with [`api_key_auth`], [`basic_auth`] or [`oauth`], override with
+/// `Authorization { replace: true, ..basic_auth(..) }`.
+#[derive(Debug, Clone, Default)]
+pub struct Authorization<'a> {
+    pub account_name: &'a str,
+    pub environments: &'a [&'a str],
+    pub api_key: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    pub replace: bool,
+}
+
+pub fn api_key_auth<'a>(account_name: &'a str, api_key: &'a str) -> Authorization<'a> {
+    Authorization { account_name, api_key, ..Default::default() }
+}
+
+pub fn basic_auth<'a>(
+    account_name: &'a str,
+    environments: &'a [&'a str],
+    username: &'a str,
+    password: &'a str,
+) -> Authorization<'a> {
+    Authorization { account_name, environments, username, password, ..Default::default() }
+}
+
+pub fn oauth(account_name: &str) -> Authorization<'_> {
+    Authorization { account_name, ..Default::default() }
+}
+
+impl Authorization<'_> {
+    /// The form fields for `connection_id`: the account name (even empty) and every other field
+    /// that is set.
+    pub fn form(&self, connection_id: i64) -> Vec<(String, String)> {
+        let mut fields = vec![
+            ("connection_id".into(), connection_id.to_string()),
+            ("account_name".into(), self.account_name.to_string()),
+        ];
+        let mut add = |k: &str, v: &str| {
+            if !v.is_empty() {
+                fields.push((k.to_string(), v.to_string()));
+            }
+        };
+        add("credentials[api_key]", self.api_key);
+        add("credentials[username]", self.username);
+        add("credentials[password]", self.password);
+        add("replace", if self.replace { "true" } else { "" });
+        for (i, e) in self.environments.iter().enumerate() {
+            fields.push((format!("environments[{i}]"), e.to_string()));
+        }
+        fields
+    }
+}

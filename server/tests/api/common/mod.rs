@@ -6,6 +6,7 @@
 pub mod fixtures;
 pub mod process;
 pub mod sandbox;
+pub mod watchdog;
 
 use app::ssr::crypto::Cipher;
 use app::ssr::settings::Settings;
@@ -19,6 +20,7 @@ pub struct TestApp {
     /// The background workers, as `main` starts them (dropped with the test).
     _workers: app::ssr::workers::Workers,
     _dir: tempfile::TempDir,
+    _watched: watchdog::Watched,
 }
 
 /// A fresh database URL: SQLite in `dir`, or a new Postgres database.
@@ -124,7 +126,7 @@ pub async fn spawn_with(mut settings: Settings, dir: tempfile::TempDir) -> TestA
     let workers = server::start_workers(&built);
     let router = server::router(built);
     tokio::spawn(server::serve(listener, router));
-    TestApp { addr, state, settings, _workers: workers, _dir: dir }
+    TestApp { addr, state, settings, _workers: workers, _dir: dir, _watched: watchdog::watch() }
 }
 
 /// Another server process's worth of state (own pools, own caches) on the same database:
@@ -157,6 +159,8 @@ impl TestApp {
         reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
+            // A request that hangs fails its test with the URL instead of holding the run.
+            .timeout(std::time::Duration::from_secs(120))
             .build()
             .expect("client")
     }
@@ -222,6 +226,46 @@ impl TestApp {
             .await
             .expect("connection id")
     }
+}
+
+impl TestApp {
+    /// Posts `auth` for the connection `link` as `client` would from the authorize dialog.
+    pub async fn authorize_call(
+        &self,
+        client: &reqwest::Client,
+        link: &str,
+        auth: &fixtures::Authorization<'_>,
+    ) -> reqwest::Response {
+        let form = auth.form(self.connection_id(link).await);
+        self.call(client, "authorize_connection", &pairs(&form)).await
+    }
+
+    /// [`Self::authorize_call`] that must succeed, with its outcome.
+    pub async fn authorize(
+        &self,
+        client: &reqwest::Client,
+        link: &str,
+        auth: &fixtures::Authorization<'_>,
+    ) -> app::authorizations::AuthorizeOutcome {
+        let form = auth.form(self.connection_id(link).await);
+        self.json(client, "authorize_connection", &pairs(&form)).await
+    }
+
+    /// [`Self::authorize_call`] that must fail, with its status and error.
+    pub async fn authorize_fails(
+        &self,
+        client: &reqwest::Client,
+        link: &str,
+        auth: &fixtures::Authorization<'_>,
+    ) -> (u16, app::error::AppError) {
+        let form = auth.form(self.connection_id(link).await);
+        self.fails(client, "authorize_connection", &pairs(&form)).await
+    }
+}
+
+/// Borrowed form fields, as [`TestApp::call`] takes them.
+pub fn pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 impl TestApp {
@@ -295,9 +339,7 @@ impl TestApp {
     /// answer landing in `admin`'s session); returns the stored tokens.
     pub async fn connect_oauth(&self, admin: &reqwest::Client, link: &str) -> (String, Option<String>) {
         use app::authorizations::AuthorizeOutcome;
-        let id = self.connection_id(link).await.to_string();
-        let out: AuthorizeOutcome =
-            self.json(admin, "authorize_connection", &[("connection_id", &id), ("account_name", "Alice")]).await;
+        let out = self.authorize(admin, link, &fixtures::oauth("Alice")).await;
         let AuthorizeOutcome::Redirect { authorize_url, .. } = out else { panic!("expected a redirect: {out:?}") };
         let consent = sandbox::authorize_in_browser(&authorize_url, "alice", "alice-password", true).await;
         let page = admin.get(consent.callback_url.clone()).send().await.expect("callback").text().await.expect("page");
