@@ -69,7 +69,7 @@ pub mod ssr {
     use super::*;
     use crate::auth::SessionUser;
     use crate::error::AppResult;
-    use crate::operations::ssr::{record, Level, Operation, OperationKind};
+    use crate::operations::ssr::{Level, Operation, OperationKind};
     use crate::ssr::AppState;
 
     type AppRow = (i64, String, String, String, Option<String>);
@@ -225,15 +225,11 @@ pub mod ssr {
             .await?;
         tx.commit().await?;
         if created {
-            record(
-                &state.db,
-                Operation {
-                    connection_id: Some(connection_id),
-                    detail: &format!("for integration report {component_link} ({module})"),
-                    ..Operation::by(user, Level::Info, OperationKind::SystemConnectionCreated)
-                },
-            )
-            .await;
+            Operation::by(user, Level::Info, OperationKind::SystemConnectionCreated)
+                .on(connection_id)
+                .detail(format!("for integration report {component_link} ({module})"))
+                .record(&state.db)
+                .await;
         }
         Ok(AddedReport {
             component: ComponentSummary {

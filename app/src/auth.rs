@@ -51,7 +51,7 @@ pub mod ssr {
     use super::SessionUser;
     use crate::domain::{Email, Role};
     use crate::error::{AppError, AppResult};
-    use crate::operations::ssr::{record, Level, Operation, OperationKind};
+    use crate::operations::ssr::{Level, Operation, OperationKind};
     use crate::ssr::ids::now_ms;
     use crate::ssr::sessions::{SEEN_AT, SIGNED_IN_AT, USER_ID};
     use crate::ssr::throttle::{self, human_wait, retry_after_secs, Scope};
@@ -88,14 +88,10 @@ pub mod ssr {
             return Ok(());
         }
         tracing::warn!(user_id = user.id, role = user.role.as_str(), what, "forbidden");
-        record(
-            &state.db,
-            Operation {
-                detail: &format!("{} tried to {what}", user.email),
-                ..Operation::by(user, Level::Warn, OperationKind::AccessDenied)
-            },
-        )
-        .await;
+        Operation::by(user, Level::Warn, OperationKind::AccessDenied)
+            .detail(format!("{} tried to {what}", user.email))
+            .record(&state.db)
+            .await;
         Err(AppError::forbidden(format!(
             "Only super admins, admins and developers can {what}. Contact your admin if you need this."
         )))
@@ -135,12 +131,20 @@ pub mod ssr {
     }
 
     pub async fn user_by_id(state: &AppState, id: i64) -> AppResult<Option<SessionUser>> {
-        let row: Option<(i64, i64, String, String, String)> =
-            sqlx::query_as("SELECT id, workspace_id, email, display_name, role FROM users WHERE id = $1")
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            workspace_id: i64,
+            email: String,
+            name: String,
+            role: String,
+        }
+        let row: Option<Row> =
+            sqlx::query_as("SELECT id, workspace_id, email, display_name AS name, role FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&state.db.pool)
                 .await?;
-        row.map(|(id, workspace_id, email, name, role)| {
+        row.map(|Row { id, workspace_id, email, name, role }| {
             Ok(SessionUser { id, workspace_id, email, name, role: Role::parse(&role)? })
         })
         .transpose()
@@ -259,15 +263,11 @@ pub mod ssr {
         session.insert(SIGNED_IN_AT, now).await?;
         session.insert(SEEN_AT, now).await?;
         let user = user_by_id(state, id).await?.ok_or_else(|| AppError::internal("login", "user vanished"))?;
-        record(
-            &state.db,
-            Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(id),
-                ..Operation::new(Level::Info, OperationKind::SignedIn)
-            },
-        )
-        .await;
+        Operation::new(Level::Info, OperationKind::SignedIn)
+            .workspace(user.workspace_id)
+            .actor(id)
+            .record(&state.db)
+            .await;
         Ok(user)
     }
 
@@ -276,17 +276,9 @@ pub mod ssr {
     async fn failed_sign_in(state: &AppState, email: &Email, address: &str, user: Option<(i64, i64)>) -> AppResult<()> {
         tracing::info!(email = email.as_str(), address, "failed sign-in");
         let (actor, workspace) = (user.map(|u| u.0), user.map(|u| u.1));
+        let entry = |kind, detail| Operation::new(Level::Warn, kind).workspace(workspace).actor(actor).detail(detail);
         let detail = format!("Wrong email or password for {} from {address}.", email.as_str());
-        record(
-            &state.db,
-            Operation {
-                workspace_id: workspace,
-                actor_user_id: actor,
-                detail: &detail,
-                ..Operation::new(Level::Warn, OperationKind::SignInFailed)
-            },
-        )
-        .await;
+        entry(OperationKind::SignInFailed, detail).record(&state.db).await;
         for (scope, subject) in [(Scope::Account, email.as_str()), (Scope::Address, address)] {
             let Some(lock) = throttle::record_failure(&state.db, &state.settings, scope, subject).await? else {
                 continue;
@@ -298,16 +290,7 @@ pub mod ssr {
             };
             tracing::warn!(subject, failures = lock.failures, millis = lock.millis, "sign-ins locked");
             let detail = format!("{what} paused for {wait} after {} failed attempts in a row.", lock.failures);
-            record(
-                &state.db,
-                Operation {
-                    workspace_id: workspace,
-                    actor_user_id: actor,
-                    detail: &detail,
-                    ..Operation::new(Level::Warn, OperationKind::SignInLocked)
-                },
-            )
-            .await;
+            entry(OperationKind::SignInLocked, detail).record(&state.db).await;
         }
         Ok(())
     }

@@ -86,7 +86,7 @@ pub mod ssr {
     }
     use crate::auth::SessionUser;
     use crate::error::AppResult;
-    use crate::operations::ssr::{record, Level, Operation, OperationKind};
+    use crate::operations::ssr::{Level, Operation, OperationKind};
     use crate::ssr::AppState;
 
     fn stored(raw: &str) -> Vec<String> {
@@ -111,18 +111,10 @@ pub mod ssr {
             .bind(a.id)
             .execute(&state.db.pool)
             .await?;
-        record(
-            &state.db,
-            Operation {
-                detail: &format!(
-                    "{}: {}",
-                    a.link_name,
-                    if origins.is_empty() { "none".into() } else { origins.join(" ") }
-                ),
-                ..Operation::by(user, Level::Info, OperationKind::EmbedOriginsChanged)
-            },
-        )
-        .await;
+        Operation::by(user, Level::Info, OperationKind::EmbedOriginsChanged)
+            .detail(format!("{}: {}", a.link_name, if origins.is_empty() { "none".into() } else { origins.join(" ") }))
+            .record(&state.db)
+            .await;
         Ok(EmbedAllowlist { snippet: snippet(state, &a.link_name), app: a.link_name, origins })
     }
 

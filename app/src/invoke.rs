@@ -45,7 +45,7 @@ pub mod ssr {
     use crate::connectors::{ensure_usable, Placement, Usage};
     use crate::domain::ConnectionType;
     use crate::error::AppResult;
-    use crate::operations::ssr::{record, Level, Operation, OperationKind};
+    use crate::operations::ssr::{Level, Operation, OperationKind};
     use crate::policy::{decide, Action, Context, Decision};
     use crate::ssr::ids::now_ms;
     use crate::ssr::outbound::Outbound;
@@ -118,21 +118,17 @@ pub mod ssr {
             .unwrap_or_else(|_| "an invalid URL".into());
         let method: String = req.method.chars().filter(char::is_ascii_alphabetic).take(10).collect();
         tracing::warn!(user_id = user.id, role = user.role.as_str(), ?purpose, connection = %req.connection, "call refused");
-        record(
-            &state.db,
-            Operation {
-                connection_id,
-                detail: &format!(
-                    "{} tried to {} over {} ({} {target})",
-                    user.email,
-                    purpose.describe(),
-                    req.connection.chars().take(100).collect::<String>(),
-                    method.to_uppercase()
-                ),
-                ..Operation::by(user, Level::Warn, OperationKind::AccessDenied)
-            },
-        )
-        .await;
+        Operation::by(user, Level::Warn, OperationKind::AccessDenied)
+            .on(connection_id)
+            .detail(format!(
+                "{} tried to {} over {} ({} {target})",
+                user.email,
+                purpose.describe(),
+                req.connection.chars().take(100).collect::<String>(),
+                method.to_uppercase()
+            ))
+            .record(&state.db)
+            .await;
         match purpose {
             Purpose::Raw => AppError::forbidden(
                 "Only super admins, admins and developers can call a service directly. \
@@ -242,21 +238,17 @@ pub mod ssr {
         }
         response.duration_ms = start.elapsed().as_millis() as i64;
         let level = if response.status >= 400 { Level::Warn } else { Level::Info };
-        record(
-            &state.db,
-            Operation {
-                connection_id: Some(conn.id),
-                environment: Some(env.as_str()),
-                detail: &format!(
-                    "{method} {} → {} in {} ms",
-                    crate::ssr::outbound::shown(&url),
-                    response.status,
-                    response.duration_ms
-                ),
-                ..Operation::by(user, level, OperationKind::InvokeUrl)
-            },
-        )
-        .await;
+        Operation::by(user, level, OperationKind::InvokeUrl)
+            .on(conn.id)
+            .env(env)
+            .detail(format!(
+                "{method} {} → {} in {} ms",
+                crate::ssr::outbound::shown(&url),
+                response.status,
+                response.duration_ms
+            ))
+            .record(&state.db)
+            .await;
         Ok(response)
     }
 

@@ -40,6 +40,7 @@ closed_set! {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct OperationEntry {
     pub id: i64,
     pub at_ms: i64,
@@ -61,10 +62,12 @@ pub async fn list_operations() -> Result<Vec<OperationEntry>, AppError> {
 pub mod ssr {
     use super::OperationEntry;
     pub use super::OperationKind;
+    use crate::domain::Environment;
     use crate::error::AppResult;
     use crate::ssr::db::Db;
     use crate::ssr::ids::now_ms;
     use crate::ssr::AppState;
+    use std::borrow::Cow;
 
     closed_set! {
         /// How serious an Operations entry is (its `level` column).
@@ -76,9 +79,10 @@ pub mod ssr {
         }
     }
 
-    /// One Operations entry; fields left out are empty
-    /// (`Operation { detail: &d, ..Operation::new(Level::Info, OperationKind::Revoked) }`).
-    #[derive(Debug, Clone, Copy)]
+    /// One Operations entry, built from the level and kind, then the parts it has:
+    /// `Operation::by(user, Level::Info, OperationKind::Revoked).on(conn.id).envs(&envs).detail(d).record(&db)`.
+    /// Parts left out are empty.
+    #[derive(Debug, Clone)]
     pub struct Operation<'a> {
         pub workspace_id: Option<i64>,
         pub level: Level,
@@ -86,19 +90,15 @@ pub mod ssr {
         pub actor_user_id: Option<i64>,
         pub connection_id: Option<i64>,
         /// One environment, or several joined by commas.
-        pub environment: Option<&'a str>,
+        pub environment: Option<Cow<'a, str>>,
         /// Never a secret: shown on the Operations page.
-        pub detail: &'a str,
+        pub detail: Cow<'a, str>,
     }
 
-    impl Operation<'_> {
+    impl<'a> Operation<'a> {
         /// An entry done by `user`, in their workspace.
         pub fn by(user: &crate::auth::SessionUser, level: Level, kind: OperationKind) -> Self {
-            Operation {
-                workspace_id: Some(user.workspace_id),
-                actor_user_id: Some(user.id),
-                ..Operation::new(level, kind)
-            }
+            Operation::new(level, kind).workspace(user.workspace_id).actor(user.id)
         }
 
         pub fn new(level: Level, kind: OperationKind) -> Self {
@@ -109,36 +109,67 @@ pub mod ssr {
                 actor_user_id: None,
                 connection_id: None,
                 environment: None,
-                detail: "",
+                detail: Cow::Borrowed(""),
+            }
+        }
+
+        pub fn workspace(self, workspace_id: impl Into<Option<i64>>) -> Self {
+            Operation { workspace_id: workspace_id.into(), ..self }
+        }
+
+        pub fn actor(self, user_id: impl Into<Option<i64>>) -> Self {
+            Operation { actor_user_id: user_id.into(), ..self }
+        }
+
+        /// The connection the entry is about.
+        pub fn on(self, connection_id: impl Into<Option<i64>>) -> Self {
+            Operation { connection_id: connection_id.into(), ..self }
+        }
+
+        pub fn env(self, environment: Environment) -> Self {
+            self.environment(Some(environment.as_str()))
+        }
+
+        /// Several environments, shown joined by commas.
+        pub fn envs(self, environments: &[Environment]) -> Self {
+            let joined = environments.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",");
+            Operation { environment: Some(Cow::Owned(joined)), ..self }
+        }
+
+        pub fn environment(self, environment: Option<&'a str>) -> Self {
+            Operation { environment: environment.map(Cow::Borrowed), ..self }
+        }
+
+        pub fn detail(self, detail: impl Into<Cow<'a, str>>) -> Self {
+            Operation { detail: detail.into(), ..self }
+        }
+
+        /// Appends the entry. A failure to log is itself logged and never fails the caller.
+        pub async fn record(self, db: &Db) {
+            let res = sqlx::query(
+                "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(self.workspace_id)
+            .bind(now_ms())
+            .bind(self.level.as_str())
+            .bind(self.kind.as_str())
+            .bind(self.actor_user_id)
+            .bind(self.connection_id)
+            .bind(self.environment.as_deref())
+            .bind(self.detail.as_ref())
+            .execute(&db.pool)
+            .await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, kind = self.kind.as_str(), "could not write the operations log");
             }
         }
     }
 
-    /// Appends an entry. A failure to log is itself logged and never fails the caller.
-    pub async fn record(db: &Db, op: Operation<'_>) {
-        let res = sqlx::query(
-            "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(op.workspace_id)
-        .bind(now_ms())
-        .bind(op.level.as_str())
-        .bind(op.kind.as_str())
-        .bind(op.actor_user_id)
-        .bind(op.connection_id)
-        .bind(op.environment)
-        .bind(op.detail)
-        .execute(&db.pool)
-        .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, kind = op.kind.as_str(), "could not write the operations log");
-        }
-    }
-
     pub async fn list(state: &AppState, workspace_id: i64, limit: i64) -> AppResult<Vec<OperationEntry>> {
-        type Row = (i64, i64, String, String, Option<String>, Option<String>, Option<String>, String);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT o.id, o.at, o.level, o.kind, u.email, c.display_name, o.environment, o.detail
+        let rows: Vec<OperationEntry> = sqlx::query_as(
+            "SELECT o.id, o.at AS at_ms, o.level, o.kind, u.email AS actor, c.display_name AS connection,
+                    o.environment, o.detail
              FROM operations o
              LEFT JOIN users u ON u.id = o.actor_user_id
              LEFT JOIN connections c ON c.id = o.connection_id
@@ -150,18 +181,6 @@ pub mod ssr {
         .bind(limit)
         .fetch_all(&state.db.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, at_ms, level, kind, actor, connection, environment, detail)| OperationEntry {
-                id,
-                at_ms,
-                level,
-                kind,
-                actor,
-                connection,
-                environment,
-                detail,
-            })
-            .collect())
+        Ok(rows)
     }
 }

@@ -24,7 +24,7 @@ pub mod ssr {
     use crate::authorizations::ssr::{account_aad, subject_for, Credentials};
     use crate::connectors::ssr::{load as load_connector, Connector};
     use crate::error::AppResult;
-    use crate::operations::ssr::{record, Level, Operation, OperationKind};
+    use crate::operations::ssr::{Level, Operation, OperationKind};
     use crate::policy::{decide, Action, Decision};
     use crate::ssr::ids::now_ms;
     use crate::ssr::outbound::OutboundError;
@@ -127,16 +127,12 @@ pub mod ssr {
             }
         }
         tx.commit().await?;
-        record(
-            &state.db,
-            Operation {
-                connection_id: Some(conn.id),
-                environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
-                detail: "authorization revoked; local credentials removed",
-                ..Operation::by(user, Level::Info, OperationKind::Revoked)
-            },
-        )
-        .await;
+        Operation::by(user, Level::Info, OperationKind::Revoked)
+            .on(conn.id)
+            .envs(&envs)
+            .detail("authorization revoked; local credentials removed")
+            .record(&state.db)
+            .await;
         send_now(state, &queued).await;
         Ok(())
     }
@@ -329,16 +325,12 @@ pub mod ssr {
                         ),
                     ),
                 };
-                record(
-                    &state.db,
-                    Operation {
-                        workspace_id: Some(row.workspace_id),
-                        connection_id: row.connection_id,
-                        detail: &detail,
-                        ..Operation::new(Level::Warn, kind)
-                    },
-                )
-                .await;
+                Operation::new(Level::Warn, kind)
+                    .workspace(row.workspace_id)
+                    .on(row.connection_id)
+                    .detail(&detail)
+                    .record(&state.db)
+                    .await;
             }
         }
         Ok(())

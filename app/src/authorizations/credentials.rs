@@ -11,7 +11,7 @@ use crate::connections::Status;
 use crate::connectors::ssr::{load as load_connector, Connector};
 use crate::domain::{AccountId, ConnectionType, DisplayName, Environment};
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level, Operation, OperationKind};
+use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::policy::{decide, Action};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
@@ -146,16 +146,12 @@ pub async fn store_authorization(
         .await?;
     map_account(&mut tx, conn, user, id, envs, now).await?;
     tx.commit().await?;
-    record(
-        &state.db,
-        Operation {
-            connection_id: Some(conn.id),
-            environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
-            detail: &format!("account {name}"),
-            ..Operation::by(user, Level::Info, OperationKind::Authorized)
-        },
-    )
-    .await;
+    Operation::by(user, Level::Info, OperationKind::Authorized)
+        .on(conn.id)
+        .envs(envs)
+        .detail(format!("account {name}"))
+        .record(&state.db)
+        .await;
     Ok(id)
 }
 
@@ -282,16 +278,12 @@ pub async fn reuse_account(
     }
     map_account(&mut tx, &conn, user, account_id.0, &envs, now).await?;
     tx.commit().await?;
-    record(
-        &state.db,
-        Operation {
-            connection_id: Some(conn.id),
-            environment: Some(&envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")),
-            detail: &format!("account {}", option.label),
-            ..Operation::by(user, Level::Info, OperationKind::AuthorizationReused)
-        },
-    )
-    .await;
+    Operation::by(user, Level::Info, OperationKind::AuthorizationReused)
+        .on(conn.id)
+        .envs(&envs)
+        .detail(format!("account {}", option.label))
+        .record(&state.db)
+        .await;
     Ok(())
 }
 
@@ -322,15 +314,11 @@ pub async fn rename_account(
         .bind(account)
         .execute(&state.db.pool)
         .await?;
-    record(
-        &state.db,
-        Operation {
-            connection_id: Some(conn.id),
-            environment: Some(env.as_str()),
-            detail: name.as_str(),
-            ..Operation::by(user, Level::Info, OperationKind::AccountRenamed)
-        },
-    )
-    .await;
+    Operation::by(user, Level::Info, OperationKind::AccountRenamed)
+        .on(conn.id)
+        .env(env)
+        .detail(name.as_str())
+        .record(&state.db)
+        .await;
     Ok(name.to_string())
 }

@@ -8,7 +8,7 @@ use crate::connections::ssr::Connection;
 use crate::connections::Status;
 use crate::domain::Environment;
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level, Operation, OperationKind};
+use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::AppState;
 
 /// Why an authorization needs re-authorization (shown to people after "Needs
@@ -185,17 +185,13 @@ pub(super) async fn record_refresh_failure(state: &AppState, account_id: i64, ws
     .unwrap_or_default();
     let (connection, env) = usage.map_or((None, None), |(c, e)| (Some(c), Some(e)));
     let detail = format!("account {account_id}: refresh failed: {why}");
-    record(
-        &state.db,
-        Operation {
-            workspace_id: ws,
-            connection_id: connection,
-            environment: env.as_deref(),
-            detail: &detail,
-            ..Operation::new(Level::Warn, OperationKind::TokenRefreshFailed)
-        },
-    )
-    .await;
+    Operation::new(Level::Warn, OperationKind::TokenRefreshFailed)
+        .workspace(ws)
+        .on(connection)
+        .environment(env.as_deref())
+        .detail(&detail)
+        .record(&state.db)
+        .await;
 }
 
 /// Logs an account's status change once per connection using it, with its environments (so the
@@ -218,7 +214,7 @@ pub(super) async fn record_status(
     .unwrap_or_default();
     let detail = format!("account {account_id}: {detail}");
     if uses.is_empty() {
-        record(&state.db, Operation { workspace_id: ws, detail: &detail, ..Operation::new(level, kind) }).await;
+        Operation::new(level, kind).workspace(ws).detail(&detail).record(&state.db).await;
     }
     let mut grouped: Vec<(i64, Vec<String>)> = Vec::new();
     for (connection_id, env) in uses {
@@ -228,16 +224,12 @@ pub(super) async fn record_status(
         }
     }
     for (connection_id, envs) in grouped {
-        record(
-            &state.db,
-            Operation {
-                workspace_id: ws,
-                connection_id: Some(connection_id),
-                environment: Some(&envs.join(",")),
-                detail: &detail,
-                ..Operation::new(level, kind)
-            },
-        )
-        .await;
+        Operation::new(level, kind)
+            .workspace(ws)
+            .on(connection_id)
+            .environment(Some(&envs.join(",")))
+            .detail(&detail)
+            .record(&state.db)
+            .await;
     }
 }

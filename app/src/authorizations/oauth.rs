@@ -11,7 +11,7 @@ use crate::connections::ssr::{load as load_connection, Connection};
 use crate::connectors::ssr::{load as load_connector, Connector};
 use crate::domain::{DisplayName, Environment};
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level, Operation, OperationKind};
+use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
 use crate::ssr::outbound::OutboundError;
 use crate::ssr::AppState;
@@ -210,17 +210,13 @@ pub async fn finish(state: &AppState, user: Option<&SessionUser>, params: Callba
             .fetch_optional(&state.db.pool)
             .await
             .unwrap_or_default();
-        record(
-            &state.db,
-            Operation {
-                workspace_id: workspace,
-                actor_user_id: Some(user_id),
-                connection_id: Some(connection_id),
-                detail: &status.message(),
-                ..Operation::new(Level::Warn, OperationKind::OauthFailed)
-            },
-        )
-        .await;
+        Operation::new(Level::Warn, OperationKind::OauthFailed)
+            .workspace(workspace)
+            .actor(user_id)
+            .on(connection_id)
+            .detail(status.message())
+            .record(&state.db)
+            .await;
     }
     let (outcome, detail) = match &status {
         FlowStatus::Connected { account_name } => ("connected", account_name.clone()),

@@ -248,29 +248,23 @@ async fn refresh_under_lease(
             }
             Ok(Held::Done(Ok(creds)))
         }
-        Stored::LeaseLost => {
-            tracing::warn!(account_id, "refresh lease lost before the answer was stored; revoking what it got");
+        // The new tokens were not stored: revoke them at the provider and say why.
+        lost @ (Stored::LeaseLost | Stored::AccountGone) => {
+            let (why, held) = if matches!(lost, Stored::LeaseLost) {
+                (
+                    "the refresh lease ran out before the answer was stored; the new tokens were discarded and revoked",
+                    Held::LeaseLost,
+                )
+            } else {
+                (
+                    "the authorization was revoked during the refresh; the new tokens were revoked too",
+                    Held::Done(Err(needs_reauthorization())),
+                )
+            };
+            tracing::warn!(account_id, why, "refreshed tokens not stored; revoking them");
             revoke_unstored(state, connector, current.workspace_id, &creds).await;
-            record_refresh_failure(
-                state,
-                account_id,
-                ws,
-                "the refresh lease ran out before the answer was stored; the new tokens were discarded and revoked",
-            )
-            .await;
-            Ok(Held::LeaseLost)
-        }
-        Stored::AccountGone => {
-            tracing::warn!(account_id, "the authorization was revoked during the refresh; revoking what it got");
-            revoke_unstored(state, connector, current.workspace_id, &creds).await;
-            record_refresh_failure(
-                state,
-                account_id,
-                ws,
-                "the authorization was revoked during the refresh; the new tokens were revoked too",
-            )
-            .await;
-            Ok(Held::Done(Err(needs_reauthorization())))
+            record_refresh_failure(state, account_id, ws, why).await;
+            Ok(held)
         }
     }
 }

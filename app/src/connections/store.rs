@@ -4,7 +4,7 @@ use super::{AppAccess, ConnectionDetails, EnvironmentAuthorization, NewConnectio
 use crate::auth::SessionUser;
 use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level, Operation, OperationKind};
+use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::policy::{decide, Action, Context};
 use crate::ssr::AppState;
 
@@ -151,15 +151,11 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewConnection) 
             e.into()
         }
     })?;
-    record(
-        &state.db,
-        Operation {
-            connection_id: Some(id),
-            detail: &format!("{} ({})", link, connector.name),
-            ..Operation::by(user, Level::Info, OperationKind::ConnectionCreated)
-        },
-    )
-    .await;
+    Operation::by(user, Level::Info, OperationKind::ConnectionCreated)
+        .on(id)
+        .detail(format!("{} ({})", link, connector.name))
+        .record(&state.db)
+        .await;
     Ok(id)
 }
 
@@ -300,18 +296,14 @@ pub async fn set_access(
     .bind(enabled as i64)
     .execute(&state.db.pool)
     .await?;
-    record(
-        &state.db,
-        Operation {
-            connection_id: Some(conn.id),
-            detail: &format!("application {application_id}"),
-            ..Operation::by(
-                user,
-                Level::Info,
-                if enabled { OperationKind::AccessEnabled } else { OperationKind::AccessDisabled },
-            )
-        },
+    Operation::by(
+        user,
+        Level::Info,
+        if enabled { OperationKind::AccessEnabled } else { OperationKind::AccessDisabled },
     )
+    .on(conn.id)
+    .detail(format!("application {application_id}"))
+    .record(&state.db)
     .await;
     Ok(())
 }

@@ -146,11 +146,11 @@ impl std::fmt::Debug for ValidatedConnector {
 pub(super) mod ssr {
     use super::validate_custom;
     use crate::auth::SessionUser;
-    use crate::connectors::ssr::{secret_aad, summary};
-    use crate::connectors::{ConnectorSummary, CustomConnectorInput};
+    use crate::connectors::ssr::{secret_aad, summary, Row};
+    use crate::connectors::{ConnectorKind, ConnectorSummary, CustomConnectorInput};
     use crate::domain::AuthType;
     use crate::error::{AppError, AppResult};
-    use crate::operations::ssr::{record, Level, Operation, OperationKind};
+    use crate::operations::ssr::{Level, Operation, OperationKind};
     use crate::ssr::db::is_unique_violation;
     use crate::ssr::ids::now_ms;
     use crate::ssr::AppState;
@@ -195,23 +195,19 @@ pub(super) mod ssr {
                 .await?;
         }
         tx.commit().await?;
-        record(
-            &state.db,
-            Operation {
-                detail: &format!("custom connector {}", v.link_name),
-                ..Operation::by(user, Level::Info, OperationKind::ConnectorCreated)
-            },
-        )
-        .await;
-        summary((
+        Operation::by(user, Level::Info, OperationKind::ConnectorCreated)
+            .detail(format!("custom connector {}", v.link_name))
+            .record(&state.db)
+            .await;
+        summary(Row {
             id,
-            "custom".into(),
-            v.name.to_string(),
-            v.link_name.to_string(),
-            v.description,
-            v.auth_type.as_str().into(),
+            kind: ConnectorKind::Custom.as_str().into(),
+            name: v.name.to_string(),
+            link_name: v.link_name.to_string(),
+            description: v.description,
+            auth_type: v.auth_type.as_str().into(),
             config,
-        ))
+        })
     }
 }
 

@@ -7,10 +7,13 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ConnectorKind {
-    BuiltIn,
-    Custom,
+closed_set! {
+    /// Where a connector comes from: the built-in catalog or a builder's definition.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ConnectorKind ("kind", "connector kind") {
+        BuiltIn = "builtin", "Built-in";
+        Custom = "custom", "Custom";
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -265,17 +268,27 @@ pub mod ssr {
         format!("connectors:{id}").into_bytes()
     }
 
-    pub(super) type Row = (i64, String, String, String, String, String, String);
+    /// A `connectors` row as lists read it.
+    #[derive(sqlx::FromRow)]
+    pub(super) struct Row {
+        pub id: i64,
+        pub kind: String,
+        pub name: String,
+        pub link_name: String,
+        pub description: String,
+        pub auth_type: String,
+        pub config: String,
+    }
 
     pub(super) fn summary(
-        (id, kind, name, link_name, description, auth_type, config): Row,
+        Row { id, kind, name, link_name, description, auth_type, config }: Row,
     ) -> AppResult<ConnectorSummary> {
         let config: ConnectorConfig =
             serde_json::from_str(&config).map_err(|e| AppError::internal("connector config", e))?;
         let (username_label, password_label) = (config.username_label(), config.password_label());
         Ok(ConnectorSummary {
             id,
-            kind: if kind == "custom" { ConnectorKind::Custom } else { ConnectorKind::BuiltIn },
+            kind: ConnectorKind::parse(&kind)?,
             name,
             link_name,
             description,
@@ -339,7 +352,7 @@ pub mod ssr {
         };
         Ok(Connector {
             id,
-            kind: if kind == "custom" { ConnectorKind::Custom } else { ConnectorKind::BuiltIn },
+            kind: ConnectorKind::parse(&kind)?,
             name,
             link_name,
             auth_type: AuthType::parse(&auth_type)?,

@@ -185,7 +185,9 @@ mod store;
 /// The server side (in `store.rs`); other modules and the tests use these paths.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    pub use super::store::{associated, blocked, configure, create, load, records, sync_blocked, view, Datasource};
+    pub use super::store::{
+        associated, blocked, configure, create, load, records, sync_blocked, view, Datasource, InUse,
+    };
 }
 
 #[cfg(test)]

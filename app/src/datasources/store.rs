@@ -9,7 +9,7 @@ use crate::auth::SessionUser;
 use crate::connections::ssr::Connection;
 use crate::domain::{DisplayName, Environment};
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level, Operation, OperationKind};
+use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::AppState;
 use std::collections::BTreeMap;
 
@@ -27,29 +27,42 @@ pub struct Datasource {
     pub enabled: bool,
 }
 
-type Row = (i64, i64, String, i64, String, String, String, Option<String>, i64);
-const SELECT: &str = "SELECT d.id, d.application_id, a.link_name, d.connection_id, d.name, d.module,
+/// A `datasources` row, its configuration still JSON text.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    application_id: i64,
+    app_link: String,
+    connection_id: i64,
+    name: String,
+    module: String,
+    config_fields: String,
+    config_values: Option<String>,
+    enabled: i64,
+}
+
+const SELECT: &str = "SELECT d.id, d.application_id, a.link_name AS app_link, d.connection_id, d.name, d.module,
                              d.config_fields, d.config_values, d.enabled
                       FROM datasources d JOIN applications a ON a.id = d.application_id";
 
 fn from_row(r: Row) -> AppResult<Datasource> {
-    let (id, application_id, app_link, connection_id, name, module, fields, values, enabled) = r;
     let config_fields: Vec<ConfigField> =
-        serde_json::from_str(&fields).map_err(|e| AppError::internal("datasource config fields", e))?;
-    let config_values = values
+        serde_json::from_str(&r.config_fields).map_err(|e| AppError::internal("datasource config fields", e))?;
+    let config_values = r
+        .config_values
         .map(|v| serde_json::from_str(&v))
         .transpose()
         .map_err(|e| AppError::internal("datasource config values", e))?;
     Ok(Datasource {
-        id,
-        application_id,
-        app_link,
-        connection_id,
-        name,
-        module,
+        id: r.id,
+        application_id: r.application_id,
+        app_link: r.app_link,
+        connection_id: r.connection_id,
+        name: r.name,
+        module: r.module,
         config_fields,
         config_values,
-        enabled: enabled != 0,
+        enabled: r.enabled != 0,
     })
 }
 
@@ -63,14 +76,40 @@ pub async fn load(state: &AppState, workspace_id: i64, id: i64) -> AppResult<Dat
     from_row(row.ok_or_else(|| AppError::not_found("There is no such datasource."))?)
 }
 
+/// A datasource as one user works with it: over its connection, in one environment.
+pub struct InUse<'a> {
+    pub user: &'a SessionUser,
+    pub ds: Datasource,
+    pub conn: Connection,
+    pub environment: Environment,
+}
+
+impl<'a> InUse<'a> {
+    /// Loads the datasource and its connection from `user`'s workspace (404 otherwise).
+    pub async fn load(
+        state: &AppState,
+        user: &'a SessionUser,
+        datasource_id: i64,
+        environment: Environment,
+    ) -> AppResult<Self> {
+        let ds = load(state, user.workspace_id, datasource_id).await?;
+        let conn = crate::connections::ssr::load(state, user.workspace_id, ds.connection_id).await?;
+        Ok(InUse { user, ds, conn, environment })
+    }
+
+    /// Refuses (409 with the reason) when [`blocked`] says it cannot be used now.
+    pub async fn ensure_usable(&self, state: &AppState) -> AppResult<()> {
+        match blocked(state, self).await? {
+            Some(reason) => Err(AppError::Conflict(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why the datasource cannot be configured or synced now (R11.2, R11.4), if it cannot.
-pub async fn blocked(
-    state: &AppState,
-    user: &SessionUser,
-    ds: &Datasource,
-    conn: &Connection,
-    environment: Environment,
-) -> AppResult<Option<String>> {
+pub async fn blocked(state: &AppState, used: &InUse<'_>) -> AppResult<Option<String>> {
+    let InUse { user, ds, conn, environment } = used;
+    let (user, environment) = (*user, *environment);
     if conn.deprecated {
         return Ok(Some(format!(
             "{} is deprecated. Replace it with a current connection to the same service, then configure this datasource.",
@@ -126,28 +165,17 @@ fn sync_blocked_reason(ds: &Datasource, blocked: &Option<String>, fields: &[Inte
     }
 }
 
-/// Why `user` may not initiate a sync of the datasource now, if they may not.
-pub async fn sync_blocked(
-    state: &AppState,
-    user: &SessionUser,
-    ds: &Datasource,
-    conn: &Connection,
-    environment: Environment,
-) -> AppResult<Option<String>> {
-    let blocked = blocked(state, user, ds, conn, environment).await?;
-    let fields = integration_fields(state, ds.id).await?;
-    Ok(sync_blocked_reason(ds, &blocked, &fields))
+/// Why the user may not initiate a sync of the datasource now, if they may not.
+pub async fn sync_blocked(state: &AppState, used: &InUse<'_>) -> AppResult<Option<String>> {
+    let blocked = blocked(state, used).await?;
+    let fields = integration_fields(state, used.ds.id).await?;
+    Ok(sync_blocked_reason(&used.ds, &blocked, &fields))
 }
 
-/// The full view of one datasource for `user`.
-pub async fn view(
-    state: &AppState,
-    user: &SessionUser,
-    ds: &Datasource,
-    conn: &Connection,
-    environment: Environment,
-) -> AppResult<DatasourceView> {
-    let blocked = blocked(state, user, ds, conn, environment).await?;
+/// The full view of one datasource for its user.
+pub async fn view(state: &AppState, used: &InUse<'_>) -> AppResult<DatasourceView> {
+    let (user, ds) = (used.user, &used.ds);
+    let blocked = blocked(state, used).await?;
     let fields = integration_fields(state, ds.id).await?;
     let sync_blocked = sync_blocked_reason(ds, &blocked, &fields);
     Ok(DatasourceView {
@@ -184,8 +212,8 @@ pub async fn associated(
             .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let ds = from_row(r)?;
-        out.push(view(state, user, &ds, &conn, environment).await?);
+        let used = InUse { user, ds: from_row(r)?, conn: conn.clone(), environment };
+        out.push(view(state, &used).await?);
     }
     Ok(out)
 }
@@ -199,14 +227,12 @@ pub async fn configure(
     values: BTreeMap<String, String>,
 ) -> AppResult<()> {
     crate::auth::ssr::ensure_builder(state, user, "configure datasources").await?;
-    let ds = load(state, user.workspace_id, datasource_id).await?;
+    let used = InUse::load(state, user, datasource_id, environment).await?;
+    let (ds, conn) = (&used.ds, &used.conn);
     if ds.config_fields.is_empty() {
         return Err(AppError::invalid("values", "This datasource has nothing to configure."));
     }
-    let conn = crate::connections::ssr::load(state, user.workspace_id, ds.connection_id).await?;
-    if let Some(reason) = blocked(state, user, &ds, &conn, environment).await? {
-        return Err(AppError::Conflict(reason));
-    }
+    used.ensure_usable(state).await?;
     let clean = validate_config(&ds.config_fields, &values)?;
     let json = serde_json::to_string(&clean).map_err(|e| AppError::internal("config values", e))?;
     sqlx::query("UPDATE datasources SET config_values = $1 WHERE id = $2")
@@ -215,16 +241,12 @@ pub async fn configure(
         .execute(&state.db.pool)
         .await?;
     let verb = if ds.config_values.is_some() { "reconfigured" } else { "configured" };
-    record(
-        &state.db,
-        Operation {
-            connection_id: Some(conn.id),
-            environment: Some(environment.as_str()),
-            detail: &format!("{} {verb} datasource {}", user.email, ds.name),
-            ..Operation::by(user, Level::Info, OperationKind::DatasourceConfigured)
-        },
-    )
-    .await;
+    Operation::by(user, Level::Info, OperationKind::DatasourceConfigured)
+        .on(conn.id)
+        .env(environment)
+        .detail(format!("{} {verb} datasource {}", user.email, ds.name))
+        .record(&state.db)
+        .await;
     Ok(())
 }
 
@@ -311,14 +333,10 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewDatasource) 
     .bind(fields)
     .fetch_one(&state.db.pool)
     .await?;
-    record(
-        &state.db,
-        Operation {
-            connection_id: Some(conn.id),
-            detail: &format!("{} added datasource {} ({})", user.email, name.as_str(), input.module),
-            ..Operation::by(user, Level::Info, OperationKind::DatasourceCreated)
-        },
-    )
-    .await;
+    Operation::by(user, Level::Info, OperationKind::DatasourceCreated)
+        .on(conn.id)
+        .detail(format!("{} added datasource {} ({})", user.email, name.as_str(), input.module))
+        .record(&state.db)
+        .await;
     Ok(id)
 }

@@ -12,19 +12,12 @@ use super::settings::Settings;
 use axum::http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};
 
-/// What is throttled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Account,
-    Address,
-}
-
-impl Scope {
-    fn as_str(self) -> &'static str {
-        match self {
-            Scope::Account => "account",
-            Scope::Address => "address",
-        }
+closed_set! {
+    /// What is throttled: sign-ins to one account, or from one address.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Scope ("scope", "throttle scope") {
+        Account = "account", "Account";
+        Address = "address", "Address";
     }
 }
 

@@ -23,11 +23,9 @@ pub(super) async fn perform(state: &AppState, owner: &str, run_id: i64) -> AppRe
     let user = crate::auth::ssr::user_by_id(state, user_id)
         .await?
         .ok_or_else(|| AppError::Conflict("The user who initiated this sync no longer exists.".into()))?;
-    let ds = crate::datasources::ssr::load(state, user.workspace_id, datasource_id).await?;
-    let conn = crate::connections::ssr::load(state, user.workspace_id, ds.connection_id).await?;
-    if let Some(reason) = crate::datasources::ssr::blocked(state, &user, &ds, &conn, environment).await? {
-        return Err(AppError::Conflict(reason));
-    }
+    let used = crate::datasources::ssr::InUse::load(state, &user, datasource_id, environment).await?;
+    used.ensure_usable(state).await?;
+    let (ds, conn) = (&used.ds, &used.conn);
     let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
     let base = connector
         .config
@@ -89,7 +87,7 @@ pub(super) async fn perform(state: &AppState, owner: &str, run_id: i64) -> AppRe
         }
         page += 1;
     }
-    apply(state, owner, run_id, &ds, records, api_calls).await
+    apply(state, owner, run_id, ds, records, api_calls).await
 }
 
 fn on_page(page: i64, e: AppError) -> AppError {

@@ -7,7 +7,7 @@ use crate::auth::SessionUser;
 use crate::datasources::ssr::Datasource;
 use crate::domain::Environment;
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level, Operation, OperationKind};
+use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::db::is_unique_violation;
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
@@ -111,11 +111,11 @@ pub async fn initiate(
     environment: Environment,
 ) -> AppResult<Initiated> {
     crate::auth::ssr::ensure_builder(state, user, "sync datasources").await?;
-    let ds = crate::datasources::ssr::load(state, user.workspace_id, datasource_id).await?;
-    let conn = crate::connections::ssr::load(state, user.workspace_id, ds.connection_id).await?;
-    if let Some(reason) = crate::datasources::ssr::sync_blocked(state, user, &ds, &conn, environment).await? {
+    let used = crate::datasources::ssr::InUse::load(state, user, datasource_id, environment).await?;
+    if let Some(reason) = crate::datasources::ssr::sync_blocked(state, &used).await? {
         return Err(AppError::Conflict(reason));
     }
+    let (ds, conn) = (&used.ds, &used.conn);
     let joined = || async { Ok(Initiated { view: view(state, user, ds.id).await?, joined: true }) };
     if active_run(state, ds.id).await?.is_some() {
         return joined().await;
@@ -146,16 +146,12 @@ pub async fn initiate(
     .await;
     match inserted {
         Ok(id) => {
-            record(
-                &state.db,
-                Operation {
-                    connection_id: Some(conn.id),
-                    environment: Some(environment.as_str()),
-                    detail: &format!("sync run {id} of datasource {} queued by {}", ds.name, user.email),
-                    ..Operation::by(user, Level::Info, OperationKind::SyncQueued)
-                },
-            )
-            .await;
+            Operation::by(user, Level::Info, OperationKind::SyncQueued)
+                .on(conn.id)
+                .env(environment)
+                .detail(format!("sync run {id} of datasource {} queued by {}", ds.name, user.email))
+                .record(&state.db)
+                .await;
             Ok(Initiated { view: view(state, user, ds.id).await?, joined: false })
         }
         // Someone else's press won the race: only the first request is executed.
@@ -311,20 +307,16 @@ pub(super) async fn apply(
         .bind(ds.application_id)
         .fetch_optional(&state.db.pool)
         .await?;
-    record(
-        &state.db,
-        Operation {
-            workspace_id: workspace,
-            connection_id: Some(ds.connection_id),
-            detail: &format!(
+    Operation::new(Level::Info, OperationKind::SyncCompleted)
+        .workspace(workspace)
+        .on(ds.connection_id)
+        .detail(format!(
             "sync run {run_id} of datasource {}: {} records in {api_calls} API calls; {updated} form records updated{}",
             ds.name,
             records.len(),
             if missing > 0 { format!(", {missing} references not found in the service") } else { String::new() }
-        ),
-            ..Operation::new(Level::Info, OperationKind::SyncCompleted)
-        },
-    )
-    .await;
+        ))
+        .record(&state.db)
+        .await;
     Ok(())
 }

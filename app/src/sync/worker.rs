@@ -4,7 +4,7 @@
 
 use super::fetch::perform;
 use crate::error::{AppError, AppResult};
-use crate::operations::ssr::{record, Level, Operation, OperationKind};
+use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
 use crate::ssr::AppState;
 use std::time::Duration;
@@ -118,18 +118,41 @@ async fn release_slot(state: &AppState, slot: i64, owner: &str) {
     }
 }
 
+/// A sync run with whom and what it belongs to, for its Operations entries.
+#[derive(sqlx::FromRow)]
+struct RunOwner {
+    id: i64,
+    user_id: i64,
+    workspace_id: i64,
+    connection_id: i64,
+    name: String,
+}
+
+const RUN_OWNER: &str = "SELECT r.id, r.user_id, a.workspace_id, d.connection_id, d.name FROM sync_runs r
+     JOIN datasources d ON d.id = r.datasource_id JOIN applications a ON a.id = d.application_id";
+
+impl RunOwner {
+    async fn log_failure(&self, state: &AppState, detail: String) {
+        Operation::new(Level::Error, OperationKind::SyncFailed)
+            .workspace(self.workspace_id)
+            .actor(self.user_id)
+            .on(self.connection_id)
+            .detail(detail)
+            .record(&state.db)
+            .await;
+    }
+}
+
 /// Marks runs whose process stopped heartbeating as failed, with the reason.
 pub async fn sweep(state: &AppState) -> AppResult<()> {
     let cutoff = now_ms() - stale_ms(state);
-    let stale: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT r.id, r.user_id, a.workspace_id, d.connection_id FROM sync_runs r
-         JOIN datasources d ON d.id = r.datasource_id JOIN applications a ON a.id = d.application_id
-         WHERE r.status = 'ongoing' AND r.heartbeat_at < $1",
-    )
-    .bind(cutoff)
-    .fetch_all(&state.db.pool)
-    .await?;
-    for (id, user_id, workspace_id, connection_id) in stale {
+    let stale: Vec<RunOwner> =
+        sqlx::query_as(&format!("{RUN_OWNER} WHERE r.status = 'ongoing' AND r.heartbeat_at < $1"))
+            .bind(cutoff)
+            .fetch_all(&state.db.pool)
+            .await?;
+    for run in stale {
+        let id = run.id;
         let reason = format!(
             "The server stopped while this sync was running (no progress for {} s). Nothing was changed; initiate it again.",
             state.settings.sync_stale_secs
@@ -147,17 +170,7 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
         .rows_affected();
         if done == 1 {
             tracing::warn!(run_id = id, "sync run abandoned by a stopped server marked failed");
-            record(
-                &state.db,
-                Operation {
-                    workspace_id: Some(workspace_id),
-                    actor_user_id: Some(user_id),
-                    connection_id: Some(connection_id),
-                    detail: &format!("sync run {id}: {reason}"),
-                    ..Operation::new(Level::Error, OperationKind::SyncFailed)
-                },
-            )
-            .await;
+            run.log_failure(state, format!("sync run {id}: {reason}")).await;
         }
     }
     Ok(())
@@ -217,27 +230,14 @@ async fn fail(state: &AppState, owner: &str, run_id: i64, reason: &str) {
         tracing::error!(error = %e, run_id, "could not mark a sync run failed (the sweeper will)");
         return;
     }
-    let who: Option<(i64, i64, i64, String)> = sqlx::query_as(
-        "SELECT r.user_id, a.workspace_id, d.connection_id, d.name FROM sync_runs r
-         JOIN datasources d ON d.id = r.datasource_id JOIN applications a ON a.id = d.application_id
-         WHERE r.id = $1",
-    )
-    .bind(run_id)
-    .fetch_optional(&state.db.pool)
-    .await
-    .ok()
-    .flatten();
-    if let Some((user_id, workspace_id, connection_id, name)) = who {
-        record(
-            &state.db,
-            Operation {
-                workspace_id: Some(workspace_id),
-                actor_user_id: Some(user_id),
-                connection_id: Some(connection_id),
-                detail: &format!("sync run {run_id} of datasource {name} failed: {reason}"),
-                ..Operation::new(Level::Error, OperationKind::SyncFailed)
-            },
-        )
-        .await;
+    let run: Option<RunOwner> = sqlx::query_as(&format!("{RUN_OWNER} WHERE r.id = $1"))
+        .bind(run_id)
+        .fetch_optional(&state.db.pool)
+        .await
+        .ok()
+        .flatten();
+    if let Some(run) = run {
+        let detail = format!("sync run {run_id} of datasource {} failed: {reason}", run.name);
+        run.log_failure(state, detail).await;
     }
 }
