@@ -1,6 +1,7 @@
-//! `GET /oauth/callback` (R8.8, R8.9): the popup the provider sends back to. Its pages are the
-//! templates `callback.html` (the outcome) and `callback_handoff.html` (the answer handed to the
-//! window that started the flow); every value put into them is escaped for where it goes.
+//! `GET /oauth/callback` (R8.8, R8.9): the popup the provider sends back to. Its page is the
+//! template `callback_page.html` around a status line and a script: `callback.js` (the outcome)
+//! or `callback_handoff.js` (the answer handed to the window that started the flow); every value
+//! put into them is escaped for where it goes.
 
 use super::oauth::{finish, is_flow_state};
 use super::FlowStatus;
@@ -51,13 +52,23 @@ pub async fn callback_handler(
 /// `flow_js` a JSON string of `[A-Za-z0-9_-]` only, so each is safe where the template puts it
 /// (an attribute, the page's text, the script).
 fn outcome_html(outcome: &str, message_html: &str, flow_js: &str) -> String {
-    fill(include_str!("callback.html"), &[("outcome", outcome), ("message", message_html), ("flow", flow_js)])
+    let status = fill(
+        "<p role=\"status\" data-outcome=\"{{outcome}}\">{{message}}</p>\n<p>You can close this window.</p>",
+        &[("outcome", outcome), ("message", message_html)],
+    );
+    let script = fill(include_str!("callback.js"), &[("outcome", outcome), ("flow", flow_js)]);
+    fill(PAGE, &[("status", &status), ("script", &script)])
 }
 
 /// The page that hands the provider's answer to the opener; `flow_js` as in [`outcome_html`].
 fn handoff_html(flow_js: &str) -> String {
-    fill(include_str!("callback_handoff.html"), &[("flow", flow_js)])
+    let status = "<p role=\"status\" data-outcome=\"handoff\" id=\"s\">This authorization was started in another window. Go back to it to finish; if it was not you, start again from Authorize.</p>";
+    let script = fill(include_str!("callback_handoff.js"), &[("flow", flow_js)]);
+    fill(PAGE, &[("status", status), ("script", &script)])
 }
+
+/// The popup's page around its status line and script (`{{status}}`, `{{script}}`).
+const PAGE: &str = include_str!("callback_page.html");
 
 /// Replaces each `{{name}}` in `template` by its value, in one pass: a value is never searched for
 /// placeholders itself, so text from the provider inside a message cannot bring one in.

@@ -10,7 +10,7 @@
 //! side is split by concern and re-exported from [`ssr`]: `credentials.rs` (the stored
 //! credentials and the accounts), `oauth.rs` (the OAuth2 flow), `refresh.rs` (token refresh) with
 //! `fencing.rs` (the fenced store under the refresh lease), `health.rs` (an account's status and
-//! its changes) and `callback.rs` (the `/oauth/callback` popup, its page in `callback.html`).
+//! its changes) and `callback.rs` (the `/oauth/callback` popup, its page in `callback_page.html` with `callback.js` or `callback_handoff.js`).
 
 use crate::domain::{AccountId, Environment};
 use crate::error::AppError;

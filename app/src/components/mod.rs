@@ -61,6 +61,30 @@ where
     }
 }
 
+/// A server function's answer: "Loading…" until it arrives, then the error, or what `children`
+/// makes of the value (`<Loaded resource=list let:list>…</Loaded>`).
+#[component]
+pub fn Loaded<T, F, V>(resource: Resource<Result<T, AppError>>, children: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: Fn(T) -> V + Send + Sync + Clone + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let children = children.clone();
+                Suspend::new(async move {
+                    match resource.await {
+                        Ok(value) => children(value).into_any(),
+                        Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
 /// Renders `children` in the browser only, once this part of the page has hydrated (the server
 /// and the first client render show `fallback`). For content whose data may change between the
 /// server's render and the browser's own fetch, which would otherwise break hydration.

@@ -36,6 +36,22 @@ fn Field(
     }
 }
 
+/// A labelled drop-down over fixed options, each (value, text).
+#[component]
+fn Choice(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    options: &'static [(&'static str, &'static str)],
+) -> impl IntoView {
+    view! {
+        <label for=id>{label}</label>
+        <select id=id bind:value=value>
+            {options.iter().map(|&(v, text)| view! { <option value=v>{text}</option> }).collect_view()}
+        </select>
+    }
+}
+
 #[component]
 fn Builder() -> impl IntoView {
     let create = ServerAction::<CreateCustomConnector>::new();
@@ -132,19 +148,10 @@ fn Builder() -> impl IntoView {
         <Show when=move || step.get() == 2>
             <form class="card form" aria-label="Security" on:submit=save>
                 <h2>"Security"</h2>
-                <label for="cc-auth">"Authentication Type"</label>
-                <select id="cc-auth" bind:value=auth_type>
-                    <option value="oauth2">"OAuth2"</option>
-                    <option value="api_key">"API Key"</option>
-                    <option value="basic">"Basic Authentication"</option>
-                </select>
+                <Choice id="cc-auth" label="Authentication Type" value=auth_type options={&[("oauth2", "OAuth2"), ("api_key", "API Key"), ("basic", "Basic Authentication")]}/>
                 <Field id="cc-api-base" label="API base URL" value=api_base/>
                 <Show when=move || auth_type.get() == "oauth2">
-                    <label for="cc-grant">"Grant Type"</label>
-                    <select id="cc-grant" bind:value=grant_type>
-                        <option value="authorization_code">"Authorization Code"</option>
-                        <option value="client_credentials">"Client Credentials"</option>
-                    </select>
+                    <Choice id="cc-grant" label="Grant Type" value=grant_type options={&[("authorization_code", "Authorization Code"), ("client_credentials", "Client Credentials")]}/>
                     <Field id="cc-client-id" label="Client ID" value=client_id/>
                     <Field id="cc-client-secret" label="Client Secret" value=client_secret kind="password"/>
                     <Field id="cc-authorize-url" label="Authorize URL" value=authorize_url/>
@@ -158,12 +165,7 @@ fn Builder() -> impl IntoView {
                     </p>
                     <label for="cc-scopes">"Scopes"</label>
                     <textarea id="cc-scopes" bind:value=scopes placeholder="files.read, files.write"></textarea>
-                    <label for="cc-delimiter">"Scope Delimiter"</label>
-                    <select id="cc-delimiter" bind:value=scope_delimiter>
-                        <option value="space">"Space"</option>
-                        <option value="comma">"Comma"</option>
-                        <option value="plus">"Plus"</option>
-                    </select>
+                    <Choice id="cc-delimiter" label="Scope Delimiter" value=scope_delimiter options={&[("space", "Space"), ("comma", "Comma"), ("plus", "Plus")]}/>
                 </Show>
                 <Show when=move || auth_type.get() == "api_key">
                     <Field id="cc-key-name" label="Key Name" value=key_name/>
@@ -173,11 +175,7 @@ fn Builder() -> impl IntoView {
                     <Field id="cc-password-label" label="Password field label" value=password_label/>
                 </Show>
                 <Show when=move || auth_type.get() != "basic">
-                    <label for="cc-placement">"Send parameters as"</label>
-                    <select id="cc-placement" bind:value=placement>
-                        <option value="header">"Header"</option>
-                        <option value="query">"Query string"</option>
-                    </select>
+                    <Choice id="cc-placement" label="Send parameters as" value=placement options={&[("header", "Header"), ("query", "Query string")]}/>
                 </Show>
                 {error}
                 <div class="row">

@@ -1,5 +1,5 @@
 use crate::applications::list_applications;
-use crate::components::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{Loaded, RequireUser, TopNav};
 use leptos::prelude::*;
 
 #[component]
@@ -12,31 +12,24 @@ pub fn HomePage() -> impl IntoView {
                 <TopNav user=user/>
                 <main class="page">
                     <h1>"Applications"</h1>
-                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                        {move || Suspend::new(async move {
-                            match apps.await {
-                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                                Ok(list) => view! {
-                                    <ul class="cards" aria-label="Applications">
-                                        {list.into_iter().map(|a| {
-                                            let live = format!("/app/{}", a.link_name);
-                                            let edit = format!("/app/{}/edit", a.link_name);
-                                            view! {
-                                                <li class="card">
-                                                    <h2>{a.name.clone()}</h2>
-                                                    {a.installed_from.clone().map(|f| view! { <p class="muted">"Installed from " {f}</p> })}
-                                                    <a href=live aria-label=format!("Open {} in live mode", a.name)>"Live mode"</a>
-                                                    <Show when=move || builder>
-                                                        <a href=edit.clone() aria-label=format!("Edit {}", a.name)>"Edit mode"</a>
-                                                    </Show>
-                                                </li>
-                                            }
-                                        }).collect_view()}
-                                    </ul>
-                                }.into_any(),
-                            }
-                        })}
-                    </Suspense>
+                    <Loaded resource=apps let:list>
+                            <ul class="cards" aria-label="Applications">
+                                {list.into_iter().map(|a| {
+                                    let live = format!("/app/{}", a.link_name);
+                                    let edit = format!("/app/{}/edit", a.link_name);
+                                    view! {
+                                        <li class="card">
+                                            <h2>{a.name.clone()}</h2>
+                                            {a.installed_from.clone().map(|f| view! { <p class="muted">"Installed from " {f}</p> })}
+                                            <a href=live aria-label=format!("Open {} in live mode", a.name)>"Live mode"</a>
+                                            <Show when=move || builder>
+                                                <a href=edit.clone() aria-label=format!("Edit {}", a.name)>"Edit mode"</a>
+                                            </Show>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                    </Loaded>
                 </main>
             }
         }/>

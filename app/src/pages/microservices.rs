@@ -2,7 +2,7 @@
 //! developers only; the server refuses anyone else).
 
 use crate::components::panel::TypeIcon;
-use crate::components::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{Loaded, RequireUser, TopNav};
 use crate::connections::workspace_connections;
 use leptos::prelude::*;
 
@@ -17,29 +17,22 @@ pub fn MicroservicesPage() -> impl IntoView {
                     <h1>"Microservices"</h1>
                     <CreateNew/>
                     <h2>"Connections"</h2>
-                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                        {move || Suspend::new(async move {
-                            match list.await {
-                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                                Ok(list) => view! {
-                                    <table aria-label="Connections">
-                                        <thead><tr><th>"Type"</th><th>"Name"</th><th>"Link name"</th><th>"Service"</th><th>"Status"</th></tr></thead>
-                                        <tbody>
-                                            {list.into_iter().map(|c| view! {
-                                                <tr>
-                                                    <td><TypeIcon kind=c.conn_type/></td>
-                                                    <td><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
-                                                    <td><code>{c.link_name}</code></td>
-                                                    <td>{c.service_name}</td>
-                                                    <td>{c.status.describe(c.status_reason.as_deref())}</td>
-                                                </tr>
-                                            }).collect_view()}
-                                        </tbody>
-                                    </table>
-                                }.into_any(),
-                            }
-                        })}
-                    </Suspense>
+                    <Loaded resource=list let:list>
+                            <table aria-label="Connections">
+                                <thead><tr><th>"Type"</th><th>"Name"</th><th>"Link name"</th><th>"Service"</th><th>"Status"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|c| view! {
+                                        <tr>
+                                            <td><TypeIcon kind=c.conn_type/></td>
+                                            <td><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
+                                            <td><code>{c.link_name}</code></td>
+                                            <td>{c.service_name}</td>
+                                            <td>{c.status.describe(c.status_reason.as_deref())}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                    </Loaded>
                 </main>
             }
         }/>

@@ -1,6 +1,6 @@
 //! `/app/:app/records/:form`: a form's records with their integration fields.
 
-use crate::components::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{Loaded, RequireUser, TopNav};
 use crate::datasources::form_records;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -16,32 +16,27 @@ pub fn FormRecordsPage() -> impl IntoView {
             view! {
                 <TopNav user=user/>
                 <main class="page">
-                    <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                        {move || Suspend::new(async move {
-                            match records.await {
-                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                                Ok(r) => {
-                                    let columns: Vec<String> = r.rows.first().map(|row| row.iter().map(|c| c.field.clone()).collect()).unwrap_or_default();
-                                    view! {
-                                        <h1>{format!("{} records", r.form)}</h1>
-                                        <table aria-label=format!("{} records", r.form)>
-                                            <thead><tr>{columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
-                                            <tbody>
-                                                {r.rows.into_iter().map(|row| view! {
-                                                    <tr>{row.into_iter().map(|c| {
-                                                        let class = if c.integration { "integration" } else { "" };
-                                                        view! {
-                                                            <td class=class>{c.value}{c.missing.then_some(" (not found at the service)")}</td>
-                                                        }
-                                                    }).collect_view()}</tr>
-                                                }).collect_view()}
-                                            </tbody>
-                                        </table>
-                                    }.into_any()
-                                }
+                    <Loaded resource=records let:r>
+                        {
+                            let columns: Vec<String> = r.rows.first().map(|row| row.iter().map(|c| c.field.clone()).collect()).unwrap_or_default();
+                            view! {
+                                <h1>{format!("{} records", r.form)}</h1>
+                                <table aria-label=format!("{} records", r.form)>
+                                    <thead><tr>{columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
+                                    <tbody>
+                                        {r.rows.into_iter().map(|row| view! {
+                                            <tr>{row.into_iter().map(|c| {
+                                                let class = if c.integration { "integration" } else { "" };
+                                                view! {
+                                                    <td class=class>{c.value}{c.missing.then_some(" (not found at the service)")}</td>
+                                                }
+                                            }).collect_view()}</tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
                             }
-                        })}
-                    </Suspense>
+                        }
+                    </Loaded>
                 </main>
             }
         }/>

@@ -1,13 +1,3 @@
-<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Authorization</title></head>
-<body>
-<main>
-<h1>Authorization</h1>
-<p role="status" data-outcome="handoff" id="s">This authorization was started in another window. Go back to it to finish; if it was not you, start again from Authorize.</p>
-</main>
-<script>
-try {
   var q = new URLSearchParams(location.search), m = {type: "connections:oauth_handoff", flow: {{flow}}};
   ["code", "iss", "error", "error_description"].forEach(function (k) { if (q.has(k)) m[k] = q.get(k) });
   history.replaceState(null, "", location.pathname);
@@ -16,7 +6,3 @@ try {
     document.getElementById("s").textContent = "Finishing in the window you started from…";
     setTimeout(function () { window.close() }, 1500)
   }
-} catch (e) {}
-</script>
-</body>
-</html>
