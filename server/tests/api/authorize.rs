@@ -157,7 +157,7 @@ async fn oauth2_flow_connects_with_pkce_state_and_iss() {
         .await
         .unwrap();
     assert!(refresh_token.is_some());
-    let api = reqwest::Client::new()
+    let api = common::http()
         .get(sandbox.endpoint("/api/crm/Deals?per_page=3"))
         .bearer_auth(&access_token)
         .send()

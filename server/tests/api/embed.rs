@@ -94,7 +94,7 @@ async fn snippet_and_example_page() {
 #[tokio::test]
 async fn the_session_cookie_is_partitioned_for_panels_embedded_on_other_sites() {
     let app = spawn().await;
-    let res = reqwest::Client::new()
+    let res = common::http()
         .post(app.url("/api/login"))
         .form(&[("email", "admin@demo.test"), ("password", app::ssr::seed::DEMO_PASSWORD)])
         .send()

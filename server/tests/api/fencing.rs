@@ -49,7 +49,7 @@ impl Proxy {
     async fn start(sandbox: &Sandbox) -> Proxy {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let (upstream, record) = (sandbox.url.clone(), seen.clone());
-        let http = reqwest::Client::new();
+        let http = common::http();
         let handler = move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
             let (http, upstream, record) = (http.clone(), upstream.clone(), record.clone());
             async move {
@@ -139,14 +139,7 @@ async fn invoke_at(base: &str, client: &reqwest::Client, application: &str, conn
 
 /// What the sandbox's API says to a bearer token.
 async fn api_status(sandbox: &Sandbox, token: &str) -> u16 {
-    reqwest::Client::new()
-        .get(sandbox.endpoint("/api/crm/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    common::http().get(sandbox.endpoint("/api/crm/me")).bearer_auth(token).send().await.unwrap().status().as_u16()
 }
 
 /// Makes the one stored access token look expired to the app, so the next call refreshes

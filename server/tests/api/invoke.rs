@@ -253,7 +253,7 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
     // Revoke the refresh token at the provider behind the app's back.
     let (_, refresh) = app.oauth_tokens("sales_crm").await;
     let rt = refresh.expect("a refresh token");
-    let revoke = reqwest::Client::new()
+    let revoke = common::http()
         .post(sandbox.endpoint("/token/revocation"))
         .basic_auth("crm-connector", Some("crm-connector-secret"))
         .form(&[("token", rt.as_str()), ("token_type_hint", "refresh_token")])
@@ -362,7 +362,7 @@ async fn an_unreachable_provider_is_a_status_and_heals_when_it_is_back() {
         axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
             let token_endpoint = token_endpoint.clone();
             async move {
-                let mut req = reqwest::Client::new().post(token_endpoint).body(body);
+                let mut req = common::http().post(token_endpoint).body(body);
                 for name in ["authorization", "content-type", "accept"] {
                     if let Some(v) = headers.get(name) {
                         req = req.header(name, v.as_bytes());

@@ -178,7 +178,7 @@ async fn a_session_ends_at_its_absolute_lifetime_however_active() {
 }
 
 async fn session_cookie(app: &TestApp) -> String {
-    let res = reqwest::Client::new()
+    let res = common::http()
         .post(app.url("/api/login"))
         .form(&[("email", "admin@demo.test"), ("password", DEMO_PASSWORD)])
         .send()
@@ -243,7 +243,7 @@ async fn metrics_can_require_a_token_or_move_to_their_own_address() {
     settings.metrics_token = Some("metrics-t0ken".into());
     let app = spawn_with(settings, dir).await;
     let get = |auth: Option<&'static str>| {
-        let mut req = reqwest::Client::new().get(app.url("/metrics"));
+        let mut req = common::http().get(app.url("/metrics"));
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }

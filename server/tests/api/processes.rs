@@ -179,13 +179,8 @@ async fn kill_mid_refresh(resolve: Resolve) {
             assert_eq!(status, "connected");
             let (access, _) = app.oauth_tokens("sales_crm").await;
             assert_ne!(access, old_access);
-            let direct = reqwest::Client::new()
-                .get(sandbox.endpoint("/api/crm/me"))
-                .bearer_auth(&access)
-                .send()
-                .await
-                .unwrap()
-                .status();
+            let direct =
+                common::http().get(sandbox.endpoint("/api/crm/me")).bearer_auth(&access).send().await.unwrap().status();
             assert_eq!(direct, 200);
         }
         428 => {
@@ -242,7 +237,7 @@ async fn sigterm_finishes_in_flight_requests_and_logs_json_lines() {
     assert_eq!(body["status"], 200, "{body}");
     let exit = p.wait().await;
     assert!(exit.success(), "{exit:?}\n{}", p.log());
-    let refused = reqwest::Client::new().get(p.url("/healthz")).send().await;
+    let refused = common::http().get(p.url("/healthz")).send().await;
     assert!(refused.is_err(), "no new connections after shutdown");
 
     let log = p.log();

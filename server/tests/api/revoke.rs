@@ -17,7 +17,7 @@ async fn revoke_removes_credentials_and_the_provider_rejects_the_token() {
     let admin = app.signed_in("admin@demo.test").await;
     let (access, _) = app.connect_oauth(&admin, "sales_crm").await;
     let deals = sandbox.endpoint("/api/crm/Deals?per_page=1");
-    let api = reqwest::Client::new();
+    let api = common::http();
     assert_eq!(api.get(&deals).bearer_auth(&access).send().await.unwrap().status(), 200);
 
     // A developer may not revoke an admin connection.

@@ -70,7 +70,7 @@ async fn code_flow_token_exchange_crm_and_deny() {
     assert_eq!(consent.param("error"), None);
 
     // Token exchange, client_secret_basic.
-    let http = reqwest::Client::new();
+    let http = common::http();
     let res = http
         .post(sandbox.endpoint("/token"))
         .basic_auth("crm-connector", Some("crm-connector-secret"))

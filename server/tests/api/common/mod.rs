@@ -23,6 +23,12 @@ pub struct TestApp {
     _watched: watchdog::Watched,
 }
 
+/// A plain HTTP client for the tests' own calls; a request that hangs fails its test after
+/// 120 s instead of holding the run.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build().expect("client")
+}
+
 /// A fresh database URL: SQLite in `dir`, or a new Postgres database.
 pub async fn fresh_database(dir: &std::path::Path) -> String {
     match std::env::var("TEST_DATABASE_URL") {
