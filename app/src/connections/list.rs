@@ -1,7 +1,7 @@
 //! The panel's entries (live and edit mode) and the Microservices list: what each person may see
 //! is decided by [`crate::policy`] row by row.
 
-use super::{ConnectionEntry, Status};
+use super::{ConnectionEntry, ConnectionPage, ConnectionQuery, Status, PAGE_SIZE};
 use crate::auth::SessionUser;
 use crate::domain::{ConnectionType, Environment};
 use crate::error::{AppError, AppResult};
@@ -148,4 +148,114 @@ pub async fn for_workspace(state: &AppState, user: &SessionUser) -> AppResult<Ve
         .fetch_all(&state.db.pool)
         .await?;
     visible(user, rows)
+}
+
+/// The Microservices list's rows after the search and filters: `$1` environment, `$2` caller,
+/// `$3` workspace, `$4` lower-case `LIKE` pattern or '', `$5` connection type or '', `$6`
+/// status or ''. The callers add the order, the page start and the limit.
+macro_rules! filtered {
+    () => {
+        concat!(
+            "SELECT * FROM (",
+            entry_select!(),
+            " WHERE c.workspace_id = $3
+                AND ($4 = '' OR LOWER(c.display_name) LIKE $4 ESCAPE '\\'
+                     OR LOWER(c.link_name) LIKE $4 ESCAPE '\\' OR LOWER(k.name) LIKE $4 ESCAPE '\\')
+                AND ($5 = '' OR c.conn_type = $5)
+            ) e
+            WHERE ($6 = '' OR COALESCE(e.account_status, 'not_connected') = $6)"
+        )
+    };
+}
+
+/// One page of the Microservices list, by link name (keyset: `$7` is the link name the page
+/// starts after, `$8` the page size plus one, to know whether another page follows).
+pub const PAGE: &str = concat!(filtered!(), " AND e.link_name > $7 ORDER BY e.link_name LIMIT $8");
+
+/// The search and filters of a [`ConnectionQuery`], checked.
+struct Filters {
+    pattern: String,
+    conn_type: Option<ConnectionType>,
+    status: Option<Status>,
+    environment: Environment,
+}
+
+impl Filters {
+    fn parse(query: &ConnectionQuery) -> AppResult<Filters> {
+        let q = query.q.trim();
+        if q.chars().count() > 100 {
+            return Err(AppError::invalid("q", "Search for at most 100 characters."));
+        }
+        let escaped: String = q
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+            .collect();
+        let optional = |s: &str| (!s.is_empty()).then_some(s.to_string());
+        Ok(Filters {
+            pattern: if q.is_empty() { String::new() } else { format!("%{escaped}%") },
+            conn_type: optional(&query.conn_type).map(|t| ConnectionType::parse(&t)).transpose()?,
+            status: optional(&query.status).map(|s| Status::parse(&s)).transpose()?,
+            environment: optional(&query.env).map_or(Ok(Environment::Development), |e| Environment::parse(&e))?,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pattern.is_empty() && self.conn_type.is_none() && self.status.is_none()
+    }
+}
+
+pub async fn page(state: &AppState, user: &SessionUser, query: &ConnectionQuery) -> AppResult<ConnectionPage> {
+    let f = Filters::parse(query)?;
+    if query.after.len() > 200 {
+        return Err(AppError::invalid("after", "Not a page of this list."));
+    }
+    // The search and filters, bound as `$1`..`$6` of [`filtered!`].
+    macro_rules! with_filters {
+        ($query:expr) => {
+            $query
+                .bind(f.environment.as_str())
+                .bind(user.id)
+                .bind(user.workspace_id)
+                .bind(f.pattern.as_str())
+                .bind(f.conn_type.map(|t| t.as_str()).unwrap_or_default())
+                .bind(f.status.map(|s| s.as_str()).unwrap_or_default())
+        };
+    }
+    let mut rows: Vec<EntryRow> = with_filters!(sqlx::query_as(PAGE))
+        .bind(query.after.as_str())
+        .bind(PAGE_SIZE + 1)
+        .fetch_all(&state.db.pool)
+        .await?;
+    let next_after = if rows.len() as i64 > PAGE_SIZE {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|r| r.link_name.clone())
+    } else {
+        None
+    };
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT conn_type, COUNT(*) FROM connections WHERE workspace_id = $1 GROUP BY conn_type")
+            .bind(user.workspace_id)
+            .fetch_all(&state.db.pool)
+            .await?;
+    let by_type = counts
+        .into_iter()
+        .map(|(t, n)| Ok((ConnectionType::parse(&t)?, n)))
+        .collect::<AppResult<Vec<(ConnectionType, i64)>>>()?;
+    let total = by_type.iter().map(|(_, n)| n).sum();
+    let matching = if f.is_empty() {
+        total
+    } else {
+        with_filters!(sqlx::query_scalar(concat!("SELECT COUNT(*) FROM (", filtered!(), ") m")))
+            .fetch_one(&state.db.pool)
+            .await?
+    };
+    Ok(ConnectionPage {
+        entries: visible(user, rows)?,
+        environment: f.environment,
+        next_after,
+        matching,
+        total,
+        by_type,
+    })
 }

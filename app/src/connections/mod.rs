@@ -7,28 +7,22 @@ use crate::policy::Decision;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
-    Connected,
-    /// Never authorized (for this environment and, for logged-in-user connections, this user).
-    NotConnected,
-    /// The stored authorization stopped working; `status_reason` says why (refresh token
-    /// revoked or expired, provider unreachable, an interrupted refresh).
-    NeedsReauthorization,
-    /// Someone revoked it; stays until it is authorized again.
-    Revoked,
+closed_set! {
+    /// A connection's state for one environment (and, for logged-in-user connections, one user).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Status ("status", "status") {
+        Connected = "connected", "Connected";
+        /// Never authorized (for this environment and, for logged-in-user connections, this user).
+        NotConnected = "not_connected", "Not connected";
+        /// The stored authorization stopped working; `status_reason` says why (refresh token
+        /// revoked or expired, provider unreachable, an interrupted refresh).
+        NeedsReauthorization = "needs_reauthorization", "Needs reauthorization";
+        /// Someone revoked it; stays until it is authorized again.
+        Revoked = "revoked", "Revoked";
+    }
 }
 
 impl Status {
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Connected => "Connected",
-            Status::NotConnected => "Not connected",
-            Status::NeedsReauthorization => "Needs reauthorization",
-            Status::Revoked => "Revoked",
-        }
-    }
-
     /// The label with the reason, e.g. "Needs reauthorization: provider unreachable".
     pub fn describe(self, reason: Option<&str>) -> String {
         match (self, reason) {
@@ -39,12 +33,7 @@ impl Status {
 
     /// From the stored account status (`None`: no account).
     pub fn from_db(status: Option<&str>) -> Status {
-        match status {
-            Some("connected") => Status::Connected,
-            Some("needs_reauthorization") => Status::NeedsReauthorization,
-            Some("revoked") => Status::Revoked,
-            _ => Status::NotConnected,
-        }
+        status.and_then(|s| Status::parse(s).ok()).unwrap_or(Status::NotConnected)
     }
 }
 
@@ -85,7 +74,51 @@ pub async fn app_connections(
     ssr::for_application(&state, &user, &app, component.as_deref(), environment).await
 }
 
-/// Every connection in the workspace, for the Microservices page (builders only).
+/// What the Microservices page asks for, as its URL's query carries it: a search over name,
+/// link name and service (`q`), filters by connection type, status and environment (stored
+/// forms, empty for any; the status is the one in `env`, Development when empty), and the
+/// link name the page starts after (empty: the first page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConnectionQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default, rename = "type")]
+    pub conn_type: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub env: String,
+    #[serde(default)]
+    pub after: String,
+}
+
+/// One page (at most [`PAGE_SIZE`]) of the workspace's connections, ordered by link name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionPage {
+    pub entries: Vec<ConnectionEntry>,
+    /// The environment the statuses are for.
+    pub environment: Environment,
+    /// Where the next page starts, when there is one.
+    pub next_after: Option<String>,
+    /// Connections matching the search and filters, on every page.
+    pub matching: i64,
+    /// Connections in the workspace, and how many of each type.
+    pub total: i64,
+    pub by_type: Vec<(ConnectionType, i64)>,
+}
+
+/// How many connections a Microservices page shows.
+pub const PAGE_SIZE: i64 = 50;
+
+/// One page of the workspace's connections, for the Microservices page (builders only).
+#[server(prefix = "/api", endpoint = "connections_page")]
+pub async fn connections_page(#[server(default)] query: ConnectionQuery) -> Result<ConnectionPage, AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("manage connections").await?;
+    ssr::page(&state, &user, &query).await
+}
+
+/// Every connection in the workspace in one answer (builders only); the page uses
+/// [`connections_page`].
 #[server(prefix = "/api", endpoint = "workspace_connections")]
 pub async fn workspace_connections() -> Result<Vec<ConnectionEntry>, AppError> {
     let (state, user) = crate::auth::ssr::require_builder("manage connections").await?;

@@ -3,39 +3,132 @@
 
 use crate::components::panel::TypeIcon;
 use crate::components::{Loaded, RequireUser, TopNav};
-use crate::connections::workspace_connections;
+use crate::connections::{connections_page, ConnectionPage, ConnectionQuery, Status, PAGE_SIZE};
+use crate::domain::{ConnectionType, Environment};
 use leptos::prelude::*;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+
+/// The query of a Microservices URL (`?q=&type=&status=&env=&after=`).
+fn query_from_url() -> Memo<ConnectionQuery> {
+    let params = use_query_map();
+    Memo::new(move |_| {
+        params.with(|p| {
+            let get = |k: &str| p.get(k).unwrap_or_default();
+            ConnectionQuery {
+                q: get("q"),
+                conn_type: get("type"),
+                status: get("status"),
+                env: get("env"),
+                after: get("after"),
+            }
+        })
+    })
+}
+
+/// The same view starting after `after` (or from the start), as a link.
+fn href(query: &ConnectionQuery, after: &str) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    let pairs = [("q", query.q.as_str()), ("type", &query.conn_type), ("status", &query.status), ("env", &query.env)];
+    for (k, v) in pairs.into_iter().chain([("after", after)]) {
+        if !v.is_empty() {
+            form.append_pair(k, v);
+        }
+    }
+    match form.finish() {
+        q if q.is_empty() => "/microservices".into(),
+        q => format!("/microservices?{q}"),
+    }
+}
 
 #[component]
 pub fn MicroservicesPage() -> impl IntoView {
     view! {
         <RequireUser children=move |user| {
-            let list = Resource::new(|| (), |_| workspace_connections());
+            let query = query_from_url();
+            let page = Resource::new(move || query.get(), connections_page);
             view! {
                 <TopNav user=user/>
                 <main class="page">
                     <h1>"Microservices"</h1>
                     <CreateNew/>
                     <h2>"Connections"</h2>
-                    <Loaded resource=list let:list>
-                            <table aria-label="Connections">
-                                <thead><tr><th>"Type"</th><th>"Name"</th><th>"Link name"</th><th>"Service"</th><th>"Status"</th></tr></thead>
-                                <tbody>
-                                    {list.into_iter().map(|c| view! {
-                                        <tr>
-                                            <td><TypeIcon kind=c.conn_type/></td>
-                                            <td><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
-                                            <td><code>{c.link_name}</code></td>
-                                            <td>{c.service_name}</td>
-                                            <td>{c.status.describe(c.status_reason.as_deref())}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
+                    <Filters query=query/>
+                    <Loaded resource=page let:page>
+                        <ConnectionsTable page=page query=query.get_untracked()/>
                     </Loaded>
                 </main>
             }
         }/>
+    }
+}
+
+/// Search and filters: a GET form, so a filtered view is a link (and works before hydration).
+#[component]
+fn Filters(query: Memo<ConnectionQuery>) -> impl IntoView {
+    let q = move || query.get();
+    let option = move |value: &'static str, text: &'static str, current: fn(&ConnectionQuery) -> String| {
+        view! { <option value=value selected=move || current(&q()) == value>{text}</option> }
+    };
+    view! {
+        <Form method="GET" action="/microservices">
+            <div class="filters" role="search" aria-label="Filter connections">
+                <label for="ms-q">"Search connections"</label>
+                <input id="ms-q" name="q" type="search" placeholder="Name, link name or service" value=move || q().q/>
+                <label for="ms-type">"Type"</label>
+                <select id="ms-type" name="type">
+                    {option("", "Any type", |q| q.conn_type.clone())}
+                    {ConnectionType::ALL.map(|t| option(t.as_str(), t.label(), |q| q.conn_type.clone())).collect_view()}
+                </select>
+                <label for="ms-status">"Status"</label>
+                <select id="ms-status" name="status">
+                    {option("", "Any status", |q| q.status.clone())}
+                    {Status::ALL.map(|s| option(s.as_str(), s.label(), |q| q.status.clone())).collect_view()}
+                </select>
+                <label for="ms-env">"Environment"</label>
+                <select id="ms-env" name="env">
+                    {Environment::ALL.map(|e| option(e.as_str(), e.label(), |q| if q.env.is_empty() { "development".into() } else { q.env.clone() })).collect_view()}
+                </select>
+                <button type="submit">"Apply"</button>
+            </div>
+        </Form>
+    }
+}
+
+#[component]
+fn ConnectionsTable(page: ConnectionPage, query: ConnectionQuery) -> impl IntoView {
+    let ConnectionPage { entries, environment, next_after, matching, total, by_type } = page;
+    let shown = entries.len();
+    let types = by_type.iter().map(|(t, n)| format!("{} {n}", t.label())).collect::<Vec<_>>().join(" · ");
+    let summary = if matching == total {
+        format!("{total} connections ({types}).")
+    } else {
+        format!("{matching} of {total} connections match ({types}).")
+    };
+    let first = (!query.after.is_empty()).then(|| href(&query, ""));
+    let next = next_after.map(|after| href(&query, &after));
+    view! {
+        <p class="muted" role="status">{summary}</p>
+        <table aria-label="Connections">
+            <caption class="muted">{format!("Statuses in {}", environment.label())}</caption>
+            <thead><tr><th>"Type"</th><th>"Name"</th><th>"Link name"</th><th>"Service"</th><th>"Status"</th></tr></thead>
+            <tbody>
+                {entries.into_iter().map(|c| view! {
+                    <tr>
+                        <td><TypeIcon kind=c.conn_type/></td>
+                        <td><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
+                        <td><code>{c.link_name}</code></td>
+                        <td>{c.service_name}</td>
+                        <td>{c.status.describe(c.status_reason.as_deref())}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+        <nav class="row" aria-label="Pages">
+            {(shown == 0).then(|| view! { <p class="muted">"No connection matches."</p> })}
+            {first.map(|href| view! { <a href=href>"First page"</a> })}
+            {next.map(|href| view! { <a href=href>{format!("Next {PAGE_SIZE}")}</a> })}
+        </nav>
     }
 }
 

@@ -74,6 +74,7 @@ async fn canary_secrets_never_leave_the_server() {
     for (client, name, args) in [
         (&admin, "list_connectors", vec![]),
         (&admin, "workspace_connections", vec![]),
+        (&admin, "connections_page", vec![]),
         (&admin, "list_operations", vec![]),
         (&admin, "app_connections", vec![("app", "sales_hub"), ("environment", "Production")]),
         (&admin, "app_connections", vec![("app", "field_service"), ("environment", "Production")]),

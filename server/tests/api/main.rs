@@ -13,6 +13,7 @@ mod fencing;
 mod invoke;
 mod keys;
 mod login;
+mod microservices;
 mod outbound;
 mod panel_details;
 mod panel_scale;

@@ -1,0 +1,170 @@
+//! The Microservices list: pages of 50 by link name (keyset), search over name, link name and
+//! service, filters by type, status and environment, counts; builders only. Speed figures
+//! belong to `scripts/bench.sh`; here the answers and SQLite's plan are checked.
+
+use crate::common;
+
+use common::fixtures::api_key_auth;
+use common::TestApp;
+use serde_json::Value;
+
+/// Adds `n` connections to workspace 1 (`Bulk 000` …, link `bulk_000` …), every third one a
+/// logged-in-user connection.
+async fn bulk_connections(app: &TestApp, n: usize) {
+    let mut tx = app.state.db.pool.begin().await.unwrap();
+    for i in 0..n {
+        sqlx::query(
+            "INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, created_at)
+             SELECT workspace_id, connector_id, $1, $2, $3, created_at FROM connections WHERE link_name = 'sales_crm'",
+        )
+        .bind(format!("Bulk {i:03}"))
+        .bind(format!("bulk_{i:03}"))
+        .bind(if i % 3 == 0 { "user" } else { "admin" })
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn page(app: &TestApp, client: &reqwest::Client, query: &[(&str, &str)]) -> Value {
+    let args: Vec<(String, &str)> = query.iter().map(|(k, v)| (format!("query[{k}]"), *v)).collect();
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    app.json(client, "connections_page", &args).await
+}
+
+fn links(page: &Value) -> Vec<String> {
+    page["entries"].as_array().unwrap().iter().map(|c| c["link_name"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn pages_list_every_connection_once_in_link_name_order_with_counts() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    bulk_connections(&app, 120).await;
+    let expected: Vec<String> =
+        sqlx::query_scalar("SELECT link_name FROM connections WHERE workspace_id = 1 ORDER BY link_name")
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert!(expected.len() > 120);
+
+    let (mut seen, mut after, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let p = page(&app, &admin, &[("after", &after)]).await;
+        let got = links(&p);
+        assert!(got.len() <= 50, "a page holds at most 50");
+        assert_eq!(p["total"], expected.len() as i64);
+        assert_eq!(p["matching"], expected.len() as i64, "no filter: every connection matches");
+        let by_type: i64 = p["by_type"].as_array().unwrap().iter().map(|t| t[1].as_i64().unwrap()).sum();
+        assert_eq!(by_type, expected.len() as i64);
+        seen.extend(got);
+        pages += 1;
+        match p["next_after"].as_str() {
+            Some(next) => after = next.to_string(),
+            None => break,
+        }
+        assert!(pages < 10, "the pages never end");
+    }
+    assert_eq!(seen, expected, "every connection once, in order");
+    assert_eq!(pages, expected.len().div_ceil(50));
+}
+
+#[tokio::test]
+async fn search_and_filters_narrow_the_list_and_bad_values_are_refused() {
+    let sandbox = common::sandbox::Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    bulk_connections(&app, 30).await;
+
+    // Search: any case, in the name, the link name or the service's name.
+    let p = page(&app, &admin, &[("q", "BULK 01")]).await;
+    assert_eq!(links(&p), (10..20).map(|i| format!("bulk_{i:03}")).collect::<Vec<_>>());
+    assert_eq!(p["matching"], 10);
+    assert!(p["total"].as_i64().unwrap() > 30);
+    assert!(links(&page(&app, &admin, &[("q", "issue_tr")]).await).contains(&"issue_tracker".to_string()));
+    let service: String = sqlx::query_scalar(
+        "SELECT k.name FROM connections c JOIN connectors k ON k.id = c.connector_id WHERE c.link_name = 'weather'",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert!(links(&page(&app, &admin, &[("q", &service.to_uppercase())]).await).contains(&"weather".to_string()));
+    // `%` and `_` are searched for as they are, not as wildcards.
+    assert_eq!(page(&app, &admin, &[("q", "%")]).await["matching"], 0);
+    assert_eq!(page(&app, &admin, &[("q", "bul_")]).await["matching"], 0);
+
+    // Type: every logged-in-user connection, and only those.
+    let users: i64 = app.count("SELECT COUNT(*) FROM connections WHERE conn_type = 'user'").await;
+    let p = page(&app, &admin, &[("type", "user")]).await;
+    assert_eq!(p["matching"], users);
+    assert!(p["entries"].as_array().unwrap().iter().all(|c| c["conn_type"] == "LoggedInUser"), "{p}");
+
+    // Status, in the environment asked for (Development when none).
+    app.authorize(&admin, "weather", &api_key_auth("Key", "sandbox-weather-key")).await;
+    let connected = page(&app, &admin, &[("status", "connected"), ("env", "production")]).await;
+    assert_eq!(links(&connected), vec!["weather".to_string()]);
+    assert_eq!(connected["environment"], "Production");
+    let not_connected = page(&app, &admin, &[("status", "not_connected"), ("env", "production")]).await;
+    assert!(!links(&not_connected).contains(&"weather".to_string()));
+    assert_eq!(
+        not_connected["matching"].as_i64().unwrap() + 1,
+        connected["total"].as_i64().unwrap(),
+        "every other connection is not connected"
+    );
+    assert_eq!(page(&app, &admin, &[]).await["environment"], "Development");
+
+    // Filters combine with paging: the second page of "bulk" starts after the first.
+    let first = page(&app, &admin, &[("q", "bulk")]).await;
+    assert_eq!(first["next_after"], Value::Null, "30 fit on one page");
+
+    // Bad values are refused, naming the field; plain users may not list connections at all.
+    let call = |k: &'static str, v: String| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            let key = format!("query[{k}]");
+            app.fails(&admin, "connections_page", &[(key.as_str(), v.as_str())]).await
+        }
+    };
+    for (k, v) in [("type", "robot".to_string()), ("status", "asleep".into()), ("env", "moon".into())] {
+        let (status, e) = call(k, v).await;
+        assert_eq!(status, 400, "{k}: {e}");
+        assert!(e.field().is_some(), "{k}: {e:?}");
+    }
+    let (status, e) = call("q", "x".repeat(101)).await;
+    assert_eq!((status, e.field()), (400, Some("q")));
+    let user = app.signed_in("user@demo.test").await;
+    assert_eq!(app.fails(&user, "connections_page", &[]).await.0, 403);
+}
+
+#[tokio::test]
+async fn the_first_page_walks_the_link_name_index_and_stops_after_fifty() {
+    if common::is_postgres() {
+        return; // PostgreSQL's plan depends on its statistics; the plan check is SQLite's.
+    }
+    let app = common::spawn().await;
+    bulk_connections(&app, 300).await;
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", app::connections::ssr::PAGE))
+            .bind("development")
+            .bind(2_i64)
+            .bind(1_i64)
+            .bind("")
+            .bind("")
+            .bind("")
+            .bind("")
+            .bind(51_i64)
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+    let steps: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+    assert!(
+        !steps.iter().any(|d| d.contains("TEMP B-TREE")),
+        "the page is sorted after reading everything: {steps:#?}"
+    );
+    assert!(
+        steps.iter().any(|d| d.starts_with("SEARCH c USING INDEX") && d.contains("workspace_id=? AND link_name>?")),
+        "connections are not read in link-name order from the index: {steps:#?}"
+    );
+}
