@@ -162,9 +162,7 @@ pub mod ssr {
         .await?;
         let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
         ensure_usable(connector.kind, Usage::InvokeUrl)?;
-        if !conn.enabled {
-            return Err(AppError::forbidden("This connection is disabled."));
-        }
+        conn.ensure_enabled()?;
         let method = reqwest::Method::from_bytes(req.method.to_uppercase().as_bytes())
             .ok()
             .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&m.as_str()))

@@ -15,6 +15,10 @@ closed_set! {
         AccessDenied = "access_denied", "Access denied";
         ConnectorCreated = "connector_created", "Connector created";
         ConnectionCreated = "connection_created", "Connection created";
+        ConnectionEdited = "connection_edited", "Connection edited";
+        ConnectionDisabled = "connection_disabled", "Connection disabled";
+        ConnectionEnabled = "connection_enabled", "Connection enabled";
+        ConnectionDeleted = "connection_deleted", "Connection deleted";
         SystemConnectionCreated = "system_connection_created", "System connection created";
         AccessEnabled = "access_enabled", "Application access enabled";
         AccessDisabled = "access_disabled", "Application access disabled";

@@ -34,10 +34,13 @@ pub enum Action {
     /// the builder's, only its result reaches the caller. Whether the connection is authorized
     /// is a separate question ([`Action::UseUnauthorized`]).
     UseInComponent,
+    /// See every user's authorization of a logged-in-user connection and revoke one of them
+    /// (everyone sees and revokes their own through [`Action::View`] and [`Action::Revoke`]).
+    OthersAuthorizations,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::View,
         Action::Authorize,
         Action::Revoke,
@@ -46,6 +49,7 @@ impl Action {
         Action::ManageDatasources,
         Action::InvokeRaw,
         Action::UseInComponent,
+        Action::OthersAuthorizations,
     ];
 }
 
@@ -141,6 +145,12 @@ pub fn decide(role: Role, kind: ConnectionType, action: Action, cx: Context) -> 
         Action::UseInComponent => match kind {
             T::Admin | T::System | T::LoggedInUser => Allowed,
         },
+        // Only logged-in-user connections have one authorization per user; admins and super
+        // admins oversee them, developers and users see their own only.
+        Action::OthersAuthorizations => match kind {
+            T::LoggedInUser if admin => Allowed,
+            _ => Denied,
+        },
     }
 }
 
@@ -217,6 +227,11 @@ mod tests {
             (Role::Admin, SYSTEM, A::UseInComponent, Allowed), (Role::Admin, ADMIN_CONN, A::UseInComponent, Allowed), (Role::Admin, USER_CONN, A::UseInComponent, Allowed),
             (Developer, SYSTEM, A::UseInComponent, Allowed), (Developer, ADMIN_CONN, A::UseInComponent, Allowed), (Developer, USER_CONN, A::UseInComponent, Allowed),
             (User, SYSTEM, A::UseInComponent, Allowed), (User, ADMIN_CONN, A::UseInComponent, Allowed), (User, USER_CONN, A::UseInComponent, Allowed),
+            // Issue 13: admins and super admins see and revoke each user's authorization of a
+            // logged-in-user connection; developers and users only their own.
+            (SuperAdmin, USER_CONN, A::OthersAuthorizations, Allowed), (Role::Admin, USER_CONN, A::OthersAuthorizations, Allowed),
+            (Developer, USER_CONN, A::OthersAuthorizations, Denied), (User, USER_CONN, A::OthersAuthorizations, Denied),
+            (SuperAdmin, ADMIN_CONN, A::OthersAuthorizations, Denied), (Role::Admin, SYSTEM, A::OthersAuthorizations, Denied),
         ];
         for &(role, kind, action, expected) in table {
             assert_eq!(decide(role, kind, action, PLAIN), expected, "{role:?} × {kind:?} × {action:?}");
@@ -261,7 +276,7 @@ mod tests {
     #[test]
     fn plain_users_never_manage() {
         for kind in ConnectionType::ALL {
-            for action in [Action::Manage, Action::ManageDatasources, Action::InvokeRaw] {
+            for action in [Action::Manage, Action::ManageDatasources, Action::InvokeRaw, Action::OthersAuthorizations] {
                 assert_eq!(decide(User, kind, action, PLAIN), Denied);
             }
         }

@@ -54,16 +54,53 @@ pub mod ssr {
             Decision::ContactAdmin(who) => return Err(AppError::forbidden(who.message())),
             _ => return Err(AppError::forbidden("You cannot revoke this connection's authorization.")),
         }
+        let subject = subject_for(&conn, user);
+        unlink(state, user, &conn, subject, env).await
+    }
+
+    /// Revokes one user's authorization of a logged-in-user connection: anyone their own,
+    /// admins and super admins anybody's ([`Action::OthersAuthorizations`]).
+    pub async fn revoke_user(
+        state: &AppState,
+        user: &SessionUser,
+        connection_id: i64,
+        subject_user_id: i64,
+        env: Option<Environment>,
+    ) -> AppResult<()> {
+        let conn = crate::connections::ssr::load(state, user.workspace_id, connection_id).await?;
+        if conn.conn_type != crate::domain::ConnectionType::LoggedInUser {
+            return Err(AppError::invalid(
+                "connection_id",
+                "Only logged-in-user connections have an authorization per user.",
+            ));
+        }
+        if subject_user_id == user.id {
+            return revoke(state, user, connection_id, env).await;
+        }
+        if !decide(user.role, conn.conn_type, Action::OthersAuthorizations, conn.policy_context()).is_allowed() {
+            return Err(AppError::forbidden("You can revoke only your own authorization."));
+        }
+        unlink(state, user, &conn, subject_user_id, env).await
+    }
+
+    /// Removes `subject`'s authorization of the connection in `env` (every environment when
+    /// the connection shares one authorization, or when `env` is `None`), queues the tokens of
+    /// accounts nothing uses any more for revocation at the provider, then sends them.
+    async fn unlink(
+        state: &AppState,
+        user: &SessionUser,
+        conn: &crate::connections::ssr::Connection,
+        subject: i64,
+        env: Option<Environment>,
+    ) -> AppResult<()> {
         let envs: Vec<Environment> = match (conn.same_for_all_envs, env) {
             (false, Some(e)) => vec![e],
             _ => Environment::ALL.to_vec(),
         };
-        let subject = subject_for(&conn, user);
         let connector = load_connector(state, user.workspace_id, conn.connector_id).await?;
         // Unlink, and delete accounts that nothing uses any more, in one transaction that also
         // queues their tokens in `pending_revocations`: once the credentials are gone locally,
         // the provider is still told, even if this process dies right after the commit.
-        let mut queued: Vec<i64> = Vec::new();
         let mut tx = state.db.pool.begin().await?;
         let mut accounts: Vec<i64> = Vec::new();
         for e in &envs {
@@ -99,11 +136,36 @@ pub mod ssr {
         if accounts.is_empty() {
             return Err(AppError::not_found("This connection has no authorization to revoke here."));
         }
-        for id in &accounts {
+        let target =
+            Target { connector_id: connector.id, workspace_id: user.workspace_id, connection_id: Some(conn.id) };
+        let queued = drop_unused_accounts(&mut tx, state, &target, &accounts).await?;
+        tx.commit().await?;
+        let mut entry = Operation::by(user, Level::Info, OperationKind::Revoked).on(conn.id).envs(&envs);
+        entry = if subject != user.id && conn.conn_type == crate::domain::ConnectionType::LoggedInUser {
+            entry.detail(format!("user {subject}'s authorization revoked; local credentials removed"))
+        } else {
+            entry.detail("authorization revoked; local credentials removed")
+        };
+        entry.record(&state.db).await;
+        send_now(state, &queued).await;
+        Ok(())
+    }
+
+    /// Deletes the accounts among `accounts` that no connection or environment uses any more,
+    /// queuing their tokens for revocation in the caller's transaction ([`queue_in`]). Returns
+    /// the queued rows for [`send_now`] after the commit.
+    pub async fn drop_unused_accounts(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        state: &AppState,
+        target: &Target,
+        accounts: &[i64],
+    ) -> AppResult<Vec<i64>> {
+        let mut queued = Vec::new();
+        for id in accounts {
             let still_used: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM connection_authorizations WHERE account_id = $1")
                     .bind(id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
             if still_used > 0 {
                 continue; // another connection or environment still relies on it
@@ -113,28 +175,15 @@ pub mod ssr {
             let ct: Vec<u8> =
                 sqlx::query_scalar("DELETE FROM authorized_accounts WHERE id = $1 RETURNING credentials_ct")
                     .bind(id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
             if let Ok(plain) = state.cipher.decrypt(&account_aad(*id), &ct) {
                 if let Ok(c) = serde_json::from_slice::<Credentials>(&plain) {
-                    let target = Target {
-                        connector_id: connector.id,
-                        workspace_id: user.workspace_id,
-                        connection_id: Some(conn.id),
-                    };
-                    queued.extend(queue_in(&mut tx, state, &target, &c).await?);
+                    queued.extend(queue_in(tx, state, target, &c).await?);
                 }
             }
         }
-        tx.commit().await?;
-        Operation::by(user, Level::Info, OperationKind::Revoked)
-            .on(conn.id)
-            .envs(&envs)
-            .detail("authorization revoked; local credentials removed")
-            .record(&state.db)
-            .await;
-        send_now(state, &queued).await;
-        Ok(())
+        Ok(queued)
     }
 
     /// Where queued tokens came from: the connector whose revocation endpoint is told, and

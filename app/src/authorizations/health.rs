@@ -18,6 +18,8 @@ pub mod reason {
     pub const NO_REFRESH_TOKEN: &str = "access token expired (no refresh token)";
     pub const INTERRUPTED: &str = "a token refresh was interrupted and the refresh token no longer works";
     pub const UNREACHABLE: &str = "provider unreachable";
+    /// Scopes were added to the connection: the stored grant lacks them until re-consented.
+    pub const NEW_PERMISSIONS: &str = "new permissions requested";
 }
 
 /// Consecutive refreshes that fail because the provider cannot be reached before the

@@ -35,7 +35,8 @@ macro_rules! entry_select {
             "
     SELECT c.id, c.display_name, c.link_name, k.name AS service_name, c.conn_type, c.installed_from,
            a.name AS account_name,
-           CASE WHEN a.status IS NULL AND EXISTS (
+           CASE WHEN c.enabled = 0 THEN 'disabled'
+                WHEN a.status IS NULL AND EXISTS (
                   SELECT 1 FROM revoked_authorizations r
                   WHERE r.connection_id = c.id AND r.environment = $1
                     AND r.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE ",

@@ -19,6 +19,9 @@ closed_set! {
         NeedsReauthorization = "needs_reauthorization", "Needs reauthorization";
         /// Someone revoked it; stays until it is authorized again.
         Revoked = "revoked", "Revoked";
+        /// A builder disabled the connection: nothing may use it until it is enabled again
+        /// (its authorizations are kept).
+        Disabled = "disabled", "Disabled";
     }
 }
 
@@ -180,6 +183,13 @@ pub struct ConnectionDetails {
     pub access: Vec<AppAccess>,
     pub authorize: Decision,
     pub can_manage: bool,
+    /// `false` while disabled; `disabled_by` says who disabled it.
+    pub enabled: bool,
+    pub disabled_by: Option<String>,
+    /// The scopes the connector offers, for the Edit form.
+    pub available_scopes: Vec<crate::connectors::ScopeDef>,
+    /// A logged-in-user connection whose every user's authorization the caller oversees.
+    pub oversees_users: bool,
 }
 
 #[server(prefix = "/api", endpoint = "create_connection")]
@@ -206,6 +216,90 @@ pub async fn set_connection_access(
     ssr::set_access(&state, &user, connection_id, application_id, enabled).await
 }
 
+/// What "Save" on a connection's Edit form submits: the display name and the scopes (the link
+/// name never changes, since scripts use it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConnectionEdit {
+    pub display_name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Something that uses a connection, which must be removed before the connection can be deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedBy {
+    /// "Form", "Schedule", "Datasource", …
+    pub kind: String,
+    pub name: String,
+    pub application: String,
+    /// Where to change it.
+    pub href: String,
+}
+
+/// One user's authorization of a logged-in-user connection in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAuthorization {
+    pub user_id: i64,
+    pub user_name: String,
+    pub environment: Environment,
+    pub account_name: Option<String>,
+    pub authorized_at_ms: i64,
+    pub status: Status,
+    #[serde(default)]
+    pub status_reason: Option<String>,
+}
+
+/// Renames a connection and changes its scopes (builders). Adding a scope marks the existing
+/// authorizations "Needs reauthorization: new permissions requested"; a removed scope is left
+/// out from the next authorization on.
+#[server(prefix = "/api", endpoint = "edit_connection")]
+pub async fn edit_connection(connection_id: ConnectionId, edit: ConnectionEdit) -> Result<(), AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("edit connections").await?;
+    ssr::edit(&state, &user, connection_id, edit).await
+}
+
+/// Disables (nothing may use it; its authorizations are kept) or enables a connection (builders).
+#[server(prefix = "/api", endpoint = "set_connection_enabled")]
+pub async fn set_connection_enabled(connection_id: ConnectionId, enabled: bool) -> Result<(), AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("disable or enable connections").await?;
+    ssr::set_enabled(&state, &user, connection_id, enabled).await
+}
+
+/// What uses a connection: components (forms, workflows, schedules, …) and datasources.
+#[server(prefix = "/api", endpoint = "connection_usage")]
+pub async fn connection_usage(connection_id: ConnectionId) -> Result<Vec<UsedBy>, AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("see where connections are used").await?;
+    ssr::usage(&state, &user, connection_id).await
+}
+
+/// Deletes a connection nothing uses (builders): every authorization is revoked at the
+/// provider (through the durable revocation queue) and the local credentials removed.
+#[server(prefix = "/api", endpoint = "delete_connection")]
+pub async fn delete_connection(connection_id: ConnectionId) -> Result<(), AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("delete connections").await?;
+    ssr::delete(&state, &user, connection_id).await
+}
+
+/// Each user's authorization of a logged-in-user connection: admins and super admins see
+/// everyone's, everyone else only their own.
+#[server(prefix = "/api", endpoint = "users_authorizations")]
+pub async fn users_authorizations(connection_id: ConnectionId) -> Result<Vec<UserAuthorization>, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::users_authorizations(&state, &user, connection_id).await
+}
+
+/// Revokes one user's authorization of a logged-in-user connection (admins: anyone's; others:
+/// their own).
+#[server(prefix = "/api", endpoint = "revoke_user_authorization")]
+pub async fn revoke_user_authorization(
+    connection_id: ConnectionId,
+    user_id: i64,
+    #[server(default)] environment: Option<Environment>,
+) -> Result<(), AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    crate::revocations::ssr::revoke_user(&state, &user, connection_id.0, user_id, environment).await
+}
+
 /// The two columns a policy [`Context`](crate::policy::Context) is computed from, for the
 /// connection aliased `c` (R3.5: used in a datasource or schedule; the admin's primary account).
 #[cfg(feature = "ssr")]
@@ -224,14 +318,18 @@ macro_rules! usage_columns {
 }
 
 #[cfg(feature = "ssr")]
+mod lifecycle;
+#[cfg(feature = "ssr")]
 mod list;
 #[cfg(feature = "ssr")]
 mod store;
 
-/// The server side: panel and Microservices lists (`list.rs`), and one connection's row,
-/// creation, details and application access (`store.rs`).
+/// The server side: panel and Microservices lists (`list.rs`), one connection's row,
+/// creation, details and application access (`store.rs`), and its later life: edit, disable,
+/// delete, users' authorizations (`lifecycle.rs`).
 #[cfg(feature = "ssr")]
 pub mod ssr {
+    pub use super::lifecycle::*;
     pub use super::list::*;
     pub use super::store::*;
 }

@@ -20,12 +20,30 @@ pub struct Connection {
     pub scopes: String,
     pub same_for_all_envs: bool,
     pub enabled: bool,
+    /// Who disabled it, while it is disabled.
+    pub disabled_by: Option<String>,
     pub deprecated: bool,
     pub used_in_datasource_or_schedule: bool,
     pub primary_account_configured: bool,
 }
 
 impl Connection {
+    /// Refuses (403 "This connection is disabled by <who>.") while the connection is disabled.
+    pub fn ensure_enabled(&self) -> AppResult<()> {
+        if self.enabled {
+            return Ok(());
+        }
+        Err(AppError::forbidden(self.disabled_message()))
+    }
+
+    /// "This connection is disabled by <who>." (or without the name when nobody is recorded).
+    pub fn disabled_message(&self) -> String {
+        match &self.disabled_by {
+            Some(who) => format!("This connection is disabled by {who}."),
+            None => "This connection is disabled.".to_string(),
+        }
+    }
+
     pub fn policy_context(&self) -> Context {
         Context {
             used_in_datasource_or_schedule: self.used_in_datasource_or_schedule,
@@ -46,6 +64,7 @@ struct ConnectionRow {
     scopes: String,
     same_for_all_envs: i64,
     enabled: i64,
+    disabled_by: Option<String>,
     deprecated: i64,
     used_in_datasource_or_schedule: i64,
     primary_accounts: i64,
@@ -55,7 +74,8 @@ struct ConnectionRow {
 pub async fn load(state: &AppState, workspace_id: i64, id: i64) -> AppResult<Connection> {
     let row: Option<ConnectionRow> = sqlx::query_as(concat!(
         "SELECT c.id, c.workspace_id, c.connector_id, c.display_name, c.link_name, c.conn_type, c.scopes,
-                c.same_for_all_envs, c.enabled, c.deprecated, ",
+                c.same_for_all_envs, c.enabled, c.deprecated,
+                (SELECT u.display_name FROM users u WHERE u.id = c.disabled_by) AS disabled_by, ",
         usage_columns!(),
         "
          FROM connections c WHERE c.id = $1 AND c.workspace_id = $2"
@@ -75,6 +95,7 @@ pub async fn load(state: &AppState, workspace_id: i64, id: i64) -> AppResult<Con
         scopes: row.scopes,
         same_for_all_envs: row.same_for_all_envs != 0,
         enabled: row.enabled != 0,
+        disabled_by: row.disabled_by,
         deprecated: row.deprecated != 0,
         used_in_datasource_or_schedule: row.used_in_datasource_or_schedule > 0,
         primary_account_configured: row.primary_accounts > 0,
@@ -111,20 +132,7 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewConnection) 
         .into_iter()
         .find(|c| c.id == input.connector_id)
         .ok_or_else(|| AppError::invalid("connector_id", "Pick a connector from the list."))?;
-    let mut scopes: Vec<String> = Vec::new();
-    for s in &input.scopes {
-        if !connector.scopes.iter().any(|d| &d.name == s) {
-            return Err(AppError::invalid("scopes", format!("'{s}' is not a scope of {}.", connector.name)));
-        }
-        if !scopes.contains(s) {
-            scopes.push(s.clone());
-        }
-    }
-    for required in connector.scopes.iter().filter(|d| d.required) {
-        if !scopes.contains(&required.name) {
-            scopes.push(required.name.clone());
-        }
-    }
+    let scopes = checked_scopes(&connector.name, &connector.scopes, &input.scopes)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, scopes,
                                   same_for_all_envs, created_by, created_at)
@@ -157,6 +165,30 @@ pub async fn create(state: &AppState, user: &SessionUser, input: NewConnection) 
         .record(&state.db)
         .await;
     Ok(id)
+}
+
+/// The scopes asked for, checked against the connector's (`name`, `offered`): unknown ones are
+/// refused, duplicates dropped, required ones added.
+pub fn checked_scopes(
+    name: &str,
+    offered: &[crate::connectors::ScopeDef],
+    requested: &[String],
+) -> AppResult<Vec<String>> {
+    let mut scopes: Vec<String> = Vec::new();
+    for s in requested {
+        if !offered.iter().any(|d| &d.name == s) {
+            return Err(AppError::invalid("scopes", format!("'{s}' is not a scope of {name}.")));
+        }
+        if !scopes.contains(s) {
+            scopes.push(s.clone());
+        }
+    }
+    for required in offered.iter().filter(|d| d.required) {
+        if !scopes.contains(&required.name) {
+            scopes.push(required.name.clone());
+        }
+    }
+    Ok(scopes)
 }
 
 /// One environment's authorization, for [`details`].
@@ -270,6 +302,10 @@ pub async fn details(state: &AppState, user: &SessionUser, id: i64) -> AppResult
         access,
         authorize: decide(user.role, conn.conn_type, Action::Authorize, cx),
         can_manage,
+        enabled: conn.enabled,
+        disabled_by: conn.disabled_by.clone(),
+        available_scopes: connector.config.scopes.clone(),
+        oversees_users: decide(user.role, conn.conn_type, Action::OthersAuthorizations, cx).is_allowed(),
     })
 }
 

@@ -117,7 +117,7 @@ pub async fn blocked(state: &AppState, used: &InUse<'_>) -> AppResult<Option<Str
         )));
     }
     if !conn.enabled {
-        return Ok(Some(format!("{} is disabled. Enable the connection first.", conn.display_name)));
+        return Ok(Some(format!("{} An admin can enable it on the connection's page.", conn.disabled_message())));
     }
     if !ds.enabled {
         return Ok(Some("This datasource is disabled.".into()));

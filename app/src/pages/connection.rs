@@ -5,8 +5,9 @@ use crate::components::authorize::{AuthorizeDialog, Target};
 use crate::components::panel::TypeIcon;
 use crate::components::{ErrorMessage, RequireUser, TopNav};
 use crate::connections::{get_connection, ConnectionDetails, SetConnectionAccess, Status};
-use crate::domain::{ApplicationId, ConnectionId, Environment};
+use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::format::format_ms;
+use crate::pages::connection_manage::{ManageActions, UsersAuthorizations};
 use crate::policy::Decision;
 use crate::revocations::RevokeAuthorization;
 use leptos::prelude::*;
@@ -141,6 +142,13 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
             })}
         </header>
         {contact.map(|m| view! { <p class="notice" role="note">{m}</p> })}
+        {(!d.enabled).then(|| view! {
+            <p class="banner warn" role="status">{match &d.disabled_by {
+                Some(who) => format!("This connection is disabled by {who}. Nothing can use it until it is enabled again; its authorizations are kept."),
+                None => "This connection is disabled. Nothing can use it until it is enabled again; its authorizations are kept.".to_string(),
+            }}</p>
+        })}
+        {d.can_manage.then(|| view! { <ManageActions d=d.clone() version=version/> })}
         <section aria-label="Connection Details" class="card">
             <h2>"Connection Details"</h2>
             <dl class="facts">
@@ -190,5 +198,6 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                 {access_error}
             </section>
         })}
+        {(d.conn_type == ConnectionType::LoggedInUser).then(|| view! { <UsersAuthorizations connection_id=cid oversees=d.oversees_users/> })}
     }
 }

@@ -1,6 +1,7 @@
 //! The routed pages (see `crate::App`); widgets they share live in `crate::components`.
 
 pub mod connection;
+pub mod connection_manage;
 pub mod create;
 pub mod custom_connector;
 pub mod edit;

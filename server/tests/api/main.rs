@@ -12,6 +12,7 @@ mod embed;
 mod fencing;
 mod invoke;
 mod keys;
+mod lifecycle;
 mod login;
 mod microservices;
 mod outbound;
