@@ -162,7 +162,7 @@ fn metrics_handle() -> PrometheusHandle {
 
 /// Starts the background workers: revocation retries, the sync worker, interrupted-refresh
 /// recovery, re-encryption to the primary key (only while an older key is configured) and the
-/// removal of expired sessions. `main` starts them beside [`router`] (building the router starts
+/// removal of expired sessions, keep-alive refreshes. `main` starts them beside [`router`] (building the router starts
 /// nothing) and stops them with [`Workers::shutdown`] once [`serve`] has returned.
 pub fn start_workers(built: &Built) -> Workers {
     use app::sync::ssr::SyncWorker;
@@ -183,6 +183,9 @@ pub fn start_workers(built: &Built) -> Workers {
     );
     workers.every("refresh recovery", secs(5), secs(5), state.clone(), |state| async move {
         app::authorizations::ssr::recover_interrupted(&state).await.map(drop)
+    });
+    workers.every("keep-alive", secs(30), secs(60), state.clone(), |state| async move {
+        app::authorizations::ssr::keepalive_pass(&state, app::ssr::ids::now_ms()).await.map(drop)
     });
     if app::ssr::keys::needs_reencryption(&state.cipher) {
         workers.every("re-encryption", secs(1), app::ssr::keys::PASS_INTERVAL, state, |state| async move {

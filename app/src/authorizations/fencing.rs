@@ -55,7 +55,9 @@ pub async fn store_refreshed(state: &AppState, account_id: i64, owner: &str, cre
     }
     let ws: Option<i64> = sqlx::query_scalar(
         "UPDATE authorized_accounts SET credentials_ct = $1, access_expires_at = $2, refresh_started_at = NULL,
-                refresh_failures = 0, status = 'connected', status_reason = NULL
+                refresh_failures = 0, status = 'connected', status_reason = NULL,
+                last_refreshed_at = CASE WHEN last_refreshed_at IS NULL OR last_refreshed_at < $5 THEN $5
+                                         ELSE last_refreshed_at END
          WHERE id = $3 AND (status = 'connected' OR (status = 'needs_reauthorization' AND status_reason = $4))
          RETURNING workspace_id",
     )
@@ -63,6 +65,7 @@ pub async fn store_refreshed(state: &AppState, account_id: i64, owner: &str, cre
     .bind(creds.expires_at())
     .bind(account_id)
     .bind(reason::UNREACHABLE)
+    .bind(crate::ssr::ids::now_ms())
     .fetch_optional(&mut *tx)
     .await?;
     let Some(ws) = ws else {

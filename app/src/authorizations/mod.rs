@@ -144,6 +144,8 @@ mod fencing;
 #[cfg(feature = "ssr")]
 mod health;
 #[cfg(feature = "ssr")]
+mod keepalive;
+#[cfg(feature = "ssr")]
 mod oauth;
 #[cfg(feature = "ssr")]
 mod refresh;
@@ -168,6 +170,7 @@ pub mod ssr {
     };
     pub use super::fencing::{store_refreshed, Stored};
     pub use super::health::{reason, unusable_status, usable_credentials, UNREACHABLE_LIMIT};
+    pub use super::keepalive::{keepalive_pass, KeepAlive};
     use super::oauth::{client_credentials, start_oauth};
     pub use super::oauth::{finish, flow_status, forged_state};
     pub use super::refresh::{recover_interrupted, refresh_account, Refreshes};

@@ -148,6 +148,12 @@ pub struct Settings {
     #[arg(long, env = "REFRESH_LEASE_MS", default_value_t = 45_000)]
     pub refresh_lease_ms: i64,
 
+    /// Keep-alive: every OAuth2 account with a refresh token is refreshed at least this often
+    /// (hours), even when nobody calls it, so the provider does not let it lapse. Refreshes are
+    /// spread over the last quarter of the interval.
+    #[arg(long, env = "KEEPALIVE_HOURS", default_value_t = 24)]
+    pub keepalive_hours: u64,
+
     /// Seconds a revocation the provider could not be told about is retried (with growing
     /// delays) before it is given up with an entry in Operations.
     #[arg(long, env = "REVOCATION_RETRY_SECS", default_value_t = 24 * 3600)]

@@ -11,6 +11,7 @@ mod decoding;
 mod embed;
 mod fencing;
 mod invoke;
+mod keepalive;
 mod keys;
 mod lifecycle;
 mod login;
