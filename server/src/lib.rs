@@ -21,6 +21,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -211,6 +212,7 @@ pub fn router(built: Built) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/favicon.ico", get(|| async { axum::response::Redirect::permanent("/favicon.svg") }))
         .merge(metrics_routes)
         .route("/oauth/callback", get(app::authorizations::ssr::callback_handler))
         .route("/embed.js", get(app::embed::ssr::script))
@@ -228,6 +230,9 @@ pub fn router(built: Built) -> Router {
             app::ssr::sessions::OwnOrigin(settings.public_origin().into()),
             app::ssr::sessions::refuse_cross_site_writes,
         ))
+        // Brotli or gzip, as the browser accepts: the WASM client, its JS and CSS, pages and
+        // server-function answers (the client is about a quarter of its size in brotli).
+        .layer(CompressionLayer::new().br(true).gzip(true))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .with_state(state)

@@ -223,3 +223,21 @@ async fn pages_render_on_the_server() {
     let edit = user.get(app.url("/app/sales_hub/edit")).send().await.unwrap().text().await.unwrap();
     assert!(edit.contains("Only super admins, admins and developers can edit applications."));
 }
+
+/// Pages and server-function answers go out compressed (brotli, else gzip) when the browser
+/// accepts it; the favicon exists.
+#[tokio::test]
+async fn responses_are_compressed_and_there_is_a_favicon() {
+    let app = common::spawn().await;
+    let client = common::http();
+    for (accept, expected) in [("br", Some("br")), ("gzip", Some("gzip")), ("identity", None)] {
+        let res = client.get(app.url("/login")).header("accept-encoding", accept).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let encoding = res.headers().get("content-encoding").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(encoding.as_deref(), expected, "Accept-Encoding: {accept}");
+    }
+    let direct = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let res = direct.get(app.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.headers()["location"], "/favicon.svg");
+}
