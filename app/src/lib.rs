@@ -77,6 +77,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/microservices/connections/new") view=pages::create::CreateConnectionPage/>
                 <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>
                 <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
+                <Route path=path!("/microservices/connectors/:id/edit") view=pages::custom_connector::EditCustomConnectorPage/>
                 <Route path=path!("/operations") view=pages::operations::OperationsPage/>
                 <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
             </Routes>

@@ -14,6 +14,8 @@ closed_set! {
         SignInLocked = "sign_in_locked", "Sign-in locked";
         AccessDenied = "access_denied", "Access denied";
         ConnectorCreated = "connector_created", "Connector created";
+        ConnectorEdited = "connector_edited", "Connector edited";
+        ConnectorDeleted = "connector_deleted", "Connector deleted";
         ConnectionCreated = "connection_created", "Connection created";
         ConnectionEdited = "connection_edited", "Connection edited";
         ConnectionDisabled = "connection_disabled", "Connection disabled";

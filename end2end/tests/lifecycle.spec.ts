@@ -107,3 +107,41 @@ test("an admin sees each user's authorization of a logged-in-user connection and
   await uma.first().getByRole('button', { name: /^Revoke Uma User's authorization/ }).click();
   await expect(uma).toHaveCount(0);
 });
+
+test('a builder edits a custom connector: the secret is write-only, a new one replaces it; unused, it is deleted', async ({ page }) => {
+  const sandbox = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
+  await signIn(page, USERS.developer);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const res = await page.request.post('/api/create_custom_connector', {
+    form: {
+      'input[name]': 'Rotating CRM',
+      'input[auth_type]': 'oauth2',
+      'input[client_id]': 'crm-connector',
+      'input[client_secret]': 'crm-connector-secret',
+      'input[authorize_url]': `${sandbox}/auth`,
+      'input[token_url]': `${sandbox}/token`,
+      'input[scopes]': 'crm.deals.read',
+      'input[api_base]': sandbox,
+    },
+  });
+  expect(res.ok()).toBeTruthy();
+  const id = (await res.json()).id;
+  await page.goto(`/microservices/connectors/${id}/edit`);
+  await hydrated(page);
+  await expect(page.getByRole('heading', { name: 'Edit Rotating CRM' })).toBeVisible();
+  await expect(page.getByLabel('Link Name')).toHaveValue('rotating_crm');
+  await page.getByLabel('Description').fill('Rotated monthly');
+  await page.getByRole('button', { name: 'Save & Continue' }).click();
+  const security = page.getByRole('form', { name: 'Security' });
+  await expect(security.getByLabel('Access Token URL')).toHaveValue(`${sandbox}/token`);
+  await expect(security.getByLabel('Client Secret')).toHaveValue('');
+  await expect(security.getByText('Set — leave blank to keep it')).toBeVisible();
+  await security.getByLabel('Client Secret').fill('rotated-secret');
+  await security.getByRole('button', { name: 'Save', exact: true }).click();
+  await expect(security.getByRole('status')).toHaveText('Saved.');
+  expect(await page.content()).not.toContain('rotated-secret');
+
+  await page.getByLabel('Delete Rotating CRM for good').check();
+  await page.getByRole('button', { name: 'Delete connector' }).click();
+  await expect(page).toHaveURL(/section=custom/);
+});

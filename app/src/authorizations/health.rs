@@ -20,6 +20,8 @@ pub mod reason {
     pub const UNREACHABLE: &str = "provider unreachable";
     /// Scopes were added to the connection: the stored grant lacks them until re-consented.
     pub const NEW_PERMISSIONS: &str = "new permissions requested";
+    /// The custom connector's endpoints, client or auth type changed.
+    pub const CONNECTOR_CHANGED: &str = "the connector's settings changed";
 }
 
 /// Consecutive refreshes that fail because the provider cannot be reached before the

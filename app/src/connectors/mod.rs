@@ -94,7 +94,46 @@ pub async fn create_custom_connector(input: CustomConnectorInput) -> Result<Conn
     ssr::create_custom(&state, &user, input).await
 }
 
-pub use custom::{validate_custom, ValidatedConnector};
+/// A custom connector as its Edit form shows it: every field but the client secret, which is
+/// write-only (`secret_set` says one is stored; leaving the field blank keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomConnectorForm {
+    pub id: i64,
+    pub input: CustomConnectorInput,
+    pub secret_set: bool,
+    /// Connections created from it (it can be deleted only when there are none).
+    pub connections: Vec<String>,
+}
+
+/// A custom connector's fields for its Edit form (builders).
+#[server(prefix = "/api", endpoint = "custom_connector")]
+pub async fn custom_connector(connector_id: i64) -> Result<CustomConnectorForm, AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("edit custom connectors").await?;
+    ssr::custom_form(&state, &user, connector_id).await
+}
+
+/// Saves a custom connector's fields (builders). A blank client secret keeps the stored one. A
+/// change that invalidates existing authorizations (auth type, grant, client ID, endpoints, API
+/// base, key) is refused with what it would affect until `confirmed`; then those authorizations
+/// show "Needs reauthorization".
+#[server(prefix = "/api", endpoint = "update_custom_connector")]
+pub async fn update_custom_connector(
+    connector_id: i64,
+    input: CustomConnectorInput,
+    #[server(default)] confirmed: bool,
+) -> Result<ConnectorSummary, AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("edit custom connectors").await?;
+    ssr::update_custom(&state, &user, connector_id, input, confirmed).await
+}
+
+/// Deletes a custom connector no connection uses (builders).
+#[server(prefix = "/api", endpoint = "delete_custom_connector")]
+pub async fn delete_custom_connector(connector_id: i64) -> Result<(), AppError> {
+    let (state, user) = crate::auth::ssr::require_builder("delete custom connectors").await?;
+    ssr::delete_custom(&state, &user, connector_id).await
+}
+
+pub use custom::{input_from_config, validate_custom, ValidatedConnector};
 
 mod custom;
 
@@ -240,7 +279,7 @@ pub mod ssr {
     use crate::ssr::AppState;
 
     pub use super::catalog::sync_catalog;
-    pub use super::custom::ssr::create_custom;
+    pub use super::custom::ssr::{create_custom, custom_form, delete_custom, update_custom};
 
     /// A connector with its (decrypted) client secret, for server-side use only.
     #[derive(Clone)]

@@ -154,7 +154,8 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
             <dl class="facts">
                 <dt>"Connection display name"</dt><dd>{d.display_name.clone()}</dd>
                 <dt>"Connection link name"</dt><dd><code>{d.link_name.clone()}</code></dd>
-                <dt>"Service"</dt><dd>{d.service_name.clone()}{d.custom_connector.then_some(" (custom connector: invoke URL tasks only)")}</dd>
+                <dt>"Service"</dt><dd>{d.service_name.clone()}{d.custom_connector.then_some(" (custom connector: invoke URL tasks only)")}
+                    {(d.custom_connector && d.can_manage).then(|| view! { " " <a href=format!("/microservices/connectors/{}/edit", d.connector_id)>"Edit connector"</a> })}</dd>
                 <dt>"Type"</dt><dd>{d.conn_type.label()}</dd>
                 <dt>"Scopes"</dt><dd>{if d.scopes.is_empty() { "—".to_string() } else { d.scopes.join(", ") }}</dd>
                 <dt>"Created by"</dt><dd>{d.created_by.clone().unwrap_or_default()}</dd>

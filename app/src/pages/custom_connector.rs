@@ -3,10 +3,13 @@
 //! custom connectors").
 
 use crate::components::{ErrorMessage, RequireUser, TopNav};
-use crate::connectors::{validate_custom, CreateCustomConnector, CustomConnectorInput};
+use crate::connectors::{
+    custom_connector, validate_custom, CreateCustomConnector, CustomConnectorForm, CustomConnectorInput,
+    DeleteCustomConnector, UpdateCustomConnector,
+};
 use crate::domain::{DisplayName, LinkName};
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_params_map};
 
 #[component]
 pub fn CustomConnectorPage() -> impl IntoView {
@@ -18,6 +21,65 @@ pub fn CustomConnectorPage() -> impl IntoView {
                 <Builder/>
             </main>
         }/>
+    }
+}
+
+/// Editing a custom connector: the same sections, filled in; the client secret is write-only.
+#[component]
+pub fn EditCustomConnectorPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|i| i.parse::<i64>().ok()).unwrap_or_default();
+    view! {
+        <RequireUser children=move |user| {
+            let form = Resource::new(id, custom_connector);
+            view! {
+                <TopNav user=user/>
+                <main class="page narrow-wide">
+                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match form.await {
+                                Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
+                                Ok(f) => view! {
+                                    <h1>{format!("Edit {}", f.input.name)}</h1>
+                                    <Builder existing=f.clone()/>
+                                    <DeleteConnector form=f/>
+                                }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                </main>
+            }
+        }/>
+    }
+}
+
+/// Delete, offered only when no connection uses the connector.
+#[component]
+fn DeleteConnector(form: CustomConnectorForm) -> impl IntoView {
+    let delete = ServerAction::<DeleteCustomConnector>::new();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = delete.value().get() {
+            navigate("/microservices/connections/new?section=custom", Default::default());
+        }
+    });
+    let error = move || delete.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
+    let id = form.id;
+    let sure = RwSignal::new(false);
+    view! {
+        <section class="card" aria-label="Delete connector">
+            <h2>"Delete connector"</h2>
+            {if form.connections.is_empty() {
+                view! {
+                    <label class="check"><input type="checkbox" bind:checked=sure/>{format!("Delete {} for good", form.input.name)}</label>
+                    <button type="button" class="danger" disabled=move || !sure.get() || delete.pending().get()
+                        on:click=move |_| { delete.dispatch(DeleteCustomConnector { connector_id: id }); }>"Delete connector"</button>
+                }.into_any()
+            } else {
+                view! { <p class="muted">{format!("Used by {}. Delete those connections first.", form.connections.join(", "))}</p> }.into_any()
+            }}
+            {error}
+        </section>
     }
 }
 
@@ -52,22 +114,55 @@ fn Choice(
     }
 }
 
+/// The builder's two sections; with `existing`, an Edit form of that connector.
 #[component]
-fn Builder() -> impl IntoView {
+fn Builder(#[prop(optional)] existing: Option<CustomConnectorForm>) -> impl IntoView {
     let create = ServerAction::<CreateCustomConnector>::new();
+    let update = ServerAction::<UpdateCustomConnector>::new();
+    let editing = existing.as_ref().map(|f| f.id);
+    let secret_set = existing.as_ref().is_some_and(|f| f.secret_set);
+    let start = existing.map(|f| f.input).unwrap_or_else(|| CustomConnectorInput {
+        auth_type: "oauth2".into(),
+        grant_type: "authorization_code".into(),
+        placement: "header".into(),
+        scope_delimiter: "space".into(),
+        ..Default::default()
+    });
     let step = RwSignal::new(1u8);
-    let s = || RwSignal::new(String::new());
-    let (name, link, description) = (s(), s(), s());
-    let auth_type = RwSignal::new("oauth2".to_string());
-    let grant_type = RwSignal::new("authorization_code".to_string());
-    let (client_id, client_secret, authorize_url, token_url, refresh_url, revoke_url) = (s(), s(), s(), s(), s(), s());
-    let placement = RwSignal::new("header".to_string());
-    let scopes = s();
-    let scope_delimiter = RwSignal::new("space".to_string());
-    let (key_name, username_label, password_label, api_base, logo_url) = (s(), s(), s(), s(), s());
-    let (issuer, discovery_url) = (s(), s());
+    let (name, link, description) =
+        (RwSignal::new(start.name), RwSignal::new(start.link_name), RwSignal::new(start.description));
+    let auth_type = RwSignal::new(start.auth_type);
+    let grant_type = RwSignal::new(start.grant_type);
+    let (client_id, client_secret, authorize_url, token_url, refresh_url, revoke_url) = (
+        RwSignal::new(start.client_id),
+        RwSignal::new(String::new()),
+        RwSignal::new(start.authorize_url),
+        RwSignal::new(start.token_url),
+        RwSignal::new(start.refresh_url),
+        RwSignal::new(start.revoke_url),
+    );
+    let placement = RwSignal::new(start.placement);
+    let scopes = RwSignal::new(start.scopes);
+    let scope_delimiter = RwSignal::new(start.scope_delimiter);
+    let (key_name, username_label, password_label, api_base, logo_url) = (
+        RwSignal::new(start.key_name),
+        RwSignal::new(start.username_label),
+        RwSignal::new(start.password_label),
+        RwSignal::new(start.api_base),
+        RwSignal::new(start.logo_url),
+    );
+    let (issuer, discovery_url) = (RwSignal::new(start.issuer), RwSignal::new(start.discovery_url));
     let local_error = RwSignal::new(None::<crate::error::AppError>);
-    let link_edited = RwSignal::new(false);
+    // The link name of a saved connector never changes.
+    let link_edited = RwSignal::new(editing.is_some());
+    let confirm_needed = RwSignal::new(false);
+    let confirmed = RwSignal::new(false);
+    let saved = RwSignal::new(false);
+    Effect::new(move |_| match update.value().get() {
+        Some(Ok(_)) => saved.set(true),
+        Some(Err(crate::error::AppError::Conflict(_))) => confirm_needed.set(true),
+        _ => {}
+    });
     Effect::new(move |_| {
         if !link_edited.get() {
             link.set(LinkName::derive_from(&name.get()));
@@ -106,6 +201,7 @@ fn Builder() -> impl IntoView {
         local_error
             .get()
             .or_else(|| create.value().get().and_then(|r| r.err()))
+            .or_else(|| update.value().get().and_then(|r| r.err()))
             .map(|e| view! { <ErrorMessage error=e/> })
     };
     let general_next = move |ev: leptos::ev::SubmitEvent| {
@@ -121,10 +217,28 @@ fn Builder() -> impl IntoView {
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let i = input();
-        match validate_custom(&i) {
+        // A blank secret keeps the stored one when editing.
+        let checked = if secret_set && i.client_secret.is_empty() {
+            CustomConnectorInput { client_secret: "unchanged".into(), ..i.clone() }
+        } else {
+            i.clone()
+        };
+        match validate_custom(&checked) {
             Ok(_) => {
                 local_error.set(None);
-                create.dispatch(CreateCustomConnector { input: i });
+                saved.set(false);
+                match editing {
+                    Some(id) => {
+                        update.dispatch(UpdateCustomConnector {
+                            connector_id: id,
+                            input: i,
+                            confirmed: confirmed.get_untracked(),
+                        });
+                    }
+                    None => {
+                        create.dispatch(CreateCustomConnector { input: i });
+                    }
+                }
             }
             Err(e) => local_error.set(Some(e)),
         }
@@ -137,7 +251,7 @@ fn Builder() -> impl IntoView {
                 <input id="cc-name" bind:value=name maxlength="50"/>
                 <p class="muted">"At most 50 characters; start with a letter, digit or underscore; special characters * _ - @ / ! : | & ~ \\ +"</p>
                 <label for="cc-link">"Link Name"</label>
-                <input id="cc-link" prop:value=move || link.get() on:input=move |ev| { link_edited.set(true); link.set(event_target_value(&ev)); }/>
+                <input id="cc-link" prop:value=move || link.get() readonly=editing.is_some() on:input=move |ev| { link_edited.set(true); link.set(event_target_value(&ev)); }/>
                 <label for="cc-description">"Description"</label>
                 <textarea id="cc-description" bind:value=description maxlength="500"></textarea>
                 <Field id="cc-logo" label="Logo URL" value=logo_url/>
@@ -154,6 +268,7 @@ fn Builder() -> impl IntoView {
                     <Choice id="cc-grant" label="Grant Type" value=grant_type options={&[("authorization_code", "Authorization Code"), ("client_credentials", "Client Credentials")]}/>
                     <Field id="cc-client-id" label="Client ID" value=client_id/>
                     <Field id="cc-client-secret" label="Client Secret" value=client_secret kind="password"/>
+                    {secret_set.then(|| view! { <p class="muted" id="cc-secret-hint">"Set — leave blank to keep it; type a new one to replace it."</p> })}
                     <Field id="cc-authorize-url" label="Authorize URL" value=authorize_url/>
                     <Field id="cc-token-url" label="Access Token URL" value=token_url/>
                     <Field id="cc-refresh-url" label="Refresh Token URL" value=refresh_url/>
@@ -178,9 +293,15 @@ fn Builder() -> impl IntoView {
                     <Choice id="cc-placement" label="Send parameters as" value=placement options={&[("header", "Header"), ("query", "Query string")]}/>
                 </Show>
                 {error}
+                <Show when=move || confirm_needed.get()>
+                    <label class="check"><input type="checkbox" bind:checked=confirmed/>"Save anyway: those authorizations will need reauthorization"</label>
+                </Show>
+                <Show when=move || saved.get()>
+                    <p role="status" class="flow ok">"Saved."</p>
+                </Show>
                 <div class="row">
                     <button type="button" on:click=move |_| step.set(1)>"Back"</button>
-                    <button type="submit" class="primary" disabled=move || create.pending().get()>"Save"</button>
+                    <button type="submit" class="primary" disabled=move || create.pending().get() || update.pending().get()>"Save"</button>
                 </div>
             </form>
         </Show>

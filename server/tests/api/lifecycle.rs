@@ -303,3 +303,96 @@ async fn admins_see_and_revoke_each_users_authorization_users_only_their_own() {
         .await;
     assert_eq!(code, 400);
 }
+
+/// The form fields of `input` for `update_custom_connector` (`input[...]`), with `extra`.
+fn connector_update(
+    id: &str,
+    input: &app::connectors::CustomConnectorInput,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut args = vec![("connector_id".to_string(), id.to_string())];
+    args.extend(fixtures::form(input));
+    args.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    args
+}
+
+#[tokio::test]
+async fn custom_connectors_are_edited_with_write_only_secrets_and_deleted_when_unused() {
+    let World { sandbox, app, admin, dev, user } = World::start().await;
+    let team = fixtures::sandbox_crm("Team CRM", &sandbox);
+    let link = app.custom_connection(&admin, &team, "Team Deals", &["crm.deals.read"]).await;
+    app.connect_oauth(&admin, &link).await;
+    let conn: Value = details(&app, &admin, &link).await;
+    let id = conn["connector_id"].as_i64().unwrap().to_string();
+
+    // The form never carries the secret; it says one is set.
+    assert_eq!(app.fails(&user, "custom_connector", &[("connector_id", &id)]).await.0, 403);
+    let res = app.call(&dev, "custom_connector", &[("connector_id", &id)]).await;
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("crm-connector-secret"), "{body}");
+    let form: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(form["secret_set"], true);
+    assert_eq!(form["input"]["client_secret"], "");
+    assert_eq!(form["input"]["token_url"], sandbox.endpoint("/token"));
+    assert_eq!(form["connections"], serde_json::json!(["Team Deals"]));
+    let stored_secret = |app: &TestApp| {
+        let state = app.state.clone();
+        let id = id.parse::<i64>().unwrap();
+        async move { app::connectors::ssr::load(&state, 1, id).await.unwrap().client_secret }
+    };
+
+    // A blank secret keeps the stored one; a new description changes nothing else.
+    let blank = app::connectors::CustomConnectorInput {
+        client_secret: String::new(),
+        description: "Deals of the team".into(),
+        ..team.clone()
+    };
+    app.json::<Value>(&dev, "update_custom_connector", &common::pairs(&connector_update(&id, &blank, &[]))).await;
+    assert_eq!(stored_secret(&app).await.as_deref(), Some("crm-connector-secret"));
+    assert!(statuses(&details(&app, &admin, &link).await).iter().all(|s| s == "Connected"));
+
+    // A rotated secret replaces it, and authorizations stay.
+    let rotated = app::connectors::CustomConnectorInput { client_secret: "rotated-secret".into(), ..blank.clone() };
+    app.json::<Value>(&dev, "update_custom_connector", &common::pairs(&connector_update(&id, &rotated, &[]))).await;
+    assert_eq!(stored_secret(&app).await.as_deref(), Some("rotated-secret"));
+    assert!(statuses(&details(&app, &admin, &link).await).iter().all(|s| s == "Connected"));
+
+    // New endpoints invalidate the authorizations: refused until confirmed, then marked.
+    let moved = app::connectors::CustomConnectorInput {
+        token_url: sandbox.endpoint("/token?v=2"),
+        client_secret: String::new(),
+        ..blank.clone()
+    };
+    let (code, e) =
+        app.fails(&dev, "update_custom_connector", &common::pairs(&connector_update(&id, &moved, &[]))).await;
+    assert_eq!(code, 409);
+    assert!(e.to_string().contains("1 authorization(s)"), "{e}");
+    assert!(statuses(&details(&app, &admin, &link).await).iter().all(|s| s == "Connected"), "nothing saved");
+    let confirmed = connector_update(&id, &moved, &[("confirmed", "true")]);
+    app.json::<Value>(&dev, "update_custom_connector", &common::pairs(&confirmed)).await;
+    let d = details(&app, &admin, &link).await;
+    assert!(
+        statuses(&d).iter().all(|s| s == "NeedsReauthorization: the connector's settings changed"),
+        "{:?}",
+        statuses(&d)
+    );
+    // Bad input is refused with the field, and loses nothing.
+    let bad = app::connectors::CustomConnectorInput { token_url: "not a url".into(), ..moved.clone() };
+    let (code, e) = app.fails(&dev, "update_custom_connector", &common::pairs(&connector_update(&id, &bad, &[]))).await;
+    assert_eq!((code, e.field()), (400, Some("token_url")));
+    let form: Value = app.json(&dev, "custom_connector", &[("connector_id", &id)]).await;
+    assert_eq!(form["input"]["token_url"], sandbox.endpoint("/token?v=2"));
+
+    // Deleting it is refused while a connection uses it; once that is deleted, it goes.
+    let (code, e) = app.fails(&dev, "delete_custom_connector", &[("connector_id", &id)]).await;
+    assert_eq!(code, 409);
+    assert!(e.to_string().contains("Team Deals"), "{e}");
+    let conn_id = conn["id"].as_i64().unwrap().to_string();
+    app.json::<()>(&admin, "delete_connection", &[("connection_id", &conn_id)]).await;
+    app.json::<()>(&dev, "delete_custom_connector", &[("connector_id", &id)]).await;
+    assert_eq!(app.fails(&dev, "custom_connector", &[("connector_id", &id)]).await.0, 404);
+    // Built-in connectors are not editable.
+    let builtin = app.connector_id(&admin, "sandbox_crm").await.to_string();
+    assert_eq!(app.fails(&dev, "delete_custom_connector", &[("connector_id", &builtin)]).await.0, 404);
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'connector_edited'").await, 3);
+}
