@@ -56,6 +56,15 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
                     Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <p class="muted">"No connections are used here."</p> }.into_any(),
                     Ok(list) => {
+                        // Connections the viewer could fix now (reauthorize) that stopped working.
+                        let attention: Vec<String> = list
+                            .iter()
+                            .filter(|c| c.status == Status::NeedsReauthorization && c.authorize == Decision::Allowed)
+                            .map(|c| c.display_name.clone())
+                            .collect();
+                        let banner = (!attention.is_empty()).then(|| view! {
+                            <p class="banner warn" role="alert">{format!("Needs your attention: {} stopped working. Reauthorize to fix it.", attention.join(", "))}</p>
+                        });
                         let (installed, rest): (Vec<_>, Vec<_>) = list.into_iter().partition(|c| c.installed_from.is_some());
                         let (gateways, own): (Vec<_>, Vec<_>) = rest.into_iter().partition(|c| c.payment_gateway);
                         let section = |title: &'static str, entries: Vec<ConnectionEntry>| (!entries.is_empty()).then(|| view! {
@@ -65,6 +74,7 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
                             </ul>
                         });
                         view! {
+                            {banner}
                             <ul class="connections" aria-label="Connections used">
                                 {own.into_iter().map(|c| view! { <ConnectionRow entry=c/> }).collect_view()}
                             </ul>

@@ -251,6 +251,15 @@ pub async fn page(state: &AppState, user: &SessionUser, query: &ConnectionQuery)
             .fetch_one(&state.db.pool)
             .await?
     };
+    let attention: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT ca.connection_id) FROM connection_authorizations ca
+         JOIN connections c ON c.id = ca.connection_id
+         JOIN authorized_accounts a ON a.id = ca.account_id
+         WHERE c.workspace_id = $1 AND c.enabled = 1 AND a.status = 'needs_reauthorization'",
+    )
+    .bind(user.workspace_id)
+    .fetch_one(&state.db.pool)
+    .await?;
     Ok(ConnectionPage {
         entries: visible(user, rows)?,
         environment: f.environment,
@@ -258,5 +267,6 @@ pub async fn page(state: &AppState, user: &SessionUser, query: &ConnectionQuery)
         matching,
         total,
         by_type,
+        attention,
     })
 }

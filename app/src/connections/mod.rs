@@ -108,6 +108,10 @@ pub struct ConnectionPage {
     /// Connections in the workspace, and how many of each type.
     pub total: i64,
     pub by_type: Vec<(ConnectionType, i64)>,
+    /// Connections in the workspace whose authorization (in any environment) needs
+    /// reauthorization: the page says so above the list.
+    #[serde(default)]
+    pub attention: i64,
 }
 
 /// How many connections a Microservices page shows.

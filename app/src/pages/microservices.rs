@@ -97,7 +97,7 @@ fn Filters(query: Memo<ConnectionQuery>) -> impl IntoView {
 
 #[component]
 fn ConnectionsTable(page: ConnectionPage, query: ConnectionQuery) -> impl IntoView {
-    let ConnectionPage { entries, environment, next_after, matching, total, by_type } = page;
+    let ConnectionPage { entries, environment, next_after, matching, total, by_type, attention } = page;
     let shown = entries.len();
     let types = by_type.iter().map(|(t, n)| format!("{} {n}", t.label())).collect::<Vec<_>>().join(" · ");
     let summary = if matching == total {
@@ -107,7 +107,19 @@ fn ConnectionsTable(page: ConnectionPage, query: ConnectionQuery) -> impl IntoVi
     };
     let first = (!query.after.is_empty()).then(|| href(&query, ""));
     let next = next_after.map(|after| href(&query, &after));
+    let banner = (attention > 0).then(|| {
+        let text = if attention == 1 {
+            "1 connection needs reauthorization.".to_string()
+        } else {
+            format!("{attention} connections need reauthorization.")
+        };
+        view! {
+            <p class="banner warn" role="alert">{text}" "
+                <a href="/microservices?status=needs_reauthorization&env=production">"Show them"</a></p>
+        }
+    });
     view! {
+        {banner}
         <p class="muted" role="status">{summary}</p>
         <table aria-label="Connections">
             <caption class="muted">{format!("Statuses in {}", environment.label())}</caption>

@@ -120,10 +120,15 @@ async fn editing_renames_and_added_scopes_need_reauthorization() {
     assert_eq!(entry["status"], "NeedsReauthorization");
     assert_eq!(entry["status_reason"], "new permissions requested");
     assert_eq!(invoke_deals(&app, &admin, &sandbox).await.status(), 428);
+    // Microservices says it above the list.
+    let page: Value = app.json(&dev, "connections_page", &[]).await;
+    assert_eq!(page["attention"], 1, "{page}");
 
     // Re-consenting asks the provider for the new scope and connects it again.
     let url = consent(&app, &admin, "sales_crm", "alice").await;
     assert!(url.contains("crm.deals.write"), "{url}");
+    let page: Value = app.json(&dev, "connections_page", &[]).await;
+    assert_eq!(page["attention"], 0, "{page}");
     let d = details(&app, &admin, "sales_crm").await;
     assert!(statuses(&d).iter().all(|s| s == "Connected"), "{:?}", statuses(&d));
     assert_eq!(invoke_deals(&app, &admin, &sandbox).await.status(), 200);
