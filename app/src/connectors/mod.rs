@@ -136,6 +136,8 @@ pub async fn delete_custom_connector(connector_id: i64) -> Result<(), AppError> 
 pub use custom::{input_from_config, validate_custom, ValidatedConnector};
 
 mod custom;
+#[cfg(feature = "ssr")]
+mod custom_edit;
 
 closed_set! {
     /// How an OAuth2 connector obtains its tokens. Configurations stored before this was typed
