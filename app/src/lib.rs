@@ -19,6 +19,7 @@ pub mod format;
 pub mod invoke;
 pub mod operations;
 pub mod pages;
+pub mod platform;
 pub mod policy;
 pub mod references;
 pub mod revocations;
@@ -79,6 +80,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
                 <Route path=path!("/microservices/connectors/:id/edit") view=pages::custom_connector::EditCustomConnectorPage/>
                 <Route path=path!("/operations") view=pages::operations::OperationsPage/>
+                <Route path=path!("/settings/api-keys") view=pages::api_keys::ApiKeysPage/>
                 <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
             </Routes>
         </Router>

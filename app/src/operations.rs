@@ -42,6 +42,13 @@ closed_set! {
         SyncQueued = "sync_queued", "Sync queued";
         SyncCompleted = "sync_completed", "Sync completed";
         SyncFailed = "sync_failed", "Sync failed";
+        ApiKeyCreated = "api_key_created", "API key created";
+        ApiKeyRevoked = "api_key_revoked", "API key revoked";
+        ApiCall = "api_call", "API call";
+        ApiCallRefused = "api_call_refused", "API call refused";
+        ConnectSessionCreated = "connect_session_created", "Connect session created";
+        ConnectSessionUsed = "connect_session_used", "Connect session used";
+        ConnectSessionRefused = "connect_session_refused", "Connect session refused";
     }
 }
 
@@ -173,17 +180,28 @@ pub mod ssr {
     }
 
     pub async fn list(state: &AppState, workspace_id: i64, limit: i64) -> AppResult<Vec<OperationEntry>> {
+        page(state, workspace_id, None, limit).await
+    }
+
+    /// The newest `limit` entries older than the entry `before` (all when `None`).
+    pub async fn page(
+        state: &AppState,
+        workspace_id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> AppResult<Vec<OperationEntry>> {
         let rows: Vec<OperationEntry> = sqlx::query_as(
             "SELECT o.id, o.at AS at_ms, o.level, o.kind, u.email AS actor, c.display_name AS connection,
                     o.environment, o.detail
              FROM operations o
              LEFT JOIN users u ON u.id = o.actor_user_id
              LEFT JOIN connections c ON c.id = o.connection_id
-             WHERE o.workspace_id = $1
+             WHERE o.workspace_id = $1 AND ($2 = 0 OR o.id < $2)
              ORDER BY o.at DESC, o.id DESC
-             LIMIT $2",
+             LIMIT $3",
         )
         .bind(workspace_id)
+        .bind(before.unwrap_or(0))
         .bind(limit)
         .fetch_all(&state.db.pool)
         .await?;

@@ -164,6 +164,26 @@ pub fn environment(role: Role, requested: Option<Environment>) -> Environment {
     }
 }
 
+/// Workspace-wide actions that concern no connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkspaceAction {
+    /// Create, list and revoke the workspace's API keys (they act for the whole workspace).
+    ManageApiKeys,
+}
+
+/// Decides a workspace-wide action: API keys are for admins and super admins.
+pub fn decide_workspace(role: Role, action: WorkspaceAction) -> bool {
+    match action {
+        WorkspaceAction::ManageApiKeys => matches!(role, Role::SuperAdmin | Role::Admin),
+    }
+}
+
+/// The roles a host product may give its end users through a connect session: every role but
+/// super admin, which only this platform grants.
+pub fn host_may_grant(role: Role) -> bool {
+    !matches!(role, Role::SuperAdmin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +299,15 @@ mod tests {
             for action in [Action::Manage, Action::ManageDatasources, Action::InvokeRaw, Action::OthersAuthorizations] {
                 assert_eq!(decide(User, kind, action, PLAIN), Denied);
             }
+        }
+    }
+
+    #[test]
+    fn api_keys_are_for_admins_and_hosts_never_grant_super_admin() {
+        for role in Role::ALL {
+            let admin = matches!(role, SuperAdmin | Role::Admin);
+            assert_eq!(decide_workspace(role, WorkspaceAction::ManageApiKeys), admin, "{role:?}");
+            assert_eq!(host_may_grant(role), role != SuperAdmin, "{role:?}");
         }
     }
 }

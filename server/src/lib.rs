@@ -188,6 +188,9 @@ pub fn start_workers(built: &Built) -> Workers {
     workers.every("keep-alive", secs(30), secs(60), state.clone(), |state| async move {
         app::authorizations::ssr::keepalive_pass(&state, app::ssr::ids::now_ms()).await.map(drop)
     });
+    workers.every("API housekeeping", secs(60), secs(600), state.clone(), |state| async move {
+        app::platform::v1::guard::housekeeping(&state).await
+    });
     if app::ssr::keys::needs_reencryption(&state.cipher) {
         workers.every("re-encryption", secs(1), app::ssr::keys::PASS_INTERVAL, state, |state| async move {
             app::ssr::keys::reencryption_pass(&state.db, &state.cipher).await
@@ -217,6 +220,8 @@ pub fn router(built: Built) -> Router {
         .route("/oauth/callback", get(app::authorizations::ssr::callback_handler))
         .route("/embed.js", get(app::embed::ssr::script))
         .route("/embed-example", get(app::embed::ssr::example_page))
+        .route("/embed/{app}/session", get(app::platform::connect_sessions::exchange_handler))
+        .merge(app::platform::v1::router())
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

@@ -116,6 +116,7 @@ pub fn SignOut() -> impl IntoView {
 #[component]
 pub fn TopNav(user: SessionUser) -> impl IntoView {
     let builder = user.role.is_builder();
+    let admin = crate::policy::decide_workspace(user.role, crate::policy::WorkspaceAction::ManageApiKeys);
     view! {
         <header class="topnav">
             <a href="/" class="brand">"Connections"</a>
@@ -124,6 +125,9 @@ pub fn TopNav(user: SessionUser) -> impl IntoView {
                 <Show when=move || builder>
                     <a href="/microservices">"Microservices"</a>
                     <a href="/operations">"Operations"</a>
+                </Show>
+                <Show when=move || admin>
+                    <a href="/settings/api-keys">"API keys"</a>
                 </Show>
             </nav>
             <span class="who">

@@ -1,5 +1,6 @@
 //! The routed pages (see `crate::App`); widgets they share live in `crate::components`.
 
+pub mod api_keys;
 pub mod connection;
 pub mod connection_manage;
 pub mod create;

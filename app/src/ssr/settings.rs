@@ -154,6 +154,11 @@ pub struct Settings {
     #[arg(long, env = "KEEPALIVE_HOURS", default_value_t = 24)]
     pub keepalive_hours: u64,
 
+    /// Requests each API key may make to `/v1` per minute, counted in the database so the
+    /// limit holds across replicas; beyond it the API answers 429 with `Retry-After`.
+    #[arg(long, env = "API_REQUESTS_PER_MINUTE", default_value_t = 600)]
+    pub api_requests_per_minute: i64,
+
     /// Seconds a revocation the provider could not be told about is retried (with growing
     /// delays) before it is given up with an entry in Operations.
     #[arg(long, env = "REVOCATION_RETRY_SECS", default_value_t = 24 * 3600)]

@@ -23,6 +23,7 @@ async fn stored(db: &Db) -> Vec<(Column, RowKey, Vec<u8>)> {
             Column::ConnectorSecrets => "SELECT id, secret_ct FROM connectors WHERE secret_ct IS NOT NULL",
             Column::PendingFlowVerifiers => "SELECT state, pkce_verifier_ct FROM oauth_pending",
             Column::PendingRevocations => "SELECT id, token_ct FROM pending_revocations",
+            Column::IdempotentAnswers => "SELECT id, answer_ct FROM api_idempotency WHERE answer_ct IS NOT NULL",
         };
         if matches!(column, Column::KeyCheck | Column::PendingFlowVerifiers) {
             let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sql).fetch_all(&db.pool).await.unwrap();

@@ -19,6 +19,7 @@ mod microservices;
 mod outbound;
 mod panel_details;
 mod panel_scale;
+mod platform;
 mod policy;
 mod processes;
 mod revoke;

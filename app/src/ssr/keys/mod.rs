@@ -31,6 +31,7 @@ pub enum Column {
     ConnectorSecrets,
     PendingFlowVerifiers,
     PendingRevocations,
+    IdempotentAnswers,
 }
 
 /// A row's identity: what its associated data is made of.
@@ -41,12 +42,13 @@ pub enum RowKey {
 }
 
 impl Column {
-    pub const ALL: [Column; 5] = [
+    pub const ALL: [Column; 6] = [
         Column::KeyCheck,
         Column::AccountCredentials,
         Column::ConnectorSecrets,
         Column::PendingFlowVerifiers,
         Column::PendingRevocations,
+        Column::IdempotentAnswers,
     ];
 
     pub fn table(self) -> &'static str {
@@ -56,6 +58,7 @@ impl Column {
             Column::ConnectorSecrets => "connectors",
             Column::PendingFlowVerifiers => "oauth_pending",
             Column::PendingRevocations => "pending_revocations",
+            Column::IdempotentAnswers => "api_idempotency",
         }
     }
 
@@ -66,6 +69,7 @@ impl Column {
             Column::ConnectorSecrets => "secret_ct",
             Column::PendingFlowVerifiers => "pkce_verifier_ct",
             Column::PendingRevocations => "token_ct",
+            Column::IdempotentAnswers => "answer_ct",
         }
     }
 
@@ -101,6 +105,7 @@ impl Column {
             (Column::ConnectorSecrets, RowKey::Id(id)) => crate::connectors::ssr::secret_aad(*id),
             (Column::PendingFlowVerifiers, RowKey::Name(state)) => crate::authorizations::ssr::pending_aad(state),
             (Column::PendingRevocations, RowKey::Id(id)) => crate::revocations::ssr::pending_aad(*id),
+            (Column::IdempotentAnswers, RowKey::Id(id)) => crate::platform::v1::guard::idempotency_aad(*id),
             // A key of the wrong kind cannot come from `rows`; an AAD nothing was encrypted
             // with makes decryption fail instead of panicking.
             _ => Vec::new(),
