@@ -140,6 +140,18 @@ async fn rotation_re_encrypts_every_value_while_serving() {
         .execute(&db.pool)
         .await
         .unwrap();
+    // An API answer kept for Idempotency-Key retries (it holds a connect-session token).
+    let key: serde_json::Value =
+        app1.json(&admin, "create_api_key", &[("name", "Rotation"), ("scopes", "connect_sessions")]).await;
+    let res = common::http()
+        .post(app1.url("/v1/connect-sessions"))
+        .bearer_auth(key["secret"].as_str().unwrap())
+        .header("Idempotency-Key", "rotation")
+        .json(&serde_json::json!({"end_user": {"id": "r1", "display_name": "R"}, "application": "sales_hub"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
     // Enough accounts that the pass takes several batches.
     for n in 0..(2 * keys::BATCH_SIZE as usize + 30) {
         insert_account(&db, &app1.state.cipher, n).await;
