@@ -90,9 +90,8 @@ pub async fn keepalive_pass(state: &AppState, now: i64) -> AppResult<KeepAlive> 
         if refresh_token.is_some() {
             // Claim this account for this interval: only one replica's update matches.
             let claimed = sqlx::query(&format!(
-                "UPDATE authorized_accounts SET last_refreshed_at = $1
-                 WHERE id = $2 AND status = 'connected' AND {} = $3",
-                SINCE.replace("a.", "")
+                "UPDATE authorized_accounts AS a SET last_refreshed_at = $1
+                 WHERE a.id = $2 AND a.status = 'connected' AND {SINCE} = $3"
             ))
             .bind(now)
             .bind(c.id)

@@ -195,11 +195,9 @@ pub async fn delete(state: &AppState, user: &SessionUser, id: ConnectionId) -> A
         .execute(&mut *tx)
         .await
         .map_err(|e| {
-            if crate::ssr::db::is_foreign_key_violation(&e) {
-                AppError::Conflict(format!("{} was just put to use. Reload and try again.", conn.display_name))
-            } else {
-                e.into()
-            }
+            crate::ssr::db::conflict_if_referenced(e, || {
+                format!("{} was just put to use. Reload and try again.", conn.display_name)
+            })
         })?;
     if deleted.rows_affected() == 0 {
         return Err(AppError::not_found("There is no such connection."));

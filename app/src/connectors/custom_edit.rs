@@ -187,11 +187,7 @@ pub async fn delete_custom(state: &AppState, user: &SessionUser, id: i64) -> App
         .execute(&state.db.pool)
         .await
         .map_err(|e| {
-            if crate::ssr::db::is_foreign_key_violation(&e) {
-                AppError::Conflict(format!("{} is still in use. Reload and try again.", row.name))
-            } else {
-                e.into()
-            }
+            crate::ssr::db::conflict_if_referenced(e, || format!("{} is still in use. Reload and try again.", row.name))
         })?;
     Operation::by(user, Level::Info, OperationKind::ConnectorDeleted)
         .detail(format!("custom connector {}", row.link_name))

@@ -122,6 +122,17 @@ pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
+/// A delete refused because another row still refers to the one deleted (a race with whoever
+/// just put it to use) becomes a 409 saying `message`; any other failure stays internal.
+#[track_caller]
+pub fn conflict_if_referenced(e: sqlx::Error, message: impl FnOnce() -> String) -> crate::error::AppError {
+    if is_foreign_key_violation(&e) {
+        crate::error::AppError::Conflict(message())
+    } else {
+        e.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
