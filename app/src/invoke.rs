@@ -104,6 +104,61 @@ pub mod ssr {
         call(state, user, Purpose::Raw, req).await
     }
 
+    /// Checks new API-key or basic credentials with the connector's test request (Authorize and
+    /// Switch), through the same guarded client and credential placement as every call:
+    /// `Ok(true)` when the service accepts them, `Ok(false)` when the connector declares no test
+    /// request. Credentials the service refuses (401, 403) are an error on `field` carrying the
+    /// service's own message; an unreachable or failing service is an upstream error (nothing
+    /// is saved either way).
+    #[tracing::instrument(skip_all, fields(connector = %connector.link_name))]
+    pub async fn verify_credentials(
+        state: &AppState,
+        connector: &crate::connectors::ssr::Connector,
+        creds: &Credentials,
+        field: &str,
+    ) -> AppResult<bool> {
+        let Some(path) = connector.config.test_url.as_deref().filter(|p| p.starts_with('/')) else {
+            return Ok(false);
+        };
+        let base = connector.config.api_base.as_deref().unwrap_or_default().trim_end_matches('/');
+        let url = url::Url::parse(&format!("{base}{path}")).map_err(|e| AppError::internal("connector test URL", e))?;
+        let unreachable =
+            |m: String| AppError::Upstream(format!("Could not check these credentials with {}: {m}", connector.name));
+        let res = send(state, connector, creds, &reqwest::Method::GET, &url, &InvokeRequest::default()).await.map_err(
+            |e| match e {
+                AppError::Upstream(m) => unreachable(m),
+                other => other,
+            },
+        )?;
+        match res.status {
+            200..=299 => Ok(true),
+            401 | 403 => Err(AppError::invalid(
+                field,
+                format!("{} refused these credentials: {}", connector.name, service_message(&res.body)),
+            )),
+            status => Err(unreachable(format!("it answered {status}. Try again later."))),
+        }
+    }
+
+    /// A person-readable reason from an error body: `message`, `error.message`,
+    /// `error_description` or `error`, else the start of the text.
+    fn service_message(body: &str) -> String {
+        let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
+        let field = |v: &serde_json::Value| -> Option<String> {
+            ["message", "error_description", "error"]
+                .iter()
+                .find_map(|k| v.get(k).and_then(|m| m.as_str()).map(str::to_owned))
+                .or_else(|| v.get("error").and_then(|e| e.get("message")).and_then(|m| m.as_str()).map(str::to_owned))
+        };
+        let text = json.as_ref().and_then(field).unwrap_or_else(|| body.trim().to_string());
+        let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+        if text.is_empty() {
+            "no reason given.".into()
+        } else {
+            text
+        }
+    }
+
     /// Writes a refused call to Operations (who, which connection, the method and the URL
     /// without its query string; never a credential) and returns the 403 the caller sees.
     pub async fn refuse(

@@ -28,6 +28,7 @@
 //   SANDBOX_REFRESH_TOKEN_TTL  refresh token lifetime in seconds (default 1209600 = 14 days)
 //   SANDBOX_CRM_RECORDS        number of records per CRM module (default 250)
 //   SANDBOX_API_KEYS           extra comma-separated keys accepted by /api/weather
+//   SANDBOX_ATLASSIAN_TOKENS   extra comma-separated API tokens accepted by /api/atlassian/myself
 //                              (sandbox-weather-key is always accepted)
 //
 // See sandbox/README.md for clients, accounts, endpoints and test hooks.
@@ -80,7 +81,7 @@ const ACCOUNTS = {
 
 const PAYMENTS_KEY = 'sk_test_sandbox';
 const ATLASSIAN_USER = 'builder@sandbox.test';
-const ATLASSIAN_TOKEN = 'atlassian-api-token';
+const ATLASSIAN_TOKENS = ['atlassian-api-token', ...listEnv('SANDBOX_ATLASSIAN_TOKENS', [])];
 
 const CLIENTS = [
   {
@@ -737,7 +738,8 @@ function handleAtlassian(req, res) {
     const decoded = Buffer.from(m[1], 'base64').toString('utf8');
     const i = decoded.indexOf(':');
     if (i !== -1) {
-      ok = safeEqual(decoded.slice(0, i), ATLASSIAN_USER) && safeEqual(decoded.slice(i + 1), ATLASSIAN_TOKEN);
+      ok = safeEqual(decoded.slice(0, i), ATLASSIAN_USER)
+        && ATLASSIAN_TOKENS.some((t) => safeEqual(decoded.slice(i + 1), t));
     }
   }
   if (!ok) {

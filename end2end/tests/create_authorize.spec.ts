@@ -144,6 +144,8 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
   await key.getByLabel('API key').fill('sandbox-weather-key');
   await key.getByRole('button', { name: 'Authorize', exact: true }).click();
   await expect(key.getByRole('status')).toContainText('Connected as Weather key.');
+  // This custom connector declares no test request: the key is saved, and said to be unverified.
+  await expect(key.getByRole('status')).toContainText('not verified');
 
   await pickAndCreate(page, 'Custom Dropbox Like', 'Files Like', { scopes: ['files.read'] });
   await page.getByRole('dialog', { name: 'Authorize Files Like' }).getByLabel('Name of the Authorization Account').fill('Alice files');
@@ -237,6 +239,11 @@ test('switch to another account, then revoke: the connection shows not connected
   await page.getByRole('button', { name: 'Authorize Development' }).click();
   let dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
   await dialog.getByLabel('Name of the Authorization Account').fill('First key');
+  // A key the service rejects is refused with the service's own reason, and nothing is saved.
+  await dialog.getByLabel('API key').fill('wrong-key');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(dialog.getByRole('alert')).toContainText('Sandbox Weather refused these credentials: Invalid API key');
+  await expect(table.getByRole('row', { name: /Production/ })).not.toContainText('First key');
   await dialog.getByLabel('API key').fill('sandbox-weather-key');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
   await expect(table.getByRole('row', { name: /Production/ })).toContainText('First key');

@@ -36,8 +36,13 @@ impl std::fmt::Debug for CredentialsInput {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthorizeOutcome {
-    /// Stored; the connection works now.
-    Authorized { account_name: String },
+    /// Stored; the connection works now. `verified`: the service accepted the credentials
+    /// (the connector's test request); `false` when the connector has none.
+    Authorized {
+        account_name: String,
+        #[serde(default)]
+        verified: bool,
+    },
     /// Open `authorize_url` (the provider's page) and finish within `window_secs`.
     Redirect { flow: String, authorize_url: String, window_secs: u64 },
 }
@@ -215,13 +220,16 @@ pub mod ssr {
         let name = DisplayName::parse("account_name", &req.account_name)?;
         let envs = environments_for(&conn, &req.environments)?;
         let connector = load_connector(state, user.workspace_id, conn.connector_id).await?;
+        let mut verified = true;
         let creds = match connector.auth_type {
             AuthType::ApiKey => {
                 let key = req.credentials.api_key.trim();
                 if key.is_empty() || key.len() > 4096 {
                     return Err(AppError::invalid("api_key", "Enter the API key."));
                 }
-                Credentials::ApiKey { key: key.to_string() }
+                let creds = Credentials::ApiKey { key: key.to_string() };
+                verified = crate::invoke::ssr::verify_credentials(state, &connector, &creds, "api_key").await?;
+                creds
             }
             AuthType::Basic => {
                 let (u, p) = (req.credentials.username.trim(), &req.credentials.password);
@@ -237,7 +245,9 @@ pub mod ssr {
                         format!("Enter the {}.", connector.config.password_label().to_lowercase()),
                     ));
                 }
-                Credentials::Basic { username: u.to_string(), password: p.clone() }
+                let creds = Credentials::Basic { username: u.to_string(), password: p.clone() };
+                verified = crate::invoke::ssr::verify_credentials(state, &connector, &creds, "password").await?;
+                creds
             }
             AuthType::OAuth2 if connector.config.grant_type == crate::connectors::GrantType::ClientCredentials => {
                 client_credentials(state, &connector, &conn).await?
@@ -245,6 +255,6 @@ pub mod ssr {
             AuthType::OAuth2 => return start_oauth(state, user, &conn, &connector, name, envs, req.replace).await,
         };
         store_authorization(state, user, &conn, &connector, name.as_str(), &creds, &envs).await?;
-        Ok(AuthorizeOutcome::Authorized { account_name: name.to_string() })
+        Ok(AuthorizeOutcome::Authorized { account_name: name.to_string(), verified })
     }
 }

@@ -62,6 +62,10 @@ pub struct ConnectorConfig {
     pub modules: Vec<String>,
     /// Where a module's records are listed, relative to `api_base` (`{module}` is replaced).
     pub records_path: Option<String>,
+    /// A request (a path under `api_base`) that succeeds only with valid credentials: Authorize
+    /// and Switch run it with new API keys and basic credentials and refuse those the service
+    /// rejects. Without one, such credentials are saved unverified.
+    pub test_url: Option<String>,
     pub logo_url: Option<String>,
     /// A payment gateway (used by payment workflows); the panel lists these apart (R2.6).
     pub payment_gateway: bool,

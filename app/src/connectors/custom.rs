@@ -40,8 +40,21 @@ pub fn validate_custom(input: &CustomConnectorInput) -> Result<ValidatedConnecto
         }
         Some(logo.as_str().to_string())
     };
+    let test_url = match input.test_url.trim() {
+        "" => None,
+        t if t.starts_with('/') && !t.starts_with("//") && t.len() <= 500 && !t.chars().any(char::is_whitespace) => {
+            Some(t.to_string())
+        }
+        _ => {
+            return Err(AppError::invalid(
+                "test_url",
+                "Enter a path under the API base URL, like /v1/me (credentials are only sent there).",
+            ))
+        }
+    };
     let mut config = ConnectorConfig {
         logo_url,
+        test_url,
         api_base: Some(api_base.as_str().trim_end_matches('/').to_string()),
         client_auth: placement,
         placement,
@@ -153,6 +166,7 @@ pub fn input_from_config(
         username_label: config.username_label.clone(),
         password_label: config.password_label.clone(),
         api_base: text(&config.api_base),
+        test_url: text(&config.test_url),
         logo_url: text(&config.logo_url),
         issuer: text(&config.issuer),
         discovery_url: String::new(),

@@ -72,6 +72,9 @@ pub struct CustomConnectorInput {
     pub password_label: String,
     /// The service's API origin; credentials are only ever sent there.
     pub api_base: String,
+    /// API key and basic auth: a path under the API base that answers only valid credentials
+    /// (e.g. `/v1/me`); new credentials are checked with it. Optional.
+    pub test_url: String,
     /// An optional logo (an https image URL) shown on the connector's card.
     pub logo_url: String,
     /// OAuth2: the authorization server's issuer identifier. When known, an authorization

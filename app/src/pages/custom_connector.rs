@@ -144,6 +144,7 @@ fn Builder(#[prop(optional)] existing: Option<CustomConnectorForm>) -> impl Into
     let placement = RwSignal::new(start.placement);
     let scopes = RwSignal::new(start.scopes);
     let scope_delimiter = RwSignal::new(start.scope_delimiter);
+    let test_url = RwSignal::new(start.test_url);
     let (key_name, username_label, password_label, api_base, logo_url) = (
         RwSignal::new(start.key_name),
         RwSignal::new(start.username_label),
@@ -187,6 +188,7 @@ fn Builder(#[prop(optional)] existing: Option<CustomConnectorForm>) -> impl Into
         username_label: username_label.get_untracked(),
         password_label: password_label.get_untracked(),
         api_base: api_base.get_untracked(),
+        test_url: test_url.get_untracked(),
         logo_url: logo_url.get_untracked(),
         issuer: issuer.get_untracked(),
         discovery_url: discovery_url.get_untracked(),
@@ -288,6 +290,10 @@ fn Builder(#[prop(optional)] existing: Option<CustomConnectorForm>) -> impl Into
                 <Show when=move || auth_type.get() == "basic">
                     <Field id="cc-username-label" label="Username field label" value=username_label/>
                     <Field id="cc-password-label" label="Password field label" value=password_label/>
+                </Show>
+                <Show when=move || auth_type.get() != "oauth2">
+                    <Field id="cc-test-url" label="Test URL (optional)" value=test_url/>
+                    <p class="muted" id="cc-test-url-hint">"A path under the API base URL that answers only valid credentials, e.g. /v1/me: new credentials are checked with it. Without one they are saved unverified."</p>
                 </Show>
                 <Show when=move || auth_type.get() != "basic">
                     <Choice id="cc-placement" label="Send parameters as" value=placement options={&[("header", "Header"), ("query", "Query string")]}/>

@@ -318,13 +318,13 @@ async fn the_token_exchange_follows_no_redirects() {
 
 #[tokio::test]
 async fn api_key_basic_environments_reuse_and_reauthorize() {
-    let sandbox = Sandbox::start(&[]).await;
+    let sandbox = Sandbox::start(&[("SANDBOX_ATLASSIAN_TOKENS", "atlassian-api-token-2")]).await;
     let app = spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
 
     // API key (same authorization everywhere).
     let out = app.authorize(&admin, "weather", &api_key_auth("Ops key", "sandbox-weather-key")).await;
-    assert_eq!(out, AuthorizeOutcome::Authorized { account_name: "Ops key".into() });
+    assert_eq!(out, AuthorizeOutcome::Authorized { account_name: "Ops key".into(), verified: true });
 
     // Basic auth, for development only (different authorizations per environment).
     let tracker = app.connection_id("issue_tracker").await.to_string();
@@ -511,7 +511,9 @@ async fn bad_input_is_refused_and_nothing_is_half_written() {
 
 #[tokio::test]
 async fn ciphertexts_are_bound_to_their_row() {
-    let app = common::spawn().await;
+    // The service checks each key when it is authorized: it knows both.
+    let sandbox = Sandbox::start(&[("SANDBOX_API_KEYS", "key-one,key-two")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     let weather = app.connection_id("weather").await.to_string();
     for key in ["key-one", "key-two"] {
@@ -535,10 +537,11 @@ async fn ciphertexts_are_bound_to_their_row() {
 
 #[tokio::test]
 async fn the_authorized_account_name_can_be_edited_and_is_rendered_escaped() {
-    let app = common::spawn().await;
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     let weather = app.connection_id("weather").await.to_string();
-    app.authorize(&admin, "weather", &api_key_auth("Ops key", "k")).await;
+    app.authorize(&admin, "weather", &api_key_auth("Ops key", "sandbox-weather-key")).await;
     let renamed: String = app
         .json(
             &admin,

@@ -13,7 +13,8 @@ const CANARY_CLIENT_SECRET: &str = "CANARY-clientsecret-e19b44";
 #[tokio::test]
 async fn canary_secrets_never_leave_the_server() {
     common::capture_logs();
-    let sandbox = Sandbox::start(&[("SANDBOX_API_KEYS", CANARY_KEY)]).await;
+    let sandbox =
+        Sandbox::start(&[("SANDBOX_API_KEYS", CANARY_KEY), ("SANDBOX_ATLASSIAN_TOKENS", CANARY_PASSWORD)]).await;
     let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     let user = app.signed_in("user@demo.test").await;

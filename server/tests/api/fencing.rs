@@ -283,7 +283,8 @@ async fn a_holder_that_lost_its_lease_does_not_overwrite_and_revokes_what_it_got
 /// written only under the caller's own live lease.
 #[tokio::test]
 async fn a_store_without_a_live_lease_is_refused() {
-    let app = common::spawn().await;
+    let sandbox = Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
     let admin = app.signed_in("admin@demo.test").await;
     app.authorize(&admin, "weather", &common::fixtures::api_key_auth("Key", "sandbox-weather-key")).await;
     let account: i64 = app.count("SELECT id FROM authorized_accounts").await;

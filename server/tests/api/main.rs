@@ -28,3 +28,4 @@ mod schema;
 mod startup;
 mod sync;
 mod system_connections;
+mod verify;
