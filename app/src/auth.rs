@@ -257,11 +257,7 @@ pub mod ssr {
             return Err(AppError::invalid("password", WRONG).into());
         };
         throttle::record_success(&state.db, email.as_str()).await?;
-        session.cycle_id().await?;
-        session.insert(USER_ID, id).await?;
-        let now = now_ms();
-        session.insert(SIGNED_IN_AT, now).await?;
-        session.insert(SEEN_AT, now).await?;
+        start_session(session, id, now_ms()).await?;
         let user = user_by_id(state, id).await?.ok_or_else(|| AppError::internal("login", "user vanished"))?;
         Operation::new(Level::Info, OperationKind::SignedIn)
             .workspace(user.workspace_id)
@@ -269,6 +265,17 @@ pub mod ssr {
             .record(&state.db)
             .await;
         Ok(user)
+    }
+
+    /// Signs `user_id` in on `session` at `now`: a new session id (no fixation), and the times
+    /// [`session_user`] measures the absolute and idle lifetimes from. Password sign-in and the
+    /// connect-session exchange both start sessions this way.
+    pub async fn start_session(session: &Session, user_id: i64, now: i64) -> AppResult<()> {
+        session.cycle_id().await?;
+        session.insert(USER_ID, user_id).await?;
+        session.insert(SIGNED_IN_AT, now).await?;
+        session.insert(SEEN_AT, now).await?;
+        Ok(())
     }
 
     /// Counts a wrong password against the account and the address, and writes it (and any

@@ -60,8 +60,6 @@ pub fn AuthorizeDialog(
         .map(|e| (e, RwSignal::new(target.same_for_all_envs || target.environments.contains(&e))))
         .collect();
     let flow_status = RwSignal::new(None::<FlowStatus>);
-    // Saved credentials the service could not be asked about (no test request).
-    let unverified = RwSignal::new(false);
     let link_new = RwSignal::new(false);
     let reuse_choice = RwSignal::new(String::new());
     let reuse_name = RwSignal::new(String::new());
@@ -109,8 +107,7 @@ pub fn AuthorizeDialog(
 
     // API key / basic: done at once. OAuth2: open the provider's page and count down.
     Effect::new(move |_| match authorize.value().get() {
-        Some(Ok(AuthorizeOutcome::Authorized { account_name, verified })) => {
-            unverified.set(!verified);
+        Some(Ok(AuthorizeOutcome::Authorized { account_name, .. })) => {
             flow_status.set(Some(FlowStatus::Connected { account_name }));
             on_done.run(());
         }
@@ -148,7 +145,10 @@ pub fn AuthorizeDialog(
                 }),
                 _ => None,
             };
-            let unchecked = (unverified.get() && matches!(s, FlowStatus::Connected { .. })).then(|| {
+            // Saved credentials the service could not be asked about (no test request).
+            let unverified =
+                matches!(authorize.value().get(), Some(Ok(AuthorizeOutcome::Authorized { verified: false, .. })));
+            let unchecked = (unverified && matches!(s, FlowStatus::Connected { .. })).then(|| {
                 view! {
                     <p class="muted">
                         "Saved — not verified: this service has no test request, so the credentials are checked when first used."

@@ -6,11 +6,11 @@
 
 use super::keys::{digest, ApiCaller};
 use crate::auth::SessionUser;
+use crate::authorizations::ssr::escape_html;
 use crate::domain::{Email, Role};
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
-use crate::ssr::sessions::{SEEN_AT, SIGNED_IN_AT, USER_ID};
 use crate::ssr::AppState;
 use serde::{Deserialize, Serialize};
 
@@ -71,20 +71,16 @@ impl std::fmt::Debug for ConnectSession {
     }
 }
 
-fn external_id(raw: &str) -> AppResult<String> {
-    let id = raw.trim();
-    if id.is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control) {
-        return Err(AppError::invalid("end_user.id", "The end user's id must be 1 to 200 characters."));
-    }
-    Ok(id.to_string())
-}
-
-fn display_name(raw: &str) -> AppResult<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(AppError::invalid("end_user.display_name", "The end user's name must be 1 to 100 characters."));
-    }
-    Ok(name.to_string())
+/// The id of the workspace's end user with this external id, if there is one.
+async fn end_user_id<'e, E>(db: E, workspace_id: i64, external: &str) -> AppResult<Option<i64>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_scalar("SELECT id FROM users WHERE workspace_id = $1 AND external_id = $2")
+        .bind(workspace_id)
+        .bind(external)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// The stand-in address of an end user the host gave none: unique, and never deliverable.
@@ -102,13 +98,19 @@ pub fn rfc3339(ms: i64) -> String {
 /// Creates or updates the end user by external id (their name, email and role follow what the
 /// host says each time). Never touches a user who signed up here: an email of theirs is refused.
 pub async fn upsert_end_user(db: &mut sqlx::AnyConnection, workspace_id: i64, user: &EndUser) -> AppResult<i64> {
-    let ext = external_id(&user.id)?;
-    let name = display_name(&user.display_name)?;
+    let ext = super::plain_text(&user.id, 200, "end_user.id", "The end user's id must be 1 to 200 characters.")?;
+    let name = super::plain_text(
+        &user.display_name,
+        100,
+        "end_user.display_name",
+        "The end user's name must be 1 to 100 characters.",
+    )?;
     let role = Role::parse(user.role.as_deref().unwrap_or("user"))
-        .map_err(|_| AppError::invalid("end_user.role", "The end user's role must be user, developer or admin."))?;
-    if !crate::policy::host_may_grant(role) {
-        return Err(AppError::invalid("end_user.role", "The end user's role must be user, developer or admin."));
-    }
+        .ok()
+        .filter(|r| crate::policy::host_may_grant(*r))
+        .ok_or_else(|| {
+        AppError::invalid("end_user.role", "The end user's role must be user, developer or admin.")
+    })?;
     let email = match user.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         Some(e) => Email::parse(e)
             .map_err(|_| AppError::invalid("end_user.email", "Not an email address."))?
@@ -117,11 +119,7 @@ pub async fn upsert_end_user(db: &mut sqlx::AnyConnection, workspace_id: i64, us
         None => placeholder_email(workspace_id, &ext),
     };
     let taken = || AppError::Conflict("This email belongs to another user of this platform; leave it out.".into());
-    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE workspace_id = $1 AND external_id = $2")
-        .bind(workspace_id)
-        .bind(&ext)
-        .fetch_optional(&mut *db)
-        .await?;
+    let existing = end_user_id(&mut *db, workspace_id, &ext).await?;
     let res =
         match existing {
             Some(id) => sqlx::query("UPDATE users SET display_name = $1, email = $2, role = $3 WHERE id = $4")
@@ -155,11 +153,7 @@ pub async fn upsert_end_user(db: &mut sqlx::AnyConnection, workspace_id: i64, us
 
 /// The end user a host names by external id, as a session user (the policy then applies).
 pub async fn end_user(state: &AppState, workspace_id: i64, external: &str) -> AppResult<SessionUser> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE workspace_id = $1 AND external_id = $2")
-        .bind(workspace_id)
-        .bind(external)
-        .fetch_optional(&state.db.pool)
-        .await?;
+    let id = end_user_id(&state.db.pool, workspace_id, external).await?;
     let missing = || AppError::not_found(format!("No end user '{external}': create a connect session for them first."));
     let id = id.ok_or_else(missing)?;
     crate::auth::ssr::user_by_id(state, id).await?.ok_or_else(missing)
@@ -342,10 +336,7 @@ pub async fn exchange(
     let user = crate::auth::ssr::user_by_id(state, row.user_id)
         .await?
         .ok_or_else(|| AppError::internal("connect session", "end user vanished"))?;
-    session.cycle_id().await?;
-    session.insert(USER_ID, user.id).await?;
-    session.insert(SIGNED_IN_AT, now).await?;
-    session.insert(SEEN_AT, now).await?;
+    crate::auth::ssr::start_session(session, user.id, now).await?;
     entry(Level::Info, OperationKind::ConnectSessionUsed)
         .detail(format!("panel of {app} opened"))
         .record(&state.db)
@@ -396,10 +387,6 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 fn page(body: &str) -> String {
     format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Connections</title>
@@ -413,10 +400,10 @@ fn unusable_page(why: Unusable) -> String {
     page(&format!(
         "<h1>This link to the connections panel cannot be used</h1><p>{}</p>\
          <p>Reload the page that shows the panel to get a new one.</p>",
-        escape(why.explain())
+        escape_html(why.explain())
     ))
 }
 
 fn error_page(message: &str) -> String {
-    page(&format!("<h1>The connections panel could not open</h1><p>{}</p>", escape(message)))
+    page(&format!("<h1>The connections panel could not open</h1><p>{}</p>", escape_html(message)))
 }

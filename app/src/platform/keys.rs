@@ -16,9 +16,9 @@ const KEY_PREFIX: &str = "cmk_";
 /// How much of the secret lists show.
 const SHOWN: usize = 12;
 
-/// Hex SHA-256 of a secret (API keys and connect-session tokens).
-pub fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+/// Hex SHA-256 of a secret (API keys, connect-session tokens) or of a request body.
+pub fn digest(secret: impl AsRef<[u8]>) -> String {
+    Sha256::digest(secret.as_ref()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A key that authenticated a `/v1` request.
@@ -96,19 +96,10 @@ pub async fn list(state: &AppState, user: &SessionUser) -> AppResult<Vec<ApiKeyI
     rows.into_iter().map(KeyRow::info).collect()
 }
 
-/// A key's name: what it is for, 1 to 80 characters without control characters.
-fn key_name(raw: &str) -> AppResult<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
-        return Err(AppError::invalid("name", "Name the key (1 to 80 characters), e.g. what uses it."));
-    }
-    Ok(name.to_string())
-}
-
 #[tracing::instrument(skip_all, fields(user_id = user.id))]
 pub async fn create(state: &AppState, user: &SessionUser, name: &str, scopes: &str) -> AppResult<CreatedApiKey> {
     ensure_admin(state, user).await?;
-    let name = key_name(name)?;
+    let name = super::plain_text(name, 80, "name", "Name the key (1 to 80 characters), e.g. what uses it.")?;
     let scopes = ApiScope::parse_list(scopes)?;
     let secret = format!("{KEY_PREFIX}{}", random_token(40));
     let prefix: String = secret.chars().take(SHOWN).collect();
@@ -146,21 +137,18 @@ pub async fn create(state: &AppState, user: &SessionUser, name: &str, scopes: &s
 
 pub async fn revoke(state: &AppState, user: &SessionUser, id: i64) -> AppResult<()> {
     ensure_admin(state, user).await?;
-    let done = sqlx::query(
+    let revoked: Option<(String, String)> = sqlx::query_as(
         "UPDATE api_keys SET revoked_at = $1, revoked_by = $2
-         WHERE id = $3 AND workspace_id = $4 AND revoked_at IS NULL",
+         WHERE id = $3 AND workspace_id = $4 AND revoked_at IS NULL
+         RETURNING name, prefix",
     )
     .bind(now_ms())
     .bind(user.id)
     .bind(id)
     .bind(user.workspace_id)
-    .execute(&state.db.pool)
+    .fetch_optional(&state.db.pool)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(AppError::not_found("No such API key, or it is already revoked."));
-    }
-    let (name, prefix): (String, String) =
-        sqlx::query_as("SELECT name, prefix FROM api_keys WHERE id = $1").bind(id).fetch_one(&state.db.pool).await?;
+    let (name, prefix) = revoked.ok_or_else(|| AppError::not_found("No such API key, or it is already revoked."))?;
     Operation::by(user, Level::Info, OperationKind::ApiKeyRevoked)
         .detail(format!("'{name}' ({prefix})"))
         .record(&state.db)

@@ -47,6 +47,17 @@ impl ApiScope {
     }
 }
 
+/// Free text a key or a host gives (a key's name, an end user's id or name): trimmed, 1 to `max`
+/// characters, no control characters; otherwise `message` on `field`.
+#[cfg(feature = "ssr")]
+fn plain_text(raw: &str, max: usize, field: &str, message: &str) -> Result<String, AppError> {
+    let text = raw.trim();
+    if text.is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(AppError::invalid(field, message));
+    }
+    Ok(text.to_string())
+}
+
 /// An API key as lists show it: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyInfo {

@@ -11,7 +11,7 @@ use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -109,7 +109,7 @@ pub async fn housekeeping(state: &AppState) -> AppResult<()> {
 }
 
 /// A JSON body whose faults are answered as problems (field and reason), not axum's text.
-pub struct Body<T>(pub T, pub Vec<u8>);
+pub struct Body<T>(pub T, pub axum::body::Bytes);
 
 impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
     type Rejection = Problem;
@@ -120,7 +120,7 @@ impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
             .map_err(|e| Problem::new("invalid-request", format!("The body could not be read: {e}")))?;
         let value = serde_json::from_slice(&bytes)
             .map_err(|e| Problem::new("invalid-request", format!("The body is not the expected JSON: {e}")))?;
-        Ok(Body(value, bytes.to_vec()))
+        Ok(Body(value, bytes))
     }
 }
 
@@ -173,7 +173,7 @@ where
     let Some(IdempotencyKey(key)) = key else {
         return answer(run.await);
     };
-    match claim(state, api.0.key_id, &key, &digest_bytes(request)).await {
+    match claim(state, api.0.key_id, &key, &digest(request)).await {
         Ok(Claim::Run(id)) => {
             let result = run.await;
             let (status, body) = match &result {
@@ -214,10 +214,6 @@ where
         }
         Err(e) => Problem::from(e).into_response(),
     }
-}
-
-fn digest_bytes(b: &[u8]) -> String {
-    digest(&String::from_utf8_lossy(b))
 }
 
 fn answer(result: Result<(StatusCode, serde_json::Value), Problem>) -> Response {
@@ -268,9 +264,4 @@ async fn claim(state: &AppState, key_id: i64, key: &str, request_hash: &str) -> 
         }
         _ => Ok(Claim::Running),
     }
-}
-
-/// The request's headers, for handlers that need one (none today besides the guard's).
-pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -68,21 +68,22 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
 /// `/v1` with `/v1/openapi.json` and the reference page `/v1/docs`.
 pub fn router() -> axum::Router<AppState> {
     let (router, doc) = routes();
-    let json = std::sync::Arc::new(doc.to_pretty_json().unwrap_or_default());
-    let page = std::sync::Arc::new(reference::page(&doc));
+    // Rendered once; each answer shares the bytes.
+    let json = axum::body::Bytes::from(doc.to_pretty_json().unwrap_or_default());
+    let page = axum::body::Bytes::from(reference::page(&doc));
     router
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {
                 let json = json.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()) }
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], json) }
             }),
         )
         .route(
             "/v1/docs",
             axum::routing::get(move || {
                 let page = page.clone();
-                async move { axum::response::Html(page.as_str().to_owned()) }
+                async move { axum::response::Html(page) }
             }),
         )
         .route(

@@ -2,20 +2,17 @@
 //! (no script, nothing fetched from elsewhere), with the problem types.
 
 use super::problem::{KINDS, TYPE_BASE};
+use crate::authorizations::ssr::escape_html;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::OpenApi;
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 fn operation(out: &mut String, method: &str, path: &str, op: &Operation) {
-    out.push_str(&format!("<section><h3><code>{method} {}</code></h3>", escape(path)));
+    out.push_str(&format!("<section><h3><code>{method} {}</code></h3>", escape_html(path)));
     if let Some(summary) = &op.summary {
-        out.push_str(&format!("<p><strong>{}</strong></p>", escape(summary)));
+        out.push_str(&format!("<p><strong>{}</strong></p>", escape_html(summary)));
     }
     if let Some(desc) = &op.description {
-        out.push_str(&format!("<p>{}</p>", escape(desc)));
+        out.push_str(&format!("<p>{}</p>", escape_html(desc)));
     }
     if let Some(params) = &op.parameters {
         out.push_str("<table><thead><tr><th>Parameter</th><th>In</th><th>Description</th></tr></thead><tbody>");
@@ -23,14 +20,14 @@ fn operation(out: &mut String, method: &str, path: &str, op: &Operation) {
             let place = serde_json::to_value(&p.parameter_in).ok().and_then(|v| v.as_str().map(str::to_owned));
             out.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                escape(&p.name),
+                escape_html(&p.name),
                 place.unwrap_or_default(),
-                escape(p.description.as_deref().unwrap_or(""))
+                escape_html(p.description.as_deref().unwrap_or(""))
             ));
         }
         out.push_str("</tbody></table>");
     }
-    let statuses: Vec<String> = op.responses.responses.keys().map(|s| escape(s)).collect();
+    let statuses: Vec<String> = op.responses.responses.keys().map(|s| escape_html(s)).collect();
     out.push_str(&format!("<p>Answers: {}</p></section>", statuses.join(", ")));
 }
 
@@ -44,7 +41,7 @@ td,th{border:1px solid #d5d9e2;padding:.25rem .5rem;text-align:left;vertical-ali
 </head><body><main><h1>Connections manager API (v1)</h1>"#,
     );
     if let Some(d) = &doc.info.description {
-        out.push_str(&format!("<p>{}</p>", escape(d)));
+        out.push_str(&format!("<p>{}</p>", escape_html(d)));
     }
     out.push_str(
         "<p>The machine-readable document: <a href=\"/v1/openapi.json\">/v1/openapi.json</a> (OpenAPI 3.1). \
@@ -68,7 +65,7 @@ td,th{border:1px solid #d5d9e2;padding:.25rem .5rem;text-align:left;vertical-ali
     for (slug, status, title) in KINDS {
         out.push_str(&format!(
             "<tr id=\"problem-{slug}\"><td><code>{TYPE_BASE}{slug}</code></td><td>{status}</td><td>{}</td></tr>",
-            escape(title)
+            escape_html(title)
         ));
     }
     out.push_str("</tbody></table></main></body></html>");
