@@ -192,14 +192,7 @@ pub mod ssr {
                 (id, link, true)
             }
         };
-        sqlx::query(
-            "INSERT INTO connection_access (connection_id, application_id, enabled) VALUES ($1, $2, 1)
-             ON CONFLICT (connection_id, application_id) DO UPDATE SET enabled = 1",
-        )
-        .bind(connection_id)
-        .bind(app.id)
-        .execute(&mut *tx)
-        .await?;
+        crate::connections::ssr::grant_access(&mut tx, connection_id, app.id).await?;
         let component_link = LinkName::derive_from(name.as_str());
         let component_id: i64 = sqlx::query_scalar(
             "INSERT INTO components (application_id, kind, name, link_name, definition)

@@ -21,6 +21,7 @@ pub mod operations;
 pub mod pages;
 pub mod platform;
 pub mod policy;
+pub mod promotion;
 pub mod references;
 pub mod revocations;
 pub mod runtime;
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
                 <Route path=path!("/microservices/connectors/:id/edit") view=pages::custom_connector::EditCustomConnectorPage/>
                 <Route path=path!("/operations") view=pages::operations::OperationsPage/>
+                <Route path=path!("/microservices/promotion") view=pages::promotion::PromotionPage/>
                 <Route path=path!("/settings/api-keys") view=pages::api_keys::ApiKeysPage/>
                 <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
             </Routes>

@@ -49,6 +49,9 @@ closed_set! {
         ConnectSessionCreated = "connect_session_created", "Connect session created";
         ConnectSessionUsed = "connect_session_used", "Connect session used";
         ConnectSessionRefused = "connect_session_refused", "Connect session refused";
+        ConnectionsExported = "connections_exported", "Connections exported";
+        ConnectionsImported = "connections_imported", "Connections imported";
+        ConnectionsImportRefused = "connections_import_refused", "Connections import refused";
     }
 }
 

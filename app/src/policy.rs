@@ -169,12 +169,17 @@ pub fn environment(role: Role, requested: Option<Environment>) -> Environment {
 pub enum WorkspaceAction {
     /// Create, list and revoke the workspace's API keys (they act for the whole workspace).
     ManageApiKeys,
+    /// Export an application's connections and import an export (environment promotion): it
+    /// creates connections and custom connectors, so it is for builders (R1.3).
+    PromoteConnections,
 }
 
-/// Decides a workspace-wide action: API keys are for admins and super admins.
+/// Decides a workspace-wide action: API keys are for admins and super admins, promotion for
+/// builders.
 pub fn decide_workspace(role: Role, action: WorkspaceAction) -> bool {
     match action {
         WorkspaceAction::ManageApiKeys => matches!(role, Role::SuperAdmin | Role::Admin),
+        WorkspaceAction::PromoteConnections => role.is_builder(),
     }
 }
 
@@ -308,6 +313,23 @@ mod tests {
             let admin = matches!(role, SuperAdmin | Role::Admin);
             assert_eq!(decide_workspace(role, WorkspaceAction::ManageApiKeys), admin, "{role:?}");
             assert_eq!(host_may_grant(role), role != SuperAdmin, "{role:?}");
+        }
+    }
+
+    /// Issue 13: exporting and importing connections is for builders, like managing them.
+    #[test]
+    fn promotion_is_for_builders() {
+        use WorkspaceAction::PromoteConnections;
+        #[rustfmt::skip]
+        let table: &[(Role, bool)] = &[
+            (SuperAdmin, true), (Role::Admin, true), (Developer, true), (User, false),
+        ];
+        for &(role, expected) in table {
+            assert_eq!(decide_workspace(role, PromoteConnections), expected, "{role:?}");
+            assert_eq!(
+                decide_workspace(role, PromoteConnections),
+                decide(role, ADMIN_CONN, Action::Manage, PLAIN).is_allowed()
+            );
         }
     }
 }

@@ -17,6 +17,37 @@ enum Command {
     /// Encryption keys (settings go before the command, or in the environment).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Writes an application's connections as an export document (JSON, never a secret).
+    Export {
+        /// The workspace: its id or its name.
+        #[arg(long)]
+        workspace: String,
+        /// The application's link name.
+        #[arg(long)]
+        application: String,
+        /// Write the document to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Imports an export document: connections matched by link name, missing ones created
+    /// unauthorized; any conflict refuses the whole import (exit status 2), writing nothing.
+    Import {
+        /// The workspace: its id or its name.
+        #[arg(long)]
+        workspace: String,
+        /// The application that gets access (the document's application when not given).
+        #[arg(long)]
+        application: Option<String>,
+        /// The environment "needs authorizing" is reported for (every environment when not given).
+        #[arg(long)]
+        environment: Option<String>,
+        /// The export document.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Report what the import would do, and every conflict, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -28,11 +59,37 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { settings, command } = Cli::parse();
-    if let Some(Command::Keys(KeysCommand::Status)) = command {
-        let status = server::keys_status(&settings).await?;
-        // The command's output is the report itself, not a log line.
-        write!(std::io::stdout().lock(), "{status}")?;
-        return Ok(());
+    match command {
+        Some(Command::Keys(KeysCommand::Status)) => {
+            let status = server::keys_status(&settings).await?;
+            // The command's output is the report itself, not a log line.
+            write!(std::io::stdout().lock(), "{status}")?;
+            return Ok(());
+        }
+        Some(Command::Export { workspace, application, out }) => {
+            let state = server::build(settings).await?.state;
+            let json = app::promotion::ssr::export_command(&state, &workspace, &application).await?;
+            match out {
+                Some(path) => std::fs::write(&path, format!("{json}\n"))?,
+                None => writeln!(std::io::stdout().lock(), "{json}")?,
+            }
+            return Ok(());
+        }
+        Some(Command::Import { workspace, application, environment, file, dry_run }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("could not read {}: {e}", file.display()))?;
+            let environment = environment.as_deref().map(app::domain::Environment::parse).transpose()?;
+            let state = server::build(settings).await?.state;
+            let app_link = application.unwrap_or_default();
+            let import = app::promotion::ssr::Import { app: &app_link, document: &text, environment };
+            let plan = app::promotion::ssr::import_command(&state, &workspace, import, dry_run).await?;
+            write!(std::io::stdout().lock(), "{plan}")?;
+            if !plan.conflicts.is_empty() {
+                std::process::exit(2);
+            }
+            return Ok(());
+        }
+        None => {}
     }
     server::telemetry::init(settings.log_format);
     tracing::info!(?settings, "starting");

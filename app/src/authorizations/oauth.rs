@@ -31,6 +31,18 @@ fn missing(what: &str) -> AppError {
     ))
 }
 
+/// A custom OAuth2 connector imported from another workspace has no client secret until a
+/// builder sets it (exports never carry one): nobody can authorize its connections before.
+fn ensure_client_secret(connector: &Connector) -> AppResult<()> {
+    if connector.kind == crate::connectors::ConnectorKind::Custom && connector.client_secret.is_none() {
+        return Err(AppError::Conflict(format!(
+            "{} has no client secret yet (it was imported without one). A builder sets it on the connector's Edit page first.",
+            connector.name
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn bad_url(what: &str) -> AppError {
     AppError::Upstream(format!("This connector's {what} is not a valid URL. Ask your admin to fix the connector."))
 }
@@ -44,6 +56,7 @@ pub(super) async fn start_oauth(
     envs: Vec<Environment>,
     replace: bool,
 ) -> AppResult<AuthorizeOutcome> {
+    ensure_client_secret(connector)?;
     let cfg = &connector.config;
     let auth_url = cfg.authorize_url.clone().ok_or_else(|| missing("authorization URL"))?;
     let client_id = cfg.client_id.clone().ok_or_else(|| missing("client ID"))?;
@@ -162,6 +175,7 @@ pub(super) async fn client_credentials(
     connector: &Connector,
     conn: &Connection,
 ) -> AppResult<Credentials> {
+    ensure_client_secret(connector)?;
     let client = oauth_client(connector)?;
     let mut req = client.exchange_client_credentials();
     for s in conn.scopes.split_whitespace() {

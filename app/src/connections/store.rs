@@ -344,6 +344,19 @@ pub async fn set_access(
     Ok(())
 }
 
+/// Gives an application access to a connection (Connection Access on), in the caller's transaction.
+pub async fn grant_access(db: &mut sqlx::AnyConnection, connection_id: i64, application_id: i64) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO connection_access (connection_id, application_id, enabled) VALUES ($1, $2, 1)
+         ON CONFLICT (connection_id, application_id) DO UPDATE SET enabled = 1",
+    )
+    .bind(connection_id)
+    .bind(application_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Only applications with access may use a connection (datasources, workflows, invoke URL).
 pub async fn ensure_app_access(
     state: &AppState,

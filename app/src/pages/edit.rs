@@ -43,6 +43,7 @@ pub fn EditPage() -> impl IntoView {
                                             <a href="/" class="brand" aria-label="All applications">"◧"</a>
                                             <h1>"Builder · " {v.app.name.clone()}</h1>
                                             <a href=format!("/app/{link}")>"Open live mode"</a>
+                                            <a href=format!("/microservices/promotion?app={link}")>"Export / import connections"</a>
                                             <SignOut/>
                                             <button
                                                 type="button"

@@ -51,7 +51,10 @@ pub fn MicroservicesPage() -> impl IntoView {
                 <TopNav user=user/>
                 <main class="page">
                     <h1>"Microservices"</h1>
-                    <CreateNew/>
+                    <div class="row">
+                        <CreateNew/>
+                        <a href="/microservices/promotion">"Export / import connections"</a>
+                    </div>
                     <h2>"Connections"</h2>
                     <Filters query=query/>
                     <Loaded resource=page let:page>

@@ -12,4 +12,5 @@ pub mod live;
 pub mod login;
 pub mod microservices;
 pub mod operations;
+pub mod promotion;
 pub mod records;

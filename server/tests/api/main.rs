@@ -22,6 +22,7 @@ mod panel_scale;
 mod platform;
 mod policy;
 mod processes;
+mod promotion;
 mod revoke;
 mod sandbox_smoke;
 mod schema;
