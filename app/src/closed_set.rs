@@ -62,10 +62,50 @@ macro_rules! shared_subject {
     };
 }
 
+/// The status of one authorization (a `connection_authorizations` row `ca` and its account `a`)
+/// as SQL: the account's, except that a connected account is "needs reauthorization" for a
+/// connection that asked for more scopes than it was consented with (`ca.reconsent_reason`), so
+/// other connections sharing the account are not affected.
+#[macro_export]
+macro_rules! link_status {
+    () => {
+        "CASE WHEN a.status = 'connected' AND ca.reconsent_reason IS NOT NULL THEN 'needs_reauthorization' ELSE a.status END"
+    };
+}
+
+/// Why, for [`link_status!`]: the account's reason, else the link's.
+#[macro_export]
+macro_rules! link_reason {
+    () => {
+        "COALESCE(a.status_reason, ca.reconsent_reason)"
+    };
+}
+
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
     #[test]
     fn the_shared_subject_is_spelled_the_same_in_sql() {
         assert_eq!(shared_subject!(), crate::authorizations::ssr::SHARED_SUBJECT.to_string());
     }
+}
+
+/// Values of a closed set as typed or stored: separated by spaces or commas, repeats dropped,
+/// at least one (otherwise `empty` on `field`). Each value is read by `parse`.
+pub(crate) fn parse_list<T: PartialEq>(
+    raw: &str,
+    parse: impl Fn(&str) -> Result<T, crate::error::AppError>,
+    field: &str,
+    empty: &str,
+) -> Result<Vec<T>, crate::error::AppError> {
+    let mut out = Vec::new();
+    for part in raw.split(|c: char| c.is_whitespace() || c == ',').filter(|p| !p.is_empty()) {
+        let value = parse(part)?;
+        if !out.contains(&value) {
+            out.push(value);
+        }
+    }
+    if out.is_empty() {
+        return Err(crate::error::AppError::invalid(field, empty));
+    }
+    Ok(out)
 }

@@ -28,6 +28,7 @@ pub mod runtime;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod sync;
+pub mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -80,11 +81,26 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>
                 <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
                 <Route path=path!("/microservices/connectors/:id/edit") view=pages::custom_connector::EditCustomConnectorPage/>
-                <Route path=path!("/operations") view=pages::operations::OperationsPage/>
                 <Route path=path!("/microservices/promotion") view=pages::promotion::PromotionPage/>
+                <Route path=path!("/operations") view=pages::operations::OperationsPage/>
                 <Route path=path!("/settings/api-keys") view=pages::api_keys::ApiKeysPage/>
+                <Route path=path!("/settings/webhooks") view=pages::webhooks::WebhooksPage/>
                 <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
             </Routes>
         </Router>
     }
+}
+
+/// In the browser, a panic leaves the page looking normal with every control dead. This hook
+/// logs it (as `console_error_panic_hook` would) and puts a banner on top of the page saying so,
+/// with a Reload button.
+#[cfg(feature = "hydrate")]
+pub fn install_panic_banner() {
+    std::panic::set_hook(Box::new(|info| {
+        leptos::web_sys::console::error_1(&info.to_string().into());
+        let banner = r#"<div class="panic-banner" role="alert">Something went wrong on this page — its buttons may not respond. <button type="button" onclick="location.reload()">Reload</button></div>"#;
+        if let Some(body) = leptos::web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+            let _ = body.insert_adjacent_html("afterbegin", banner);
+        }
+    }));
 }

@@ -52,6 +52,10 @@ closed_set! {
         ConnectionsExported = "connections_exported", "Connections exported";
         ConnectionsImported = "connections_imported", "Connections imported";
         ConnectionsImportRefused = "connections_import_refused", "Connections import refused";
+        WebhookEndpointCreated = "webhook_endpoint_created", "Webhook endpoint registered";
+        WebhookEndpointEnabled = "webhook_endpoint_enabled", "Webhook endpoint turned on";
+        WebhookEndpointDisabled = "webhook_endpoint_disabled", "Webhook endpoint turned off";
+        WebhookEndpointDeleted = "webhook_endpoint_deleted", "Webhook endpoint deleted";
     }
 }
 

@@ -29,6 +29,7 @@ pub mod ssr {
     use crate::ssr::ids::now_ms;
     use crate::ssr::outbound::OutboundError;
     use crate::ssr::AppState;
+    use crate::webhooks::{outbox::Event, EventType};
 
     pub(crate) fn pending_aad(id: i64) -> Vec<u8> {
         format!("pending_revocations:{id}").into_bytes()
@@ -117,6 +118,11 @@ pub mod ssr {
                 accounts.push(id);
             }
             if id.is_some() {
+                let event = Event::new(EventType::ConnectionRevoked, conn.workspace_id)
+                    .connection(conn.id)
+                    .env(e.as_str())
+                    .status("revoked");
+                crate::webhooks::outbox::emit(&mut tx, event).await?;
                 // Shows "Revoked" until the connection is authorized again here.
                 sqlx::query(
                     "INSERT INTO revoked_authorizations (connection_id, environment, subject_user_id, revoked_by, revoked_at)

@@ -787,6 +787,20 @@ async function main() {
     const bad = await fetch(`${d.authorization_endpoint}?${params}`, { redirect: 'manual' });
     assert.equal(bad.status, 400);
   });
+  await check('webhook receiver keeps raw deliveries for signature checks', async () => {
+    const body = '{"type":"webhook.test"}';
+    const res = await fetch(`${srv2.issuer}/_sandbox/webhooks/receive`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x' },
+      body,
+    });
+    assert.equal(res.status, 204);
+    const got = await json(await fetch(`${srv2.issuer}/_sandbox/webhooks`));
+    assert.deepEqual(got.at(-1), {
+      headers: { 'webhook-id': 'msg_1', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x', 'content-type': 'application/json' },
+      body,
+    });
+  });
   await stopServer(srv2);
 }
 

@@ -134,6 +134,9 @@ function freshStats() {
 
 let stats = freshStats();
 const failure = { mode: 'off', remaining: null, delayMs: 30_000, skip: 0 };
+// Webhook deliveries received at /_sandbox/webhooks/receive (newest last, at most 200), kept
+// raw so a test can verify their signatures with its own Standard Webhooks library.
+const webhooks = [];
 
 function bump(bucket, key) {
   bucket[key] = (bucket[key] ?? 0) + 1;
@@ -169,7 +172,7 @@ function sendHtml(res, status, html) {
   res.end(html);
 }
 
-async function readForm(req, limit = 64 * 1024) {
+async function readText(req, limit = 64 * 1024) {
   const chunks = [];
   let size = 0;
   for await (const chunk of req) {
@@ -177,7 +180,11 @@ async function readForm(req, limit = 64 * 1024) {
     if (size > limit) throw new Error('request body too large');
     chunks.push(chunk);
   }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readForm(req, limit = 64 * 1024) {
+  return new URLSearchParams(await readText(req, limit));
 }
 
 function safeEqual(a, b) {
@@ -809,6 +816,20 @@ async function handleHooks(req, res, url) {
   if (pathname === '/_sandbox/reset-stats' && req.method === 'POST') {
     stats = freshStats();
     return sendJson(res, 200, stats);
+  }
+  if (pathname === '/_sandbox/webhooks/receive' && req.method === 'POST') {
+    const body = await readText(req, 256 * 1024);
+    const headers = {};
+    for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type']) {
+      if (req.headers[name] !== undefined) headers[name] = req.headers[name];
+    }
+    webhooks.push({ headers, body });
+    if (webhooks.length > 200) webhooks.shift();
+    res.writeHead(204);
+    return res.end();
+  }
+  if (pathname === '/_sandbox/webhooks' && req.method === 'GET') {
+    return sendJson(res, 200, webhooks);
   }
   if (pathname === '/_sandbox/fail' && req.method === 'POST') {
     const mode = url.searchParams.get('mode');

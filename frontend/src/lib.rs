@@ -3,6 +3,6 @@
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
-    console_error_panic_hook::set_once();
+    app::install_panic_banner();
     leptos::mount::hydrate_body(app::App);
 }

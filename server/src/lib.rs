@@ -191,6 +191,12 @@ pub fn start_workers(built: &Built) -> Workers {
     workers.every("API housekeeping", secs(60), secs(600), state.clone(), |state| async move {
         app::platform::v1::guard::housekeeping(&state).await
     });
+    workers.every("webhook deliveries", secs(1), app::webhooks::delivery::TICK, state.clone(), |state| async move {
+        app::webhooks::delivery::deliver_due(&state, app::ssr::ids::now_ms()).await.map(drop)
+    });
+    workers.every("webhook housekeeping", secs(120), secs(3600), state.clone(), |state| async move {
+        app::webhooks::delivery::housekeeping(&state, app::ssr::ids::now_ms()).await
+    });
     if app::ssr::keys::needs_reencryption(&state.cipher) {
         workers.every("re-encryption", secs(1), app::ssr::keys::PASS_INTERVAL, state, |state| async move {
             app::ssr::keys::reencryption_pass(&state.db, &state.cipher).await

@@ -15,6 +15,7 @@ use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::policy::{decide, Action};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
+use crate::webhooks::{outbox::Event, EventType};
 use serde::{Deserialize, Serialize};
 
 /// Stored credentials (encrypted at rest). `Debug` never shows them.
@@ -164,12 +165,28 @@ pub(super) async fn map_account(
     now: i64,
 ) -> AppResult<()> {
     for env in envs {
+        let before: Option<i64> = sqlx::query_scalar(
+            "SELECT account_id FROM connection_authorizations
+             WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+        )
+        .bind(conn.id)
+        .bind(env.as_str())
+        .bind(subject_for(conn, user))
+        .fetch_optional(&mut **tx)
+        .await?;
+        // Authorized where there was none; switched where another account was in use.
+        let kind = match before {
+            Some(previous) if previous != account_id => EventType::ConnectionSwitched,
+            _ => EventType::ConnectionAuthorized,
+        };
+        let event = Event::new(kind, conn.workspace_id).connection(conn.id).env(env.as_str()).status("connected");
+        crate::webhooks::outbox::emit(tx, event).await?;
         sqlx::query(
             "INSERT INTO connection_authorizations (connection_id, environment, subject_user_id, account_id, authorized_by, authorized_at)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (connection_id, environment, subject_user_id)
              DO UPDATE SET account_id = excluded.account_id, authorized_by = excluded.authorized_by,
-                           authorized_at = excluded.authorized_at",
+                           authorized_at = excluded.authorized_at, reconsent_reason = NULL",
         )
         .bind(conn.id)
         .bind(env.as_str())
@@ -198,11 +215,13 @@ pub async fn credentials_for(
     user: &SessionUser,
     env: Environment,
 ) -> AppResult<Option<(i64, Credentials)>> {
-    let row: Option<(i64, Vec<u8>, String)> = sqlx::query_as(
-        "SELECT a.id, a.credentials_ct, a.status FROM connection_authorizations ca
+    let row: Option<(i64, Vec<u8>, String)> = sqlx::query_as(concat!(
+        "SELECT a.id, a.credentials_ct, ",
+        link_status!(),
+        " FROM connection_authorizations ca
          JOIN authorized_accounts a ON a.id = ca.account_id
-         WHERE ca.connection_id = $1 AND ca.environment = $2 AND ca.subject_user_id = $3",
-    )
+         WHERE ca.connection_id = $1 AND ca.environment = $2 AND ca.subject_user_id = $3"
+    ))
     .bind(conn.id)
     .bind(env.as_str())
     .bind(subject_for(conn, user))

@@ -4,11 +4,13 @@
 
 use super::credentials::{account_aad, Credentials};
 use super::health::reason;
+use crate::connections::Status;
 use crate::connectors::ssr::Connector;
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, OperationKind};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
+use crate::webhooks::{outbox::emit_for_account, EventType};
 
 /// What [`store_refreshed`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,10 @@ pub async fn store_refreshed(state: &AppState, account_id: i64, owner: &str, cre
         tx.rollback().await?;
         return Ok(if refreshable.is_some() { Stored::LeaseLost } else { Stored::AccountGone });
     }
+    let before: Option<String> = sqlx::query_scalar("SELECT status FROM authorized_accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
     let ws: Option<i64> = sqlx::query_scalar(
         "UPDATE authorized_accounts SET credentials_ct = $1, access_expires_at = $2, refresh_started_at = NULL,
                 refresh_failures = 0, status = 'connected', status_reason = NULL,
@@ -91,6 +97,9 @@ pub async fn store_refreshed(state: &AppState, account_id: i64, owner: &str, cre
     .bind(OperationKind::TokenRefreshed.as_str())
     .execute(&mut *tx)
     .await?;
+    if before.is_some_and(|s| Status::from_db(Some(&s)) != Status::Connected) {
+        emit_for_account(&mut tx, account_id, EventType::ConnectionRecovered, "connected", None).await?;
+    }
     tx.commit().await?;
     Ok(Stored::Written(ws))
 }

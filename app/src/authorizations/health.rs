@@ -10,6 +10,7 @@ use crate::domain::Environment;
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::AppState;
+use crate::webhooks::{outbox::emit_for_account, EventType};
 
 /// Why an authorization needs re-authorization (shown to people after "Needs
 /// reauthorization: ").
@@ -72,9 +73,10 @@ pub async fn usable_credentials(
     user: &SessionUser,
     env: Environment,
 ) -> AppResult<Option<(i64, Credentials, bool)>> {
+    // A link marked for consent again (more scopes asked) is not usable, whatever the account.
     let id: Option<i64> = sqlx::query_scalar(
         "SELECT account_id FROM connection_authorizations
-         WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3",
+         WHERE connection_id = $1 AND environment = $2 AND subject_user_id = $3 AND reconsent_reason IS NULL",
     )
     .bind(conn.id)
     .bind(env.as_str())
@@ -99,10 +101,12 @@ pub async fn unusable_status(
     env: Environment,
 ) -> AppResult<Option<Status>> {
     let subject = subject_for(conn, user);
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT a.status FROM connection_authorizations ca JOIN authorized_accounts a ON a.id = ca.account_id
-         WHERE ca.connection_id = $1 AND ca.environment = $2 AND ca.subject_user_id = $3",
-    )
+    let status: Option<String> = sqlx::query_scalar(concat!(
+        "SELECT ",
+        link_status!(),
+        " FROM connection_authorizations ca JOIN authorized_accounts a ON a.id = ca.account_id
+         WHERE ca.connection_id = $1 AND ca.environment = $2 AND ca.subject_user_id = $3"
+    ))
     .bind(conn.id)
     .bind(env.as_str())
     .bind(subject)
@@ -163,14 +167,26 @@ pub(super) async fn provider_unreachable(state: &AppState, account_id: i64, curr
 }
 
 pub(super) async fn mark_needs_reauthorization(state: &AppState, account_id: i64, reason: &str) -> AppResult<()> {
+    let mut tx = state.db.pool.begin().await?;
     let ws: Option<i64> = sqlx::query_scalar(
         "UPDATE authorized_accounts SET status = 'needs_reauthorization', status_reason = $1, refresh_started_at = NULL
          WHERE id = $2 RETURNING workspace_id",
     )
     .bind(reason)
     .bind(account_id)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    if ws.is_some() {
+        emit_for_account(
+            &mut tx,
+            account_id,
+            EventType::ConnectionNeedsReauthorization,
+            "needs_reauthorization",
+            Some(reason),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     record_status(state, account_id, ws, Level::Warn, OperationKind::NeedsReauthorization, reason).await;
     Ok(())
 }

@@ -250,7 +250,7 @@ pub mod ssr {
                 creds
             }
             AuthType::OAuth2 if connector.config.grant_type == crate::connectors::GrantType::ClientCredentials => {
-                client_credentials(state, &connector, &conn).await?
+                client_credentials(state, &connector, &conn.scopes).await?
             }
             AuthType::OAuth2 => return start_oauth(state, user, &conn, &connector, name, envs, req.replace).await,
         };

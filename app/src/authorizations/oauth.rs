@@ -170,15 +170,17 @@ pub(super) fn credentials_from(
     }
 }
 
+/// A token by the client-credentials grant for `scopes` (space-separated): at authorization,
+/// and again whenever the stored one has expired (there is no refresh token in this grant).
 pub(super) async fn client_credentials(
     state: &AppState,
     connector: &Connector,
-    conn: &Connection,
+    scopes: &str,
 ) -> AppResult<Credentials> {
     ensure_client_secret(connector)?;
     let client = oauth_client(connector)?;
     let mut req = client.exchange_client_credentials();
-    for s in conn.scopes.split_whitespace() {
+    for s in scopes.split_whitespace() {
         req = req.add_scope(oauth2::Scope::new(s.to_string()));
     }
     let token = req.request_async(&state.outbound).await.map_err(token_error)?;

@@ -8,9 +8,10 @@ use super::health::{
     clear_refresh_mark, mark_needs_reauthorization, needs_reauthorization, provider_unreachable, read_account, reason,
     record_refresh_failure, record_status, unreachable,
 };
-use super::oauth::{bad_url, credentials_from, oauth_client, token_error};
+use super::oauth::{bad_url, client_credentials, credentials_from, oauth_client, token_error};
 use crate::connections::Status;
 use crate::connectors::ssr::Connector;
+use crate::connectors::GrantType;
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
@@ -127,6 +128,40 @@ async fn refresh_with_lease(
     }
 }
 
+/// A client-credentials account has no refresh token: under the same lease, a new token is
+/// asked for with the scopes of the connections it serves (every one shares them: the account
+/// is reused only under the same configuration), and stored fenced like a refresh.
+async fn fetch_client_credentials(
+    state: &AppState,
+    connector: &Connector,
+    account_id: i64,
+    owner: &str,
+) -> AppResult<Held> {
+    let scopes: Option<String> = sqlx::query_scalar(
+        "SELECT c.scopes FROM connection_authorizations ca JOIN connections c ON c.id = ca.connection_id
+         WHERE ca.account_id = $1 ORDER BY c.id LIMIT 1",
+    )
+    .bind(account_id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let creds = match client_credentials(state, connector, scopes.as_deref().unwrap_or_default()).await {
+        Ok(creds) => creds,
+        Err(e) => {
+            let ws: Option<i64> = sqlx::query_scalar("SELECT workspace_id FROM authorized_accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_optional(&state.db.pool)
+                .await?;
+            record_refresh_failure(state, account_id, ws, &e.to_string()).await;
+            return Ok(Held::Done(Err(e)));
+        }
+    };
+    match store_refreshed(state, account_id, owner, &creds).await? {
+        Stored::Written(_) => Ok(Held::Done(Ok(creds))),
+        Stored::LeaseLost => Ok(Held::LeaseLost),
+        Stored::AccountGone => Ok(Held::Done(Err(needs_reauthorization()))),
+    }
+}
+
 /// How a refresh under a lease ended.
 enum Held {
     Done(AppResult<Credentials>),
@@ -169,6 +204,9 @@ async fn refresh_under_lease(
     let interrupted = current.refresh_started_at.is_some();
     if interrupted {
         tracing::warn!(account_id, "an earlier token refresh was interrupted; trying the stored refresh token");
+    }
+    if connector.config.grant_type == GrantType::ClientCredentials {
+        return fetch_client_credentials(state, connector, account_id, owner).await;
     }
     let Credentials::OAuth2 { refresh_token: Some(refresh), .. } = &current.creds else {
         mark_needs_reauthorization(state, account_id, reason::NO_REFRESH_TOKEN).await?;

@@ -128,6 +128,7 @@ pub fn TopNav(user: SessionUser) -> impl IntoView {
                 </Show>
                 <Show when=move || admin>
                     <a href="/settings/api-keys">"API keys"</a>
+                    <a href="/settings/webhooks">"Webhooks"</a>
                 </Show>
             </nav>
             <span class="who">

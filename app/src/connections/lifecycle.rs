@@ -13,6 +13,8 @@ use crate::policy::{decide, Action};
 use crate::revocations::ssr::{drop_unused_accounts, send_now, Target};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
+use crate::webhooks::outbox::Event;
+use crate::webhooks::EventType;
 
 /// Loads a connection of the caller's workspace that the caller may manage.
 async fn managed(state: &AppState, user: &SessionUser, id: ConnectionId) -> AppResult<Connection> {
@@ -48,16 +50,27 @@ pub async fn edit(state: &AppState, user: &SessionUser, id: ConnectionId, edit: 
     if !added.is_empty() {
         // The stored grants lack the new permissions: every authorization of this connection
         // needs consent again. (Removed scopes are simply not asked for next time.)
-        marked = sqlx::query(
-            "UPDATE authorized_accounts SET status = 'needs_reauthorization', status_reason = $1
-             WHERE status = 'connected'
-               AND id IN (SELECT account_id FROM connection_authorizations WHERE connection_id = $2)",
+        // Marked on this connection's links, not on the accounts: an account it shares with
+        // another connection stays connected there.
+        let envs: Vec<String> = sqlx::query_scalar(
+            "UPDATE connection_authorizations SET reconsent_reason = $1
+             WHERE connection_id = $2 AND reconsent_reason IS NULL
+               AND account_id IN (SELECT id FROM authorized_accounts WHERE status = 'connected')
+             RETURNING environment",
         )
         .bind(reason::NEW_PERMISSIONS)
         .bind(conn.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
+        marked = envs.len();
+        for env in &envs {
+            let event = Event::new(EventType::ConnectionNeedsReauthorization, conn.workspace_id)
+                .connection(conn.id)
+                .env(env)
+                .status("needs_reauthorization")
+                .reason(reason::NEW_PERMISSIONS);
+            crate::webhooks::outbox::emit(&mut tx, event).await?;
+        }
     }
     tx.commit().await?;
     let mut changes = Vec::new();
@@ -189,6 +202,8 @@ pub async fn delete(state: &AppState, user: &SessionUser, id: ConnectionId) -> A
     accounts.dedup();
     let target = Target { connector_id: connector.id, workspace_id: user.workspace_id, connection_id: Some(conn.id) };
     let queued = drop_unused_accounts(&mut tx, state, &target, &accounts).await?;
+    let event = Event::new(EventType::ConnectionDeleted, conn.workspace_id).connection(conn.id).status("deleted");
+    crate::webhooks::outbox::emit(&mut tx, event).await?;
     let deleted = sqlx::query("DELETE FROM connections WHERE id = $1 AND workspace_id = $2")
         .bind(conn.id)
         .bind(user.workspace_id)
@@ -243,15 +258,19 @@ pub async fn users_authorizations(
         return Ok(Vec::new());
     }
     let everyone = decide(user.role, conn.conn_type, Action::OthersAuthorizations, cx).is_allowed();
-    let rows: Vec<UserAuthorizationRow> = sqlx::query_as(
+    let rows: Vec<UserAuthorizationRow> = sqlx::query_as(concat!(
         "SELECT ca.subject_user_id AS user_id, u.display_name AS user_name, ca.environment,
-                a.name AS account_name, ca.authorized_at, a.status, a.status_reason
+                a.name AS account_name, ca.authorized_at, ",
+        link_status!(),
+        " AS status, ",
+        link_reason!(),
+        " AS status_reason
          FROM connection_authorizations ca
          JOIN authorized_accounts a ON a.id = ca.account_id
          JOIN users u ON u.id = ca.subject_user_id
          WHERE ca.connection_id = $1 AND ($2 = 1 OR ca.subject_user_id = $3)
-         ORDER BY u.display_name, ca.subject_user_id, ca.environment",
-    )
+         ORDER BY u.display_name, ca.subject_user_id, ca.environment"
+    ))
     .bind(conn.id)
     .bind(everyone as i64)
     .bind(user.id)

@@ -42,10 +42,14 @@ macro_rules! entry_select {
                     AND r.subject_user_id = CASE WHEN c.conn_type = 'user' THEN $2 ELSE ",
             shared_subject!(),
             " END)
-                THEN 'revoked' ELSE a.status END AS account_status, ",
+                THEN 'revoked' ELSE ",
+            link_status!(),
+            " END AS account_status, ",
             usage_columns!(),
             ",
-           k.auth_type, k.config AS connector_config, c.same_for_all_envs, a.status_reason
+           k.auth_type, k.config AS connector_config, c.same_for_all_envs, ",
+            link_reason!(),
+            " AS status_reason
     FROM connections c
     JOIN connectors k ON k.id = c.connector_id
     LEFT JOIN connection_authorizations ca
@@ -255,7 +259,8 @@ pub async fn page(state: &AppState, user: &SessionUser, query: &ConnectionQuery)
         "SELECT COUNT(DISTINCT ca.connection_id) FROM connection_authorizations ca
          JOIN connections c ON c.id = ca.connection_id
          JOIN authorized_accounts a ON a.id = ca.account_id
-         WHERE c.workspace_id = $1 AND c.enabled = 1 AND a.status = 'needs_reauthorization'",
+         WHERE c.workspace_id = $1 AND c.enabled = 1
+           AND (a.status = 'needs_reauthorization' OR ca.reconsent_reason IS NOT NULL)",
     )
     .bind(user.workspace_id)
     .fetch_one(&state.db.pool)

@@ -224,14 +224,17 @@ pub async fn details(state: &AppState, user: &SessionUser, id: i64) -> AppResult
     .fetch_optional(&state.db.pool)
     .await?;
     let subject = crate::authorizations::ssr::subject_for(&conn, user);
-    let rows: Vec<AuthorizationRow> = sqlx::query_as(
-        "SELECT ca.environment, a.name AS account_name, u.display_name AS authorized_by, ca.authorized_at,
-                a.status, a.status_reason
+    let rows: Vec<AuthorizationRow> = sqlx::query_as(concat!(
+        "SELECT ca.environment, a.name AS account_name, u.display_name AS authorized_by, ca.authorized_at, ",
+        link_status!(),
+        " AS status, ",
+        link_reason!(),
+        " AS status_reason
          FROM connection_authorizations ca
          JOIN authorized_accounts a ON a.id = ca.account_id
          JOIN users u ON u.id = ca.authorized_by
-         WHERE ca.connection_id = $1 AND ca.subject_user_id = $2",
-    )
+         WHERE ca.connection_id = $1 AND ca.subject_user_id = $2"
+    ))
     .bind(id)
     .bind(subject)
     .fetch_all(&state.db.pool)

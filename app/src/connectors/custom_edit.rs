@@ -131,14 +131,19 @@ pub async fn update_custom(
         sqlx::query("UPDATE connectors SET secret_ct = NULL WHERE id = $1").bind(id).execute(&mut *tx).await?;
     }
     if affected > 0 {
-        sqlx::query(
+        let accounts: Vec<i64> = sqlx::query_scalar(
             "UPDATE authorized_accounts SET status = 'needs_reauthorization', status_reason = $1
-             WHERE connector_id = $2 AND status = 'connected'",
+             WHERE connector_id = $2 AND status = 'connected' RETURNING id",
         )
         .bind(reason::CONNECTOR_CHANGED)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        for account in accounts {
+            let kind = crate::webhooks::EventType::ConnectionNeedsReauthorization;
+            let why = Some(reason::CONNECTOR_CHANGED);
+            crate::webhooks::outbox::emit_for_account(&mut tx, account, kind, "needs_reauthorization", why).await?;
+        }
     }
     tx.commit().await?;
     let mut detail = format!("custom connector {}", row.link_name);

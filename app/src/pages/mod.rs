@@ -14,3 +14,4 @@ pub mod microservices;
 pub mod operations;
 pub mod promotion;
 pub mod records;
+pub mod webhooks;

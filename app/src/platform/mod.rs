@@ -33,17 +33,7 @@ closed_set! {
 impl ApiScope {
     /// Scopes as typed or stored: separated by spaces or commas, at least one, no repeats.
     pub fn parse_list(raw: &str) -> Result<Vec<ApiScope>, AppError> {
-        let mut out = Vec::new();
-        for part in raw.split(|c: char| c.is_whitespace() || c == ',').filter(|p| !p.is_empty()) {
-            let scope = ApiScope::parse(part)?;
-            if !out.contains(&scope) {
-                out.push(scope);
-            }
-        }
-        if out.is_empty() {
-            return Err(AppError::invalid("scopes", "Choose at least one scope."));
-        }
-        Ok(out)
+        crate::closed_set::parse_list(raw, ApiScope::parse, "scopes", "Choose at least one scope.")
     }
 }
 

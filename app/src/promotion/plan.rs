@@ -394,7 +394,7 @@ async fn check_connection(
     let connected: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT ca.environment FROM connection_authorizations ca
          JOIN authorized_accounts a ON a.id = ca.account_id
-         WHERE ca.connection_id = $1 AND a.status = 'connected'",
+         WHERE ca.connection_id = $1 AND a.status = 'connected' AND ca.reconsent_reason IS NULL",
     )
     .bind(e.id)
     .fetch_all(&state.db.pool)

@@ -164,6 +164,11 @@ pub struct Settings {
     #[arg(long, env = "REVOCATION_RETRY_SECS", default_value_t = 24 * 3600)]
     pub revocation_retry_secs: i64,
 
+    /// Seconds a webhook delivery is retried (with growing delays) before it is marked failed;
+    /// an endpoint whose deliveries fail for this long without a success is turned off.
+    #[arg(long, env = "WEBHOOK_RETRY_SECS", default_value_t = 24 * 3600)]
+    pub webhook_retry_secs: i64,
+
     /// Where the built site (pkg/*.wasm, *.js, *.css) is served from.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,

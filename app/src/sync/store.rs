@@ -302,11 +302,18 @@ pub(super) async fn apply(
         tx.rollback().await?;
         return Ok(());
     }
-    tx.commit().await?;
     let workspace: Option<i64> = sqlx::query_scalar("SELECT workspace_id FROM applications WHERE id = $1")
         .bind(ds.application_id)
-        .fetch_optional(&state.db.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+    if let Some(ws) = workspace {
+        let event = crate::webhooks::outbox::Event::new(crate::webhooks::EventType::SyncCompleted, ws)
+            .application(ds.application_id)
+            .connection(ds.connection_id)
+            .status("completed");
+        crate::webhooks::outbox::emit(&mut tx, event).await?;
+    }
+    tx.commit().await?;
     Operation::new(Level::Info, OperationKind::SyncCompleted)
         .workspace(workspace)
         .on(ds.connection_id)

@@ -7,6 +7,7 @@ use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
 use crate::ssr::AppState;
+use crate::webhooks::{outbox::Event, EventType};
 use std::time::Duration;
 
 fn stale_ms(state: &AppState) -> i64 {
@@ -125,13 +126,25 @@ struct RunOwner {
     user_id: i64,
     workspace_id: i64,
     connection_id: i64,
+    application_id: i64,
     name: String,
 }
 
-const RUN_OWNER: &str = "SELECT r.id, r.user_id, a.workspace_id, d.connection_id, d.name FROM sync_runs r
+const RUN_OWNER: &str =
+    "SELECT r.id, r.user_id, a.workspace_id, d.connection_id, d.application_id, d.name FROM sync_runs r
      JOIN datasources d ON d.id = r.datasource_id JOIN applications a ON a.id = d.application_id";
 
 impl RunOwner {
+    /// Queues `sync.failed` for the run in the transaction that marks it failed.
+    async fn emit_failed(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, reason: &str) -> AppResult<()> {
+        let event = Event::new(EventType::SyncFailed, self.workspace_id)
+            .application(self.application_id)
+            .connection(self.connection_id)
+            .status("failed")
+            .reason(reason);
+        crate::webhooks::outbox::emit(tx, event).await.map(drop)
+    }
+
     async fn log_failure(&self, state: &AppState, detail: String) {
         Operation::new(Level::Error, OperationKind::SyncFailed)
             .workspace(self.workspace_id)
@@ -157,6 +170,7 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
             "The server stopped while this sync was running (no progress for {} s). Nothing was changed; initiate it again.",
             state.settings.sync_stale_secs
         );
+        let mut tx = state.db.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE sync_runs SET status = 'failed', error = $1, finished_at = $2
              WHERE id = $3 AND status = 'ongoing' AND heartbeat_at < $4",
@@ -165,9 +179,13 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
         .bind(now_ms())
         .bind(id)
         .bind(cutoff)
-        .execute(&state.db.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        if done == 1 {
+            run.emit_failed(&mut tx, &reason).await?;
+        }
+        tx.commit().await?;
         if done == 1 {
             tracing::warn!(run_id = id, "sync run abandoned by a stopped server marked failed");
             run.log_failure(state, format!("sync run {id}: {reason}")).await;
@@ -216,7 +234,21 @@ async fn execute(state: &AppState, slot: i64, owner: &str, run_id: i64) {
 }
 
 async fn fail(state: &AppState, owner: &str, run_id: i64, reason: &str) {
-    let res = sqlx::query(
+    match mark_failed(state, owner, run_id, reason).await {
+        Ok(Some(run)) => {
+            let detail = format!("sync run {run_id} of datasource {} failed: {reason}", run.name);
+            run.log_failure(state, detail).await;
+        }
+        Ok(None) => {} // given up meanwhile: the sweeper said so
+        Err(e) => tracing::error!(error = %e, run_id, "could not mark a sync run failed (the sweeper will)"),
+    }
+}
+
+/// Marks the run failed while this worker still owns it, with `sync.failed` queued in the same
+/// transaction; the run when it was marked.
+async fn mark_failed(state: &AppState, owner: &str, run_id: i64, reason: &str) -> AppResult<Option<RunOwner>> {
+    let mut tx = state.db.pool.begin().await?;
+    let done = sqlx::query(
         "UPDATE sync_runs SET status = 'failed', error = $1, finished_at = $2
          WHERE id = $3 AND owner = $4 AND status = 'ongoing'",
     )
@@ -224,20 +256,16 @@ async fn fail(state: &AppState, owner: &str, run_id: i64, reason: &str) {
     .bind(now_ms())
     .bind(run_id)
     .bind(owner)
-    .execute(&state.db.pool)
-    .await;
-    if let Err(e) = res {
-        tracing::error!(error = %e, run_id, "could not mark a sync run failed (the sweeper will)");
-        return;
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if done != 1 {
+        tx.rollback().await?;
+        return Ok(None);
     }
-    let run: Option<RunOwner> = sqlx::query_as(&format!("{RUN_OWNER} WHERE r.id = $1"))
-        .bind(run_id)
-        .fetch_optional(&state.db.pool)
-        .await
-        .ok()
-        .flatten();
-    if let Some(run) = run {
-        let detail = format!("sync run {run_id} of datasource {} failed: {reason}", run.name);
-        run.log_failure(state, detail).await;
-    }
+    let run: RunOwner =
+        sqlx::query_as(&format!("{RUN_OWNER} WHERE r.id = $1")).bind(run_id).fetch_one(&mut *tx).await?;
+    run.emit_failed(&mut tx, reason).await?;
+    tx.commit().await?;
+    Ok(Some(run))
 }

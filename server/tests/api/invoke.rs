@@ -323,6 +323,9 @@ async fn an_unreachable_provider_is_a_status_and_heals_when_it_is_back() {
     let app = common::spawn_with_sandbox_allowing(&sandbox, &[refresh_addr]).await;
     let admin = app.signed_in("admin@demo.test").await;
     let refresh_url = format!("http://{refresh_addr}/token");
+    let events = "connection.needs_reauthorization connection.recovered";
+    let hook = [("url", "https://hooks.example/x"), ("description", ""), ("events", events)];
+    let _: Value = app.json(&admin, "create_webhook_endpoint", &hook).await;
     let link = app
         .custom_connection(
             &admin,
@@ -383,6 +386,14 @@ async fn an_unreachable_provider_is_a_status_and_heals_when_it_is_back() {
     assert_eq!((shown.as_str(), why), ("Connected", Value::Null));
     assert_ne!(app.oauth_tokens_any(&link).await.0, old_access);
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'reconnected'").await, 1);
+    // Webhook endpoints heard both changes, once per environment.
+    let kinds: Vec<(String, String)> = sqlx::query_as("SELECT kind, payload FROM webhook_events ORDER BY created_at")
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    let count = |k: &str| kinds.iter().filter(|(kind, _)| kind == k).count();
+    assert_eq!((count("connection.needs_reauthorization"), count("connection.recovered")), (3, 3), "{kinds:?}");
+    assert!(kinds[0].1.contains(reason::UNREACHABLE), "{kinds:?}");
 }
 
 /// Redirects are re-checked hop by hop: within the connector's origin they are followed (the
@@ -476,4 +487,39 @@ async fn payment_gateways_are_listed_apart_and_get_their_secret_key_as_a_bearer_
     // Only for the applications it was granted to.
     let (status, _) = err(invoke(&app, &admin, "sales_hub", "checkout", &url).await).await;
     assert_eq!(status, 403);
+}
+
+/// A client-credentials account has no refresh token: when its token has expired, the next
+/// call fetches a new one with the connection's scopes (under the same lease as a refresh)
+/// instead of marking it "Needs reauthorization".
+#[tokio::test]
+async fn an_expired_client_credentials_token_is_fetched_again() {
+    let sandbox = Sandbox::start(&[("SANDBOX_ACCESS_TOKEN_TTL", "2")]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let machine = CustomConnectorInput {
+        name: "Machine CRM".into(),
+        auth_type: "oauth2".into(),
+        grant_type: "client_credentials".into(),
+        client_id: "machine-client".into(),
+        client_secret: "machine-client-secret".into(),
+        token_url: sandbox.endpoint("/token"),
+        scopes: "crm.deals.read".into(),
+        api_base: sandbox.url.clone(),
+        ..Default::default()
+    };
+    let link = app.custom_connection(&admin, &machine, "Machine", &["crm.deals.read"]).await;
+    let out = app.authorize(&admin, &link, &fixtures::oauth("Machine")).await;
+    assert!(matches!(out, app::authorizations::AuthorizeOutcome::Authorized { .. }), "{out:?}");
+    let url = sandbox.endpoint("/api/crm/Deals?per_page=1");
+    assert_eq!(ok(invoke(&app, &admin, "field_service", &link, &url).await).await.status, 200);
+    assert_eq!(sandbox.stats().await["token_requests"]["client_credentials"], 1);
+
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let res = ok(invoke(&app, &admin, "field_service", &link, &url).await).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(sandbox.stats().await["token_requests"]["client_credentials"], 2, "a new token was fetched");
+    let d: Value = app.json(&admin, "get_connection", &[("link_name", link.as_str())]).await;
+    assert!(d["environments"].as_array().unwrap().iter().all(|e| e["status"] == "Connected"), "{d}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'needs_reauthorization'").await, 0);
 }

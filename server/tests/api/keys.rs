@@ -24,6 +24,7 @@ async fn stored(db: &Db) -> Vec<(Column, RowKey, Vec<u8>)> {
             Column::PendingFlowVerifiers => "SELECT state, pkce_verifier_ct FROM oauth_pending",
             Column::PendingRevocations => "SELECT id, token_ct FROM pending_revocations",
             Column::IdempotentAnswers => "SELECT id, answer_ct FROM api_idempotency WHERE answer_ct IS NOT NULL",
+            Column::WebhookSecrets => "SELECT id, secret_ct FROM webhook_endpoints",
         };
         if matches!(column, Column::KeyCheck | Column::PendingFlowVerifiers) {
             let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sql).fetch_all(&db.pool).await.unwrap();
@@ -152,6 +153,9 @@ async fn rotation_re_encrypts_every_value_while_serving() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+    // A webhook endpoint's signing secret.
+    let args = [("url", "https://hooks.example/rotation"), ("description", ""), ("events", "sync.failed")];
+    let _: serde_json::Value = app1.json(&admin, "create_webhook_endpoint", &args).await;
     // Enough accounts that the pass takes several batches.
     for n in 0..(2 * keys::BATCH_SIZE as usize + 30) {
         insert_account(&db, &app1.state.cipher, n).await;

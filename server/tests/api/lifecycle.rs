@@ -109,9 +109,24 @@ async fn editing_renames_and_added_scopes_need_reauthorization() {
     assert!(statuses(&d).iter().all(|s| s == "Connected"), "{d}");
     assert_eq!(invoke_deals(&app, &admin, &sandbox).await.status(), 200);
 
-    // Adding a scope: every authorization needs consent again, and calls say so.
+    // Adding a scope: every authorization needs consent again, and calls say so; a webhook
+    // endpoint hears it once per environment, with the reason.
+    let hook =
+        [("url", "https://hooks.example/x"), ("description", ""), ("events", "connection.needs_reauthorization")];
+    let _: Value = app.json(&admin, "create_webhook_endpoint", &hook).await;
     let args = rename("Sales CRM EU", &["crm.deals.read", "crm.contacts.read", "crm.deals.write"]);
     app.json::<()>(&dev, "edit_connection", &common::pairs(&args)).await;
+    let payloads: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM webhook_events").fetch_all(&app.state.db.pool).await.unwrap();
+    assert_eq!(payloads.len(), 3, "{payloads:?}");
+    for p in &payloads {
+        let p: Value = serde_json::from_str(p).unwrap();
+        assert_eq!(p["type"], "connection.needs_reauthorization");
+        assert_eq!(
+            (p["data"]["connection"].as_str(), p["data"]["reason"].as_str()),
+            (Some("sales_crm"), Some("new permissions requested"))
+        );
+    }
     let d = details(&app, &admin, "sales_crm").await;
     assert!(statuses(&d).iter().all(|s| s == "NeedsReauthorization: new permissions requested"), "{:?}", statuses(&d));
     let panel: Vec<Value> =
@@ -400,4 +415,83 @@ async fn custom_connectors_are_edited_with_write_only_secrets_and_deleted_when_u
     let builtin = app.connector_id(&admin, "sandbox_crm").await.to_string();
     assert_eq!(app.fails(&dev, "delete_custom_connector", &[("connector_id", &builtin)]).await.0, 404);
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'connector_edited'").await, 3);
+}
+
+/// Adding a scope marks this connection's authorizations only: an account it shares with
+/// another connection of the same service and scopes (reused there) stays connected for that
+/// one, which keeps working; re-consenting clears the mark.
+#[tokio::test]
+async fn added_scopes_mark_this_connections_authorizations_not_a_shared_account() {
+    let World { sandbox, app, admin, .. } = World::start().await;
+    let input = app::connectors::CustomConnectorInput {
+        scopes: "crm.deals.read crm.deals.write".into(),
+        ..fixtures::sandbox_crm("Twin CRM", &sandbox)
+    };
+    let connector = app.custom_connector(&admin, &input).await;
+    let cid = connector["id"].as_i64().expect("connector id").to_string();
+    let mut links = Vec::new();
+    for name in ["Twin A", "Twin B"] {
+        let args = [
+            ("input[connector_id]", cid.as_str()),
+            ("input[display_name]", name),
+            ("input[same_for_all_envs]", "true"),
+            ("input[conn_type]", "admin"),
+            ("input[scopes][0]", "crm.deals.read"),
+        ];
+        let conn: Value = app.json(&admin, "create_connection", &args).await;
+        let link = conn["link_name"].as_str().expect("link name").to_string();
+        app.enable_access(&admin, &link, "field_service").await;
+        links.push(link);
+    }
+    let (a, b) = (links[0].clone(), links[1].clone());
+    consent(&app, &admin, &a, "alice").await;
+    // B reuses A's account.
+    let b_id = app.connection_id(&b).await.to_string();
+    let options: Vec<Value> = app.json(&admin, "reusable_accounts", &[("connection_id", &b_id)]).await;
+    assert_eq!(options.len(), 1, "{options:?}");
+    let account = options[0]["id"].as_i64().unwrap().to_string();
+    let reuse = [("connection_id", b_id.as_str()), ("account_id", account.as_str()), ("environments[0]", "Production")];
+    app.json::<()>(&admin, "reuse_account", &reuse).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM authorized_accounts").await, 1, "one account behind both");
+
+    // A asks for one more scope: A needs consent again, B does not.
+    let a_id = app.connection_id(&a).await.to_string();
+    let edit = [
+        ("connection_id", a_id.as_str()),
+        ("edit[display_name]", "Twin A"),
+        ("edit[scopes][0]", "crm.deals.read"),
+        ("edit[scopes][1]", "crm.deals.write"),
+    ];
+    app.json::<()>(&admin, "edit_connection", &edit).await;
+    let a_details = details(&app, &admin, &a).await;
+    assert!(
+        statuses(&a_details).iter().all(|s| s == "NeedsReauthorization: new permissions requested"),
+        "{:?}",
+        statuses(&a_details)
+    );
+    let b_details = details(&app, &admin, &b).await;
+    assert!(statuses(&b_details).iter().all(|s| s == "Connected"), "{:?}", statuses(&b_details));
+    let call = |link: String| {
+        let (app, admin, url) = (&app, &admin, sandbox.endpoint("/api/crm/Deals?per_page=1"));
+        async move {
+            let args = [
+                ("request[app]", "field_service"),
+                ("request[connection]", link.as_str()),
+                ("request[method]", "GET"),
+                ("request[url]", url.as_str()),
+            ];
+            app.call(admin, "invoke_url", &args).await.status()
+        }
+    };
+    assert_eq!(call(b.clone()).await, 200, "the other connection keeps working");
+    assert_eq!(call(a.clone()).await, 428, "this one asks for consent");
+    let page: Value = app.json(&admin, "connections_page", &[]).await;
+    assert_eq!(page["attention"], 1, "{page}");
+
+    // Re-consenting A (with the new scope) clears its mark; B is untouched throughout.
+    let url = consent(&app, &admin, &a, "alice").await;
+    assert!(url.contains("crm.deals.write"), "{url}");
+    assert!(statuses(&details(&app, &admin, &a).await).iter().all(|s| s == "Connected"));
+    assert_eq!(call(a).await, 200);
+    assert_eq!(call(b).await, 200);
 }

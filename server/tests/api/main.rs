@@ -30,3 +30,4 @@ mod startup;
 mod sync;
 mod system_connections;
 mod verify;
+mod webhooks;

@@ -214,6 +214,8 @@ async fn a_failing_service_fails_the_run_without_touching_form_records() {
     let admin = app.signed_in("admin@demo.test").await;
     app.connect_oauth(&admin, "sales_crm").await;
     let before = form_values(&app, "contact_lookup", "contact").await;
+    let hook = [("url", "https://hooks.example/x"), ("description", ""), ("events", "sync.failed sync.completed")];
+    let _: Value = app.json(&admin, "create_webhook_endpoint", &hook).await;
 
     // Pages 1 and 2 fine, page 3 garbage: nothing of the first two is applied.
     sandbox.fail_with("garbage", &[("times", "1"), ("skip", "2")]).await;
@@ -228,6 +230,18 @@ async fn a_failing_service_fails_the_run_without_touching_form_records() {
         .await
         .unwrap();
     assert!(logged.contains("not valid JSON"), "{logged}");
+    // A webhook endpoint hears it, with the application, the connection and the reason.
+    let payload: String = sqlx::query_scalar("SELECT payload FROM webhook_events WHERE kind = 'sync.failed'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(
+        (payload["data"]["connection"].as_str(), payload["data"]["status"].as_str()),
+        (Some("sales_crm"), Some("failed"))
+    );
+    assert!(payload["data"]["application"].is_string(), "{payload}");
+    assert!(payload["data"]["reason"].as_str().unwrap_or_default().contains("not valid JSON"), "{payload}");
 
     sandbox.fail_with("500", &[("times", "1")]).await;
     assert_eq!(initiate(&app, &admin, CONTACTS).await.status(), 200);

@@ -32,6 +32,7 @@ pub enum Column {
     PendingFlowVerifiers,
     PendingRevocations,
     IdempotentAnswers,
+    WebhookSecrets,
 }
 
 /// A row's identity: what its associated data is made of.
@@ -42,13 +43,14 @@ pub enum RowKey {
 }
 
 impl Column {
-    pub const ALL: [Column; 6] = [
+    pub const ALL: [Column; 7] = [
         Column::KeyCheck,
         Column::AccountCredentials,
         Column::ConnectorSecrets,
         Column::PendingFlowVerifiers,
         Column::PendingRevocations,
         Column::IdempotentAnswers,
+        Column::WebhookSecrets,
     ];
 
     pub fn table(self) -> &'static str {
@@ -59,6 +61,7 @@ impl Column {
             Column::PendingFlowVerifiers => "oauth_pending",
             Column::PendingRevocations => "pending_revocations",
             Column::IdempotentAnswers => "api_idempotency",
+            Column::WebhookSecrets => "webhook_endpoints",
         }
     }
 
@@ -70,6 +73,7 @@ impl Column {
             Column::PendingFlowVerifiers => "pkce_verifier_ct",
             Column::PendingRevocations => "token_ct",
             Column::IdempotentAnswers => "answer_ct",
+            Column::WebhookSecrets => "secret_ct",
         }
     }
 
@@ -106,6 +110,7 @@ impl Column {
             (Column::PendingFlowVerifiers, RowKey::Name(state)) => crate::authorizations::ssr::pending_aad(state),
             (Column::PendingRevocations, RowKey::Id(id)) => crate::revocations::ssr::pending_aad(*id),
             (Column::IdempotentAnswers, RowKey::Id(id)) => crate::platform::v1::guard::idempotency_aad(*id),
+            (Column::WebhookSecrets, RowKey::Id(id)) => crate::webhooks::endpoints::secret_aad(*id),
             // A key of the wrong kind cannot come from `rows`; an AAD nothing was encrypted
             // with makes decryption fail instead of panicking.
             _ => Vec::new(),

@@ -17,8 +17,9 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub state: AppState,
     pub settings: Settings,
-    /// The background workers, as `main` starts them (dropped with the test).
-    _workers: app::ssr::workers::Workers,
+    /// The background workers, as `main` starts them (dropped with the test, or stopped by
+    /// [`TestApp::stop_workers`]).
+    workers: Option<app::ssr::workers::Workers>,
     _dir: tempfile::TempDir,
     _watched: watchdog::Watched,
 }
@@ -132,7 +133,7 @@ pub async fn spawn_with(mut settings: Settings, dir: tempfile::TempDir) -> TestA
     let workers = server::start_workers(&built);
     let router = server::router(built);
     tokio::spawn(server::serve(listener, router));
-    TestApp { addr, state, settings, _workers: workers, _dir: dir, _watched: watchdog::watch() }
+    TestApp { addr, state, settings, workers: Some(workers), _dir: dir, _watched: watchdog::watch() }
 }
 
 /// Another server process's worth of state (own pools, own caches) on the same database:
@@ -156,6 +157,14 @@ pub async fn spawn_replica(first: &TestApp) -> (SocketAddr, AppState) {
 }
 
 impl TestApp {
+    /// Stops this server's background workers (it keeps serving requests), as if its worker
+    /// process had stopped: another process's workers take over.
+    pub async fn stop_workers(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown().await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
