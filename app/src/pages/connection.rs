@@ -24,6 +24,16 @@ pub fn ConnectionPage() -> impl IntoView {
             let details = Resource::new(move || (link(), version.get()), |(l, _)| get_connection(l));
             let dialog = RwSignal::new(None::<Target>);
             let auto_open = query.read_untracked().get("authorize").is_some();
+            // `?authorize=1` opens the dialog once the details are in, in the browser only: the
+            // server-rendered page and the one being hydrated must be the same (a dialog opened
+            // while rendering on the server made hydration fail and left every button dead).
+            Effect::new(move |_| {
+                if let Some(Ok(d)) = details.get() {
+                    if auto_open && matches!(d.authorize, Decision::Allowed | Decision::Prompt) && dialog.get_untracked().is_none() && version.get_untracked() == 0 && d.environments.iter().all(|e| e.status != Status::Connected) {
+                        dialog.set(Some(target(&d, d.environments.iter().map(|e| e.environment).take(1).collect(), false)));
+                    }
+                }
+            });
             view! {
                 <TopNav user=user/>
                 <main class="page">
@@ -31,12 +41,7 @@ pub fn ConnectionPage() -> impl IntoView {
                         {move || Suspend::new(async move {
                             match details.await {
                                 Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                                Ok(d) => {
-                                    if auto_open && matches!(d.authorize, Decision::Allowed | Decision::Prompt) && dialog.get_untracked().is_none() && version.get_untracked() == 0 && d.environments.iter().all(|e| e.status != Status::Connected) {
-                                        dialog.set(Some(target(&d, d.environments.iter().map(|e| e.environment).take(1).collect(), false)));
-                                    }
-                                    view! { <Details d=d dialog=dialog version=version/> }.into_any()
-                                }
+                                Ok(d) => view! { <Details d=d dialog=dialog version=version/> }.into_any(),
                             }
                         })}
                     </Transition>

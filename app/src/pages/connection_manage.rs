@@ -192,14 +192,25 @@ fn DeleteDialog(d: ConnectionDetails, open: RwSignal<bool>) -> impl IntoView {
 #[component]
 pub fn UsersAuthorizations(connection_id: i64, oversees: bool) -> impl IntoView {
     let revoke = ServerAction::<RevokeUserAuthorization>::new();
-    let rows =
-        Resource::new(move || revoke.version().get(), move |_| users_authorizations(ConnectionId(connection_id)));
+    // Loaded in the browser once the page is hydrated: this section sits inside the page's own
+    // suspended details, and a resource created there on the server is not found again while
+    // hydrating (the table and the fallback differed, hydration failed, every button was dead).
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
+    let rows = LocalResource::new(move || {
+        let version = revoke.version().get();
+        async move {
+            let _ = version;
+            users_authorizations(ConnectionId(connection_id)).await
+        }
+    });
     let error = move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     let title = if oversees { "Users' authorizations" } else { "Your authorizations" };
     view! {
         <section aria-label=title class="card">
             <h2>{title}</h2>
             {error}
+            <Show when=move || mounted.get() fallback=|| view! { <p class="loading">"Loading…"</p> }>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match rows.await {
@@ -230,6 +241,7 @@ pub fn UsersAuthorizations(connection_id: i64, oversees: bool) -> impl IntoView 
                     }
                 })}
             </Transition>
+            </Show>
         </section>
     }
 }
