@@ -170,21 +170,19 @@ pub enum WorkspaceAction {
     /// Create, list and revoke the workspace's API keys (they act for the whole workspace).
     ManageApiKeys,
     /// Register, test and remove the workspace's webhook endpoints (they learn of every
-    /// connection's health).
+    /// connection's health): builders, who manage connections.
     ManageWebhooks,
     /// Export an application's connections and import an export (environment promotion): it
     /// creates connections and custom connectors, so it is for builders (R1.3).
     PromoteConnections,
 }
 
-/// Decides a workspace-wide action: API keys and webhooks are for admins and super admins;
+/// Decides a workspace-wide action: API keys are for admins and super admins; webhooks and
 /// promotion (export and import of connections) for builders.
 pub fn decide_workspace(role: Role, action: WorkspaceAction) -> bool {
     match action {
-        WorkspaceAction::ManageApiKeys | WorkspaceAction::ManageWebhooks => {
-            matches!(role, Role::SuperAdmin | Role::Admin)
-        }
-        WorkspaceAction::PromoteConnections => role.is_builder(),
+        WorkspaceAction::ManageApiKeys => matches!(role, Role::SuperAdmin | Role::Admin),
+        WorkspaceAction::ManageWebhooks | WorkspaceAction::PromoteConnections => role.is_builder(),
     }
 }
 
@@ -317,7 +315,7 @@ mod tests {
         for role in Role::ALL {
             let admin = matches!(role, SuperAdmin | Role::Admin);
             assert_eq!(decide_workspace(role, WorkspaceAction::ManageApiKeys), admin, "{role:?}");
-            assert_eq!(decide_workspace(role, WorkspaceAction::ManageWebhooks), admin, "{role:?}");
+            assert_eq!(decide_workspace(role, WorkspaceAction::ManageWebhooks), role.is_builder(), "{role:?}");
             assert_eq!(host_may_grant(role), role != SuperAdmin, "{role:?}");
         }
     }

@@ -71,10 +71,10 @@ test('an admin registers a webhook endpoint, its test event is delivered and ver
   await expect(card).toHaveCount(0);
 });
 
-test('developers have no webhooks page', async ({ page }) => {
-  await signIn(page, USERS.developer);
+test('plain users have no webhooks page', async ({ page }) => {
+  await signIn(page, USERS.user);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' })).toHaveCount(0);
   await page.goto('/settings/webhooks');
-  await expect(page.getByRole('alert')).toContainText('Only admins and super admins can manage webhooks.');
+  await expect(page.getByRole('alert')).toContainText('Only builders (developers, admins and super admins) can manage webhooks.');
 });

@@ -1,4 +1,4 @@
-//! Webhooks (admins): register an endpoint for connection-health and sync events (its signing
+//! Webhooks (builders): register an endpoint for connection-health and sync events (its signing
 //! secret is shown once), send it a test event, read its delivery log, turn it off or delete it.
 
 use crate::components::{ErrorMessage, Loaded, RequireUser, TopNav};

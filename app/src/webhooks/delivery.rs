@@ -9,7 +9,7 @@
 //! success for that long is disabled, with an Operations entry. Delivery is at least once: the
 //! event id is stable across attempts, so receivers deduplicate on `webhook-id`.
 
-use super::endpoints::{ensure_admin, secret_aad};
+use super::endpoints::{ensure_builder, secret_aad};
 use super::outbox::{emit_to, Event};
 use super::{DeliveryInfo, EventType};
 use crate::auth::SessionUser;
@@ -224,7 +224,7 @@ async fn post(outbound: &Outbound, target: &Target, event_id: &str, secret: &[u8
 /// "Send test event": a `webhook.test` event for this endpoint only, sent now (also to a
 /// disabled endpoint, to check it before turning it on again). Answers the delivery as it stands.
 pub async fn send_test(state: &AppState, user: &SessionUser, endpoint_id: i64) -> AppResult<DeliveryInfo> {
-    ensure_admin(state, user).await?;
+    ensure_builder(state, user).await?;
     super::endpoints::load(state, user, endpoint_id).await?;
     let mut tx = state.db.pool.begin().await?;
     let event_id = emit_to(&mut tx, Event::new(EventType::Test, user.workspace_id), &[endpoint_id]).await?;

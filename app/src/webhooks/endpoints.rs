@@ -19,7 +19,7 @@ pub fn secret_aad(id: i64) -> Vec<u8> {
     format!("webhook_endpoints:{id}").into_bytes()
 }
 
-pub(super) async fn ensure_admin(state: &AppState, user: &SessionUser) -> AppResult<()> {
+pub(super) async fn ensure_builder(state: &AppState, user: &SessionUser) -> AppResult<()> {
     if decide_workspace(user.role, WorkspaceAction::ManageWebhooks) {
         return Ok(());
     }
@@ -27,7 +27,7 @@ pub(super) async fn ensure_admin(state: &AppState, user: &SessionUser) -> AppRes
         .detail(format!("{} tried to manage webhooks", user.email))
         .record(&state.db)
         .await;
-    Err(AppError::forbidden("Only admins and super admins can manage webhooks."))
+    Err(AppError::forbidden("Only builders (developers, admins and super admins) can manage webhooks."))
 }
 
 #[derive(sqlx::FromRow)]
@@ -62,7 +62,7 @@ const SELECT: &str = "SELECT e.id, e.url, e.description, e.events, e.enabled, e.
    FROM webhook_endpoints e JOIN users u ON u.id = e.created_by";
 
 pub async fn list(state: &AppState, user: &SessionUser) -> AppResult<Vec<EndpointInfo>> {
-    ensure_admin(state, user).await?;
+    ensure_builder(state, user).await?;
     let rows: Vec<EndpointRow> = sqlx::query_as(&format!("{SELECT} WHERE e.workspace_id = $1 ORDER BY e.id DESC"))
         .bind(user.workspace_id)
         .fetch_all(&state.db.pool)
@@ -103,7 +103,7 @@ pub async fn create(
     description: &str,
     events: &str,
 ) -> AppResult<CreatedEndpoint> {
-    ensure_admin(state, user).await?;
+    ensure_builder(state, user).await?;
     let url = parse_url(state, url)?;
     let description = description.trim();
     if description.chars().count() > 200 || description.chars().any(char::is_control) {
@@ -142,7 +142,7 @@ pub async fn create(
 }
 
 pub async fn set_enabled(state: &AppState, user: &SessionUser, id: i64, enabled: bool) -> AppResult<()> {
-    ensure_admin(state, user).await?;
+    ensure_builder(state, user).await?;
     let endpoint = load(state, user, id).await?;
     let reason = (!enabled).then(|| format!("turned off by {}", user.email));
     sqlx::query(
@@ -161,7 +161,7 @@ pub async fn set_enabled(state: &AppState, user: &SessionUser, id: i64, enabled:
 }
 
 pub async fn delete(state: &AppState, user: &SessionUser, id: i64) -> AppResult<()> {
-    ensure_admin(state, user).await?;
+    ensure_builder(state, user).await?;
     let endpoint = load(state, user, id).await?;
     // Deliveries go with the endpoint (ON DELETE CASCADE); events nobody else waits for stay
     // until housekeeping drops old ones.
@@ -182,7 +182,7 @@ const DELIVERY_COLUMNS: &str = "d.event_id, ev.kind, d.state, d.attempts, d.last
 
 /// The endpoint's 50 newest deliveries.
 pub async fn deliveries(state: &AppState, user: &SessionUser, id: i64) -> AppResult<Vec<DeliveryInfo>> {
-    ensure_admin(state, user).await?;
+    ensure_builder(state, user).await?;
     load(state, user, id).await?;
     Ok(sqlx::query_as(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id

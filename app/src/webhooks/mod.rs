@@ -4,7 +4,7 @@
 //! specification, written to a durable outbox in the transaction of the change they report,
 //! and sent through the guarded outbound client with retries for up to a day.
 //!
-//! - [`endpoints`]: register, list, enable/disable and delete endpoints (admins); the signing
+//! - [`endpoints`]: register, list, enable/disable and delete endpoints (builders); the signing
 //!   secret is shown once and stored encrypted.
 //! - [`outbox`]: [`outbox::Event`] and `emit`, called by the domain modules inside their
 //!   transactions.
@@ -113,14 +113,14 @@ impl DeliveryInfo {
     }
 }
 
-/// The workspace's webhook endpoints, newest first (admins).
+/// The workspace's webhook endpoints, newest first (builders).
 #[server(prefix = "/api", endpoint = "webhook_endpoints")]
 pub async fn webhook_endpoints() -> Result<Vec<EndpointInfo>, AppError> {
     let (state, user) = crate::auth::ssr::require_user().await?;
     endpoints::list(&state, &user).await
 }
 
-/// Registers an endpoint (admins): an https URL (plain http only for allowlisted hosts), a
+/// Registers an endpoint (builders): an https URL (plain http only for allowlisted hosts), a
 /// description and the events it receives, separated by spaces.
 #[server(prefix = "/api", endpoint = "create_webhook_endpoint")]
 pub async fn create_webhook_endpoint(
@@ -132,21 +132,21 @@ pub async fn create_webhook_endpoint(
     endpoints::create(&state, &user, &url, &description, &events).await
 }
 
-/// Turns an endpoint on or off (admins). Turning one on again resumes its pending deliveries.
+/// Turns an endpoint on or off (builders). Turning one on again resumes its pending deliveries.
 #[server(prefix = "/api", endpoint = "set_webhook_endpoint_enabled")]
 pub async fn set_webhook_endpoint_enabled(id: i64, enabled: bool) -> Result<(), AppError> {
     let (state, user) = crate::auth::ssr::require_user().await?;
     endpoints::set_enabled(&state, &user, id, enabled).await
 }
 
-/// Deletes an endpoint and its delivery log (admins).
+/// Deletes an endpoint and its delivery log (builders).
 #[server(prefix = "/api", endpoint = "delete_webhook_endpoint")]
 pub async fn delete_webhook_endpoint(id: i64) -> Result<(), AppError> {
     let (state, user) = crate::auth::ssr::require_user().await?;
     endpoints::delete(&state, &user, id).await
 }
 
-/// The endpoint's last deliveries, newest first (admins).
+/// The endpoint's last deliveries, newest first (builders).
 #[server(prefix = "/api", endpoint = "webhook_deliveries")]
 pub async fn webhook_deliveries(id: i64) -> Result<Vec<DeliveryInfo>, AppError> {
     let (state, user) = crate::auth::ssr::require_user().await?;
