@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup } from './helpers';
+import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, acceptNextDialog } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -260,7 +260,10 @@ test('switch to another account, then revoke: the connection shows not connected
   }
   await dialog.getByRole('button', { name: 'Close' }).click();
 
+  const asked = acceptNextDialog(page);
   await page.getByRole('button', { name: 'Revoke Production' }).click();
+  // The confirmation says that one shared authorization covers every environment.
+  expect(await asked).toMatch(/in every environment/);
   for (const env of ['Development', 'Stage', 'Production']) {
     await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Revoked');
   }

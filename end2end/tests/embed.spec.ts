@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil } from './helpers';
+import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil, acceptNextDialog } from './helpers';
 
 test('the embed example page gets authorized, switched and revoked events from the embedded panel', async ({ page }) => {
   await signIn(page, USERS.admin);
@@ -14,6 +14,7 @@ test('the embed example page gets authorized, switched and revoked events from t
   // The tests share one database: start from "not connected".
   if (!(await row.getByRole('button', { name: 'Authorize Weather' }).isVisible())) {
     await details.click();
+    void acceptNextDialog(page);
     await row.getByRole('button', { name: 'Revoke Weather' }).click();
     await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
   }
@@ -31,6 +32,7 @@ test('the embed example page gets authorized, switched and revoked events from t
   await expect(events).toContainText('connections.switched field_service weather production');
 
   await details.click();
+  void acceptNextDialog(page);
   await row.getByRole('button', { name: 'Revoke Weather' }).click();
   await expect(events).toContainText('connections.revoked field_service weather production');
   await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();

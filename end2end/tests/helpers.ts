@@ -126,3 +126,14 @@ export async function clickUntil(target: Locator, done: Locator) {
     await expect(done).toBeVisible({ timeout: 2_000 });
   }).toPass({ timeout: 20_000 });
 }
+
+/** Accepts the next confirmation the page asks for (destructive actions confirm first); resolves
+ * to its message, to assert what it said. */
+export function acceptNextDialog(page: Page): Promise<string> {
+  return new Promise((resolve) => {
+    page.once('dialog', (d) => {
+      resolve(d.message());
+      void d.accept();
+    });
+  });
+}

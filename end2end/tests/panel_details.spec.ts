@@ -1,8 +1,7 @@
 import { test, expect, Page, Locator } from '@playwright/test';
 import {
   USERS, hydrated, signIn, consentInPopup, openConnectionsTab, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey,
-  openConnectionsSlider as openSlider,
-} from './helpers';
+  openConnectionsSlider as openSlider, acceptNextDialog } from './helpers';
 
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -16,6 +15,7 @@ async function ensureRevoked(panel: Locator, name: string) {
   await expect(row.getByRole('button', { name: `Details of ${name}` })).toBeVisible();
   if (await row.getByRole('button', { name: `Authorize ${name}` }).isVisible()) return;
   await row.getByRole('button', { name: `Details of ${name}` }).click();
+  void acceptNextDialog(panel.page());
   await row.getByRole('region', { name: `${name} details` }).getByRole('button', { name: `Revoke ${name}` }).click();
   await expect(row.getByRole('button', { name: `Authorize ${name}` })).toBeVisible();
 }
@@ -64,7 +64,13 @@ test('live slider: details, switch to another account and back, revoke (admin, A
 
   // Revoke: shown as revoked, and Authorize is offered again.
   await row.getByRole('button', { name: 'Details of Weather' }).click();
+  const asked = acceptNextDialog(page);
   await row.getByRole('region', { name: 'Weather details' }).getByRole('button', { name: 'Revoke Weather' }).click();
+  // The confirmation names the connection, what uses it and what happens at the service.
+  const message = await asked;
+  expect(message).toMatch(/^Revoke Weather in /);
+  expect(message).toContain('Site Weather');
+  expect(message).toContain('The authorization is revoked at');
   await expect(row).toContainText('Revoked');
   await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
 });
@@ -137,6 +143,7 @@ test('a form with an unauthorized admin connection: users are told to contact th
   const slider = await openSlider(page, 'sales_hub');
   const row = entry(slider, 'Sales CRM');
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  void acceptNextDialog(page);
   await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('button', { name: 'Revoke Sales CRM' }).click();
   await expect(row).toContainText('Revoked');
   await expect(row.getByRole('button', { name: 'Authorize Sales CRM' })).toBeVisible();

@@ -125,10 +125,10 @@ pub fn TopNav(user: SessionUser) -> impl IntoView {
                 <Show when=move || builder>
                     <a href="/microservices">"Microservices"</a>
                     <a href="/operations">"Operations"</a>
+                    <a href="/settings/webhooks">"Webhooks"</a>
                 </Show>
                 <Show when=move || admin>
                     <a href="/settings/api-keys">"API keys"</a>
-                    <a href="/settings/webhooks">"Webhooks"</a>
                 </Show>
             </nav>
             <span class="who">
@@ -138,5 +138,48 @@ pub fn TopNav(user: SessionUser) -> impl IntoView {
             </span>
             <SignOut/>
         </header>
+    }
+}
+
+/// What revoking does, in one sentence people read before they confirm: the connection, the
+/// environments it covers (all of them when they share one authorization), what uses it, and
+/// what happens at the service.
+pub fn revoke_warning(name: &str, service: &str, environment: &str, shared: bool, used_by: &[String]) -> String {
+    let envs = if shared {
+        "in every environment (Development, Stage and Production share one authorization)".to_string()
+    } else {
+        format!("in {environment}")
+    };
+    let uses = match used_by.len() {
+        0 => String::new(),
+        n => format!(" {n} thing(s) use it and will ask for authorization again: {}.", used_by.join(", ")),
+    };
+    format!(
+        "Revoke {name} {envs}?{uses} The authorization is revoked at {service} and the stored credentials are removed. \
+         Authorize it again to restore it."
+    )
+}
+
+/// Asks the browser to confirm `message` (no when there is no window).
+pub fn confirmed(message: &str) -> bool {
+    window().confirm_with_message(message).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revoke_warning;
+
+    #[test]
+    fn the_revoke_warning_names_the_connection_its_environments_its_users_and_the_service() {
+        let shared = revoke_warning("Sales CRM", "Sandbox CRM", "Development", true, &["Form Deal intake".into()]);
+        assert!(shared.starts_with("Revoke Sales CRM in every environment"), "{shared}");
+        assert!(
+            shared.contains("1 thing(s) use it and will ask for authorization again: Form Deal intake."),
+            "{shared}"
+        );
+        assert!(shared.contains("revoked at Sandbox CRM"), "{shared}");
+        let one = revoke_warning("Sales CRM", "Sandbox CRM", "Stage", false, &[]);
+        assert!(one.starts_with("Revoke Sales CRM in Stage?"), "{one}");
+        assert!(!one.contains("use it"), "{one}");
     }
 }

@@ -55,12 +55,14 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
         }
     });
     let switch_to = Target::for_entry(&entry, cx.environment, true);
+    let (service, shared) = (entry.service_name.clone(), entry.same_for_all_envs);
     let region = format!("{name} details");
     let (app, edit_mode) = (panel.app.clone(), panel.edit_mode);
     let body = move || {
         let name = name.clone();
         let app = app.clone();
         let switch_to = switch_to.clone();
+        let service = service.clone();
         Suspend::new(async move {
             match details.await {
                 Ok(None) => ().into_any(),
@@ -96,12 +98,18 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                                 <button type="button" aria-label=format!("Switch {name}")
                                     on:click=move |_| cx.dialog.set(Some(switch_to.clone()))>"Switch"</button>
                             })}
-                            {(authorized && d.may_revoke).then(|| view! {
-                                <button type="button" class="danger" aria-label=format!("Revoke {name}")
-                                    disabled=move || revoke.pending().get()
-                                    on:click=move |_| {
-                                        revoke.dispatch(RevokeAuthorization { connection_id: id, environment: Some(cx.environment) });
-                                    }>"Revoke"</button>
+                            {(authorized && d.may_revoke).then(|| {
+                                let used_by: Vec<String> = d.references.iter().map(|r| format!("{} {}", r.kind.label(), r.name)).collect();
+                                let warning = super::revoke_warning(&name, &service, cx.environment.label(), shared, &used_by);
+                                view! {
+                                    <button type="button" class="danger" aria-label=format!("Revoke {name}")
+                                        disabled=move || revoke.pending().get()
+                                        on:click=move |_| {
+                                            if super::confirmed(&warning) {
+                                                revoke.dispatch(RevokeAuthorization { connection_id: id, environment: Some(cx.environment) });
+                                            }
+                                        }>"Revoke"</button>
+                                }
                             })}
                         </div>
                     }

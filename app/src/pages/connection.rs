@@ -3,8 +3,8 @@
 
 use crate::components::authorize::{AuthorizeDialog, Target};
 use crate::components::panel::TypeIcon;
-use crate::components::{ErrorMessage, RequireUser, TopNav};
-use crate::connections::{get_connection, ConnectionDetails, SetConnectionAccess, Status};
+use crate::components::{confirmed, revoke_warning, ErrorMessage, RequireUser, TopNav};
+use crate::connections::{connection_usage, get_connection, ConnectionDetails, SetConnectionAccess, Status};
 use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::format::format_ms;
 use crate::pages::connection_manage::{ManageActions, UsersAuthorizations};
@@ -90,6 +90,7 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
     let reauth = target(&d, Environment::ALL.to_vec(), true);
     let access = ServerAction::<SetConnectionAccess>::new();
     let access_error = move || access.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
+    let (name, service, shared) = (d.display_name.clone(), d.service_name.clone(), d.same_for_all_envs);
     let rows = d
         .environments
         .iter()
@@ -114,7 +115,22 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                         {(connected && may_authorize).then(|| view! {
                             <button type="button" aria-label=format!("Switch {}", env.label()) on:click=move |_| dialog.set(Some(switch_to.clone()))>"Switch"</button>
                             <button type="button" aria-label=format!("Revoke {}", env.label())
-                                on:click=move |_| { revoke.dispatch(RevokeAuthorization { connection_id: cid, environment: Some(env) }); }>"Revoke"</button>
+                                on:click={
+                                    let (name, service) = (name.clone(), service.clone());
+                                    move |_| {
+                                        let (name, service) = (name.clone(), service.clone());
+                                        // What uses it (builders may ask), then the confirmation.
+                                        leptos::task::spawn_local(async move {
+                                            let used_by: Vec<String> = connection_usage(ConnectionId(cid))
+                                                .await
+                                                .map(|u| u.into_iter().map(|u| format!("{} {} ({})", u.kind, u.name, u.application)).collect())
+                                                .unwrap_or_default();
+                                            if confirmed(&revoke_warning(&name, &service, env.label(), shared, &used_by)) {
+                                                revoke.dispatch(RevokeAuthorization { connection_id: cid, environment: Some(env) });
+                                            }
+                                        });
+                                    }
+                                }>"Revoke"</button>
                         })}
                     </td>
                 </tr>
