@@ -72,10 +72,31 @@ pub struct OperationEntry {
     pub detail: String,
 }
 
+/// What the Operations page shows: one kind, one connection (by link name), and whether
+/// successful sign-ins are listed (they are folded away by default: they flood the log).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OperationFilter {
+    pub kind: Option<OperationKind>,
+    pub connection: Option<String>,
+    pub sign_ins: bool,
+}
+
+impl OperationFilter {
+    /// From the page's query (`?kind=revoked&connection=sales_crm&sign_ins=1`); an unknown kind
+    /// is refused with the field named.
+    pub fn from_query(kind: Option<&str>, connection: Option<&str>, sign_ins: Option<&str>) -> Result<Self, AppError> {
+        let kind = kind.filter(|k| !k.is_empty()).map(OperationKind::parse).transpose()?;
+        let connection = connection.map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+        Ok(OperationFilter { kind, connection, sign_ins: matches!(sign_ins, Some("1" | "on" | "true")) })
+    }
+}
+
+/// The newest 200 entries of the workspace that match `filter` (builders).
 #[server(prefix = "/api", endpoint = "list_operations")]
-pub async fn list_operations() -> Result<Vec<OperationEntry>, AppError> {
+pub async fn list_operations(#[server(default)] filter: OperationFilter) -> Result<Vec<OperationEntry>, AppError> {
     let (state, user) = crate::auth::ssr::require_builder("view the operations log").await?;
-    ssr::list(&state, user.workspace_id, 200).await
+    ssr::filtered(&state, user.workspace_id, &filter, 200).await
 }
 
 #[cfg(feature = "ssr")]
@@ -186,8 +207,32 @@ pub mod ssr {
         }
     }
 
-    pub async fn list(state: &AppState, workspace_id: i64, limit: i64) -> AppResult<Vec<OperationEntry>> {
-        page(state, workspace_id, None, limit).await
+    /// The newest `limit` entries matching `filter` (bound parameters only).
+    pub async fn filtered(
+        state: &AppState,
+        workspace_id: i64,
+        filter: &super::OperationFilter,
+        limit: i64,
+    ) -> AppResult<Vec<OperationEntry>> {
+        Ok(sqlx::query_as(
+            "SELECT o.id, o.at AS at_ms, o.level, o.kind, u.email AS actor, c.display_name AS connection,
+                    o.environment, o.detail
+             FROM operations o
+             LEFT JOIN users u ON u.id = o.actor_user_id
+             LEFT JOIN connections c ON c.id = o.connection_id
+             WHERE o.workspace_id = $1 AND ($2 = '' OR o.kind = $2) AND ($3 = '' OR c.link_name = $3)
+               AND ($4 = 1 OR $2 = $5 OR o.kind <> $5)
+             ORDER BY o.at DESC, o.id DESC
+             LIMIT $6",
+        )
+        .bind(workspace_id)
+        .bind(filter.kind.map(OperationKind::as_str).unwrap_or_default())
+        .bind(filter.connection.as_deref().unwrap_or_default())
+        .bind(i64::from(filter.sign_ins))
+        .bind(OperationKind::SignedIn.as_str())
+        .bind(limit)
+        .fetch_all(&state.db.pool)
+        .await?)
     }
 
     /// The newest `limit` entries older than the entry `before` (all when `None`).

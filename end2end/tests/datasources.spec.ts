@@ -70,7 +70,7 @@ test('a failing service gives Failed with a log entry in Operations, and the syn
   const run = page.getByRole('table', { name: 'Sync runs' }).getByRole('row').filter({ hasText: 'CRM Contacts' }).first();
   await expect(run).toContainText('Failed');
   await expect(run).toContainText('HTTP 500');
-  await expect(page.getByRole('table', { name: 'Operations log' })).toContainText('sync_failed');
+  await expect(page.getByRole('table', { name: 'Operations log' })).toContainText('Sync failed');
 
   // The service recovered: initiating again completes.
   const row2 = await salesCrmInSlider(page);

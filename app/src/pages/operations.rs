@@ -1,16 +1,31 @@
-//! Operations: the log of connection events, refused attempts and sync runs.
+//! Operations: the log of connection events, refused attempts and sync runs. The log is a table
+//! (time, event in words, result, who, connection, environment, detail) filtered by event and
+//! connection through the URL (`?kind=revoked&connection=sales_crm`), successful sign-ins folded
+//! away unless asked for (`sign_ins=1`); the filter form is a GET form that works before
+//! hydration.
 
 use crate::components::{Loaded, RequireUser, TopNav};
 use crate::format::format_ms;
-use crate::operations::list_operations;
+use crate::operations::{list_operations, OperationEntry, OperationFilter, OperationKind};
 use crate::sync::list_sync_runs;
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn OperationsPage() -> impl IntoView {
     view! {
         <RequireUser children=move |user| {
-            let list = Resource::new(|| (), |_| list_operations());
+            let query = use_query_map();
+            let filter = Memo::new(move |_| {
+                let q = query.read();
+                OperationFilter::from_query(q.get_str("kind"), q.get_str("connection"), q.get_str("sign_ins"))
+            });
+            let list = Resource::new(move || filter.get(), |f| async move {
+                match f {
+                    Ok(f) => list_operations(f).await,
+                    Err(e) => Err(e),
+                }
+            });
             let runs = Resource::new(|| (), |_| list_sync_runs());
             view! {
                 <TopNav user=user/>
@@ -42,26 +57,70 @@ pub fn OperationsPage() -> impl IntoView {
                         }.into_any() }}
                     </Loaded>
                     <h2>"Connection events"</h2>
+                    <FilterForm filter=filter.get_untracked().unwrap_or_default()/>
                     <Loaded resource=list let:list>
-                            <table aria-label="Operations log">
-                                <thead><tr><th>"Level"</th><th>"Event"</th><th>"Who"</th><th>"Connection"</th><th>"Detail"</th></tr></thead>
-                                <tbody>
-                                    {list.into_iter().map(|o| {
-                                        let class = format!("level-{}", o.level);
-                                        view! {
-                                        <tr class=class>
-                                            <td>{o.level}</td>
-                                            <td>{o.kind}</td>
-                                            <td>{o.actor.unwrap_or_default()}</td>
-                                            <td>{o.connection.unwrap_or_default()}</td>
-                                            <td>{o.detail}</td>
-                                        </tr>
-                                    }}).collect_view()}
-                                </tbody>
-                            </table>
+                        {if list.is_empty() {
+                            view! { <p class="muted">"Nothing matches. Clear the filters to see every event."</p> }.into_any()
+                        } else {
+                            view! { <OperationsTable list=list/> }.into_any()
+                        }}
                     </Loaded>
                 </main>
             }
         }/>
+    }
+}
+
+/// Event, connection and "show sign-ins"; submitting reloads the page with them in the URL.
+#[component]
+fn FilterForm(filter: OperationFilter) -> impl IntoView {
+    let chosen = filter.kind;
+    view! {
+        <form method="get" action="/operations" class="filters" aria-label="Filter the operations log">
+            <label>"Event "
+                <select name="kind">
+                    <option value="" selected=chosen.is_none()>"All events"</option>
+                    {OperationKind::ALL.into_iter().map(|k| view! {
+                        <option value=k.as_str() selected=chosen == Some(k)>{k.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Connection (link name) "
+                <input name="connection" value=filter.connection.unwrap_or_default() placeholder="e.g. sales_crm"/>
+            </label>
+            <label class="check"><input type="checkbox" name="sign_ins" value="1" checked=filter.sign_ins/>" Show sign-ins"</label>
+            <button type="submit">"Filter"</button>
+            <a href="/operations">"Clear"</a>
+        </form>
+    }
+}
+
+#[component]
+fn OperationsTable(list: Vec<OperationEntry>) -> impl IntoView {
+    view! {
+        <table aria-label="Operations log">
+            <thead><tr><th>"Time"</th><th>"Event"</th><th>"Result"</th><th>"Who"</th><th>"Connection"</th><th>"Environment"</th><th>"Detail"</th></tr></thead>
+            <tbody>
+                {list.into_iter().map(|o| {
+                    let event = OperationKind::parse(&o.kind).map(|k| k.label().to_string()).unwrap_or_else(|_| o.kind.clone());
+                    let result = match o.level.as_str() {
+                        "error" => "Error",
+                        "warn" => "Warning",
+                        _ => "OK",
+                    };
+                    view! {
+                        <tr class=format!("level-{}", o.level)>
+                            <td>{format_ms(o.at_ms)}</td>
+                            <td>{event}</td>
+                            <td>{result}</td>
+                            <td>{o.actor.unwrap_or_else(|| "—".into())}</td>
+                            <td>{o.connection.unwrap_or_else(|| "—".into())}</td>
+                            <td>{o.environment.unwrap_or_else(|| "—".into())}</td>
+                            <td>{o.detail}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
     }
 }

@@ -293,3 +293,44 @@ async fn concurrent_failures_are_each_counted() {
     assert_eq!(failures, 40);
     assert!(locked_until >= app::ssr::ids::now_ms() + 600_000, "the longest (capped, 15 min) lock wins");
 }
+
+/// The Operations log hides successful sign-ins unless asked, and filters by event and
+/// connection (link name); the page reads the filter from its URL.
+#[tokio::test]
+async fn the_operations_log_folds_sign_ins_and_filters_by_event_and_connection() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    let _ = app.signed_in("developer@demo.test").await;
+    let kinds = |ops: &[serde_json::Value]| {
+        ops.iter().map(|o| o["kind"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>()
+    };
+    let all: Vec<serde_json::Value> = app.json(&admin, "list_operations", &[]).await;
+    assert!(!kinds(&all).contains(&"signed_in".to_string()), "sign-ins folded away: {:?}", kinds(&all));
+    let with: Vec<serde_json::Value> = app.json(&admin, "list_operations", &[("filter[sign_ins]", "true")]).await;
+    assert_eq!(kinds(&with).iter().filter(|k| *k == "signed_in").count(), 2, "{:?}", kinds(&with));
+    let only: Vec<serde_json::Value> = app.json(&admin, "list_operations", &[("filter[kind]", "SignedIn")]).await;
+    assert!(!only.is_empty() && kinds(&only).iter().all(|k| k == "signed_in"), "{:?}", kinds(&only));
+
+    // By connection: a revoke of the weather connection, and nothing of other connections.
+    let id = app.connection_id("weather").await.to_string();
+    let res = app.call(&admin, "set_connection_enabled", &[("connection_id", &id), ("enabled", "false")]).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+    let weather: Vec<serde_json::Value> =
+        app.json(&admin, "list_operations", &[("filter[connection]", "weather")]).await;
+    assert_eq!(kinds(&weather), ["connection_disabled"], "{weather:?}");
+    assert!(app
+        .json::<Vec<serde_json::Value>>(&admin, "list_operations", &[("filter[connection]", "sales_crm")])
+        .await
+        .is_empty());
+    let (status, _) = app.fails(&admin, "list_operations", &[("filter[kind]", "Exploded")]).await;
+    assert_eq!(status, 400);
+
+    // The page: the filter form, the table's columns, events in words.
+    let page = admin.get(app.url("/operations?kind=connection_disabled")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("aria-label=\"Filter the operations log\""), "{page}");
+    for column in ["Time", "Event", "Result", "Who", "Connection", "Environment"] {
+        assert!(page.contains(&format!("<th>{column}</th>")), "{column}");
+    }
+    assert!(page.contains("<td>Connection disabled</td>"), "the event in words");
+    assert!(!page.contains("<td>Signed in</td>"));
+}

@@ -1,0 +1,30 @@
+import { test, expect } from '@playwright/test';
+import { USERS, signIn } from './helpers';
+
+test('Operations is a table with time and events in words, sign-ins folded away, filtered through the URL', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Operations' }).click();
+  await expect(page.getByRole('heading', { name: 'Operations', level: 1 })).toBeVisible();
+  const log = page.getByRole('table', { name: 'Operations log' });
+  for (const column of ['Time', 'Event', 'Result', 'Who', 'Connection', 'Environment', 'Detail']) {
+    await expect(log.getByRole('columnheader', { name: column, exact: true })).toBeVisible();
+  }
+  // Successful sign-ins flood the log: folded away by default.
+  await expect(log.getByRole('cell', { name: 'Signed in', exact: true })).toHaveCount(0);
+
+  // The form works as a plain GET form: the filter lands in the URL, so a view can be linked.
+  const form = page.getByRole('form', { name: 'Filter the operations log' });
+  await form.getByLabel('Event').selectOption({ label: 'Signed in' });
+  await form.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/kind=signed_in/);
+  const rows = log.getByRole('row');
+  await expect(rows.nth(1)).toContainText('Signed in');
+  const events = await log.locator('tbody tr td:nth-child(2)').allInnerTexts();
+  expect(events.length).toBeGreaterThan(0);
+  expect(new Set(events)).toEqual(new Set(['Signed in']));
+  await expect(form.getByLabel('Event')).toHaveValue('signed_in');
+
+  await page.getByRole('link', { name: 'Clear' }).click();
+  await expect(page).toHaveURL(/\/operations$/);
+  await expect(log.getByRole('cell', { name: 'Signed in', exact: true })).toHaveCount(0);
+});
