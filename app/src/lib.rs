@@ -58,6 +58,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     components::provide_session();
+    components::toast::provide_toasts();
     // Marks the page as interactive once the WASM client has hydrated it (effects run only in
     // the browser); end-to-end tests wait for it before clicking.
     Effect::new(|_| {
@@ -88,6 +89,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
             </Routes>
         </Router>
+        <components::toast::ToastRegion/>
     }
 }
 

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signIn, confirmDialog } from './helpers';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -28,8 +28,8 @@ test('an admin creates an API key (its secret shown once), the key works, and re
   const auth = { Authorization: `Bearer ${secret}` };
   expect((await request.get(`${BASE_URL}/v1/connections`, { headers: auth })).status()).toBe(200);
 
-  page.once('dialog', (d) => d.accept());
   await row.getByRole('button', { name: `Revoke ${name}` }).click();
+  await confirmDialog(page, `Revoke API key ${name}`, 'Revoke key');
   await expect(row).toContainText('Revoked');
   const refused = await request.get(`${BASE_URL}/v1/connections`, { headers: auth });
   expect(refused.status()).toBe(401);

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, acceptNextDialog } from './helpers';
+import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, expectConnected, confirmDialog, linkNewIfOffered } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -44,7 +44,7 @@ test('builder creates a connection from a built-in card and authorizes it with O
   const { popup } = await authorizeWithPopup(page, 'Authorize Pipeline CRM');
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toHaveText(/^(9[0-9]|8[0-9]) s$/);
   await consentInPopup(popup, true);
-  await expect(dialog.getByRole('status')).toContainText('Connected as Alice at Sandbox.');
+  await expectConnected(page, dialog, 'Alice at Sandbox');
   const table = page.getByRole('table', { name: 'Authorizations' });
   await expect(table.getByRole('row', { name: /Production/ })).toContainText('Alice at Sandbox');
   await expect(table.getByRole('row', { name: /Production/ })).toContainText('Connected');
@@ -65,7 +65,7 @@ test('a denied consent is reported and nothing is connected', async ({ page }) =
   await expect(page.getByRole('table', { name: 'Authorizations' })).not.toContainText('Connected');
 });
 
-test('the 90-second window (4 s on the test server) expires and Authorize is offered again', async ({ page }) => {
+test('the 90-second window (4 s on the test server) expires: the service window says so and closes, Retry is offered', async ({ page }) => {
   const base = process.env.SHORT_WINDOW_URL!;
   await page.goto(`${base}/login`);
   await hydrated(page);
@@ -78,12 +78,50 @@ test('the 90-second window (4 s on the test server) expires and Authorize is off
   await page.getByRole('button', { name: 'Authorize Development' }).click();
   await page.getByLabel('Name of the Authorization Account').fill('Slow');
   const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+  const closed = popup.waitForEvent('close', { timeout: 20_000 });
+  // One countdown, in the timer only; while waiting, Reopen and Cancel instead of Authorize.
   await expect(dialog.getByRole('timer')).toBeVisible();
+  await expect(dialog.getByRole('status')).not.toContainText(/\d+ s left/);
+  await expect(dialog.getByRole('button', { name: 'Reopen sign-in window' })).toBeVisible();
+  await expect(dialog.getByRole('button', { name: 'Authorize', exact: true })).toHaveCount(0);
   await expect(dialog.getByRole('status')).toContainText('window expired', { timeout: 15_000 });
-  // Consenting now is too late.
-  await consentInPopup(popup, true);
-  await expect(popup.getByRole('status')).toContainText(/expired|already used/);
-  await expect(dialog.getByRole('button', { name: 'Authorize', exact: true })).toBeEnabled();
+  await expect(dialog.getByRole('timer')).toHaveCount(0);
+  // The service's window was sent to a page saying so, which closed itself.
+  await closed;
+  expect(popup.url()).toContain('/oauth/ended?why=expired');
+  await expect(dialog.getByRole('button', { name: 'Retry' })).toBeEnabled();
+  await expect(page.getByRole('table', { name: 'Authorizations' }).getByRole('row', { name: /Development/ })).not.toContainText('Slow');
+});
+
+test('closing the service window stops the wait and offers Retry; Cancel ends a flow for good', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/microservices/connections/sales_crm');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'More actions' }).click();
+  await page.getByRole('menuitem', { name: 'Reauthorize' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Authorize Sales CRM' });
+  await linkNewIfOffered(page, dialog);
+  await dialog.getByLabel('Name of the Authorization Account').fill('Never finished');
+  let { popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+  await expect(dialog.getByRole('timer')).toBeVisible();
+  await popup.close();
+  await expect(dialog.getByRole('status')).toContainText('window was closed before access was granted');
+  await expect(dialog.getByRole('timer')).toHaveCount(0);
+
+  // Retry: a new flow in a new window; Cancel: that window says so and closes, a late consent is refused.
+  const next = page.waitForEvent('popup');
+  await dialog.getByRole('button', { name: 'Retry' }).click();
+  popup = await next;
+  await expect(dialog.getByRole('timer')).toBeVisible();
+  const closed = popup.waitForEvent('close', { timeout: 15_000 });
+  await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
+  await expect(dialog.getByRole('status')).toContainText('cancelled');
+  await closed;
+  expect(popup.url()).toContain('/oauth/ended?why=cancelled');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toBeHidden();
+  await expect(page.getByRole('table', { name: 'Authorizations' })).not.toContainText('Never finished');
 });
 
 test('custom connectors: basic auth, API key and OAuth2, each authorized', async ({ page }) => {
@@ -136,22 +174,22 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
   await basic.getByLabel('Email').fill('builder@sandbox.test');
   await basic.getByLabel('API token').fill('atlassian-api-token');
   await basic.getByRole('button', { name: 'Authorize', exact: true }).click();
-  await expect(basic.getByRole('status')).toContainText('Connected as Builder.');
+  await expectConnected(page, basic, 'Builder');
 
   await pickAndCreate(page, 'Custom Open Weather Like', 'Weather Like');
   const key = page.getByRole('dialog', { name: 'Authorize Weather Like' });
   await key.getByLabel('Name of the Authorization Account').fill('Weather key');
   await key.getByLabel('API key').fill('sandbox-weather-key');
   await key.getByRole('button', { name: 'Authorize', exact: true }).click();
-  await expect(key.getByRole('status')).toContainText('Connected as Weather key.');
+  await expectConnected(page, key, 'Weather key');
   // This custom connector declares no test request: the key is saved, and said to be unverified.
-  await expect(key.getByRole('status')).toContainText('not verified');
+  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Saved — not verified');
 
   await pickAndCreate(page, 'Custom Dropbox Like', 'Files Like', { scopes: ['files.read'] });
   await page.getByRole('dialog', { name: 'Authorize Files Like' }).getByLabel('Name of the Authorization Account').fill('Alice files');
   const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Files Like');
   await consentInPopup(popup, true);
-  await expect(dialog.getByRole('status')).toContainText('Connected as Alice files.');
+  await expectConnected(page, dialog, 'Alice files');
   await expect(page.getByText('custom connector: invoke URL tasks only')).toBeVisible();
 });
 
@@ -171,8 +209,7 @@ test('different authorizations per environment: reuse, link new account, reautho
   await dialog.getByLabel('Email').fill('builder@sandbox.test');
   await dialog.getByLabel('API token').fill('atlassian-api-token');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
-  await expect(dialog.getByRole('status')).toContainText('Connected as Dev account.');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expectConnected(page, dialog, 'Dev account');
   await expect(table.getByRole('row', { name: /Development/ })).toContainText('Connected');
   await expect(table.getByRole('row', { name: /Stage/ })).toContainText('Not connected');
 
@@ -182,9 +219,10 @@ test('different authorizations per environment: reuse, link new account, reautho
   await expect(dialog.getByLabel('Authorized Account')).toHaveValue(/\d+/);
   await dialog.getByRole('button', { name: 'Reuse' }).click();
   await expect(table.getByRole('row', { name: /Stage/ })).toContainText('Dev account');
+  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Issue Tracker now uses the chosen account.');
+  await expect(dialog).toBeHidden();
 
   // Production: link a new account.
-  await dialog.getByRole('button', { name: 'Close' }).click();
   await page.getByRole('button', { name: 'Authorize Production' }).click();
   dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
   await dialog.getByRole('button', { name: 'Link New Account' }).click();
@@ -193,7 +231,7 @@ test('different authorizations per environment: reuse, link new account, reautho
   await dialog.getByLabel('API token').fill('atlassian-api-token');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
   await expect(table.getByRole('row', { name: /Production/ })).toContainText('Prod account');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toBeHidden();
 
   // Reauthorize from the ellipsis menu: a new account replaces the old one everywhere.
   await page.getByRole('button', { name: 'More actions' }).click();
@@ -247,7 +285,7 @@ test('switch to another account, then revoke: the connection shows not connected
   await dialog.getByLabel('API key').fill('sandbox-weather-key');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
   await expect(table.getByRole('row', { name: /Production/ })).toContainText('First key');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toBeHidden();
 
   await page.getByRole('button', { name: 'Switch Production' }).click();
   dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
@@ -258,12 +296,13 @@ test('switch to another account, then revoke: the connection shows not connected
   for (const env of ['Development', 'Stage', 'Production']) {
     await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Second key');
   }
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toBeHidden();
 
-  const asked = acceptNextDialog(page);
   await page.getByRole('button', { name: 'Revoke Production' }).click();
-  // The confirmation says that one shared authorization covers every environment.
-  expect(await asked).toMatch(/in every environment/);
+  // The confirmation says that one shared authorization covers every environment: one row.
+  const asked = await confirmDialog(page, 'Revoke Weather');
+  expect(asked).toMatch(/All environments/);
+  expect(asked).not.toMatch(/\bProduction\s*$/m);
   for (const env of ['Development', 'Stage', 'Production']) {
     await expect(table.getByRole('row', { name: new RegExp(env) })).toContainText('Revoked');
   }
@@ -286,7 +325,7 @@ test('connection access switched off blocks use by that application', async ({ p
     await dialog.getByLabel('API token').fill('atlassian-api-token');
     await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
     await expect(table.getByRole('row', { name: /Production/ })).toContainText('Connected');
-    await dialog.getByRole('button', { name: 'Close' }).click();
+    await expect(dialog).toBeHidden();
   }
   // An invoke-URL task of Field Service, made with this browser's session.
   const call = () =>

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil, acceptNextDialog } from './helpers';
+import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil, confirmDialog } from './helpers';
 
 test('the embed example page gets authorized, switched and revoked events from the embedded panel', async ({ page }) => {
   await signIn(page, USERS.admin);
@@ -14,14 +14,14 @@ test('the embed example page gets authorized, switched and revoked events from t
   // The tests share one database: start from "not connected".
   if (!(await row.getByRole('button', { name: 'Authorize Weather' }).isVisible())) {
     await details.click();
-    void acceptNextDialog(page);
     await row.getByRole('button', { name: 'Revoke Weather' }).click();
+    await confirmDialog(frame, 'Revoke Weather');
     await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
   }
   const events = page.getByRole('list', { name: 'Events' });
 
   const authorize = (name: string) =>
-    authorizeWeatherKey(page, frame.getByRole('dialog', { name: 'Authorize Weather' }), name);
+    authorizeWeatherKey(page, frame.getByRole('dialog', { name: 'Authorize Weather' }), name, frame);
   await row.getByRole('button', { name: 'Authorize Weather' }).click();
   await authorize('Embedded weather');
   await expect(events).toContainText('connections.authorized field_service weather production');
@@ -32,8 +32,8 @@ test('the embed example page gets authorized, switched and revoked events from t
   await expect(events).toContainText('connections.switched field_service weather production');
 
   await details.click();
-  void acceptNextDialog(page);
   await row.getByRole('button', { name: 'Revoke Weather' }).click();
+  await confirmDialog(frame, 'Revoke Weather');
   await expect(events).toContainText('connections.revoked field_service weather production');
   await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
   // Each event carries an ISO timestamp.
@@ -94,10 +94,10 @@ test('a builder sets who may embed the panel in edit mode; the embed route allow
   await expect(page.getByRole('alert')).toBeVisible();
   await origins.fill('https://intranet.example.com');
   await page.getByRole('button', { name: 'Save allowed sites' }).click();
-  await expect(page.getByRole('status')).toContainText('Saved: 1 allowed site(s).');
+  await expect(page.getByRole('status').filter({ hasText: 'allowed site' })).toContainText('Saved: 1 allowed site(s).');
   const res = await page.request.get('/embed/field_service');
   expect(res.headers()['content-security-policy']).toContain("frame-ancestors 'self' https://intranet.example.com");
   await origins.fill('');
   await page.getByRole('button', { name: 'Save allowed sites' }).click();
-  await expect(page.getByRole('status')).toContainText('Saved: 0 allowed site(s).');
+  await expect(page.getByRole('status').filter({ hasText: 'allowed site' })).toContainText('Saved: 0 allowed site(s).');
 });

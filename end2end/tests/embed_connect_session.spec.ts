@@ -1,5 +1,5 @@
 import { test, expect, Browser, FrameLocator, Page } from '@playwright/test';
-import { USERS, signIn, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup } from './helpers';
+import { USERS, signIn, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected } from './helpers';
 import { startHost, type Host } from '../host/backend';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
@@ -65,8 +65,7 @@ test("a host's backend opens the panel already signed in as its end user; author
   const { popup } = await authorizeWithPopup(first.page, 'Authorize My CRM', first.frame);
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toBeVisible();
   await consentInPopup(popup, true, 'bob', 'bob-password');
-  await expect(dialog.getByRole('status')).toContainText('Connected as Ada from the host.');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expectConnected(first.frame, dialog, 'Ada from the host');
   await expect(row.getByText('Connected', { exact: true })).toBeVisible();
   await expect(row.getByText('Ada from the host', { exact: true })).toBeVisible();
   // The host's page trusted the panel's message (from the platform's origin) and listed it.

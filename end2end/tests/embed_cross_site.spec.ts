@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { createServer, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
-import { USERS, PASSWORD, signIn, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, acceptNextDialog } from './helpers';
+import { USERS, PASSWORD, signIn, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected, confirmDialog } from './helpers';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -52,8 +52,8 @@ test('the panel embedded on another site: sign in inside the frame, authorize ov
     // Left connected by an earlier run: start from revoked.
     const revoke = row.getByRole('button', { name: 'Revoke My CRM' });
     await clickUntil(row.getByRole('button', { name: 'Details of My CRM' }), revoke);
-    void acceptNextDialog(page);
     await revoke.click();
+    await confirmDialog(frame, 'Revoke My CRM');
   }
   await clickUntil(authorizeButton, dialog);
   await linkNewIfOffered(page, dialog);
@@ -62,8 +62,7 @@ test('the panel embedded on another site: sign in inside the frame, authorize ov
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toBeVisible();
   await consentInPopup(popup, true, 'bob', 'bob-password');
   // The popup (top level, without the frame's session) hands the answer back to the frame.
-  await expect(dialog.getByRole('status')).toContainText('Connected as Dev from the partner site.');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expectConnected(frame, dialog, 'Dev from the partner site');
   await expect(row).toContainText('Connected');
   await expect(page.getByRole('list', { name: 'Events' })).toContainText('connections.authorized sales_hub my_crm production');
 
@@ -74,8 +73,8 @@ test('the panel embedded on another site: sign in inside the frame, authorize ov
   // Leave the shared database as we found it.
   await page.goto(`${siteOrigin}/?app=sales_hub`);
   await row.getByRole('button', { name: 'Details of My CRM' }).click();
-  void acceptNextDialog(page);
   await row.getByRole('button', { name: 'Revoke My CRM' }).click();
+  await confirmDialog(frame, 'Revoke My CRM');
   await expect(row.getByRole('button', { name: 'Authorize My CRM' })).toBeVisible();
   await expect(page.getByRole('list', { name: 'Events' })).toContainText('connections.revoked sales_hub my_crm production');
 });

@@ -61,14 +61,38 @@ export async function linkNewIfOffered(page: Page, dialog: Locator) {
   if (await linkNew.isVisible()) await linkNew.click();
 }
 
-/** Authorizes the sandbox Weather connection (API key) in its open dialog as a new account. */
-export async function authorizeWeatherKey(page: Page, dialog: Locator, name: string) {
+/**
+ * Authorizes the sandbox Weather connection (API key) in its open dialog as a new account;
+ * `within` is where the dialog is (the page, or an embedded panel's frame).
+ */
+export async function authorizeWeatherKey(page: Page, dialog: Locator, name: string, within: Page | FrameLocator = page) {
   await linkNewIfOffered(page, dialog);
   await dialog.getByLabel('Name of the Authorization Account').fill(name);
   await dialog.getByLabel('API key').fill('sandbox-weather-key');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
-  await expect(dialog.getByRole('status')).toContainText(`Connected as ${name}.`);
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expectConnected(within, dialog, name);
+}
+
+/**
+ * A successful authorization closes its dialog and says "Connected as <name>." in a toast.
+ * `within` is where the dialog was: the page, or the frame of an embedded panel.
+ */
+export async function expectConnected(within: Page | FrameLocator, dialog: Locator, name: string) {
+  await expect(within.getByRole('status', { name: 'Notifications' })).toContainText(`Connected as ${name}.`);
+  await expect(dialog).toBeHidden();
+}
+
+/**
+ * Confirms a destructive action in its dialog (titled `title`: "Revoke Sales CRM") with
+ * `button`, and returns what the dialog said (to assert it named what is affected).
+ */
+export async function confirmDialog(within: Page | FrameLocator, title: string, button = 'Revoke'): Promise<string> {
+  const dialog = within.getByRole('dialog', { name: title });
+  await expect(dialog).toBeVisible();
+  const text = await dialog.innerText();
+  await dialog.getByRole('button', { name: button, exact: true }).click();
+  await expect(dialog).toBeHidden();
+  return text;
 }
 
 /** Opens the live-mode Connections slider of an application (from the settings menu). */
@@ -105,8 +129,7 @@ export async function ensureSalesCrmAuthorized(page: Page) {
     await form.getByLabel('Name of the Authorization Account').fill('Sales team');
     const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
     await consentInPopup(popup, true);
-    await expect(dialog.getByRole('status')).toContainText('Connected');
-    await dialog.getByRole('button', { name: 'Close' }).click();
+    await expectConnected(page, dialog, 'Sales team');
     row = await salesCrmInSlider(page);
   }
   await expect(row.getByText('Connected', { exact: true })).toBeVisible();
@@ -125,15 +148,4 @@ export async function clickUntil(target: Locator, done: Locator) {
     await target.click({ timeout: 2_000 });
     await expect(done).toBeVisible({ timeout: 2_000 });
   }).toPass({ timeout: 20_000 });
-}
-
-/** Accepts the next confirmation the page asks for (destructive actions confirm first); resolves
- * to its message, to assert what it said. */
-export function acceptNextDialog(page: Page): Promise<string> {
-  return new Promise((resolve) => {
-    page.once('dialog', (d) => {
-      resolve(d.message());
-      void d.accept();
-    });
-  });
 }

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, openConnectionsSlider } from './helpers';
+import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, openConnectionsSlider, expectConnected } from './helpers';
 
 /** Creates an admin connection to the sandbox CRM through the page's own session; returns its link name. */
 async function createConnection(page: Page, name: string): Promise<string> {
@@ -58,7 +58,7 @@ test('builder edits, disables, enables and deletes a connection; delete is refus
   await expect(dialog.getByRole('alert')).toContainText('cannot be deleted while these use it');
   await expect(dialog.getByRole('link', { name: 'CRM Deals' })).toBeVisible();
   await expect(dialog.getByRole('button', { name: 'Delete connection' })).toHaveCount(0);
-  await expect(dialog.getByRole('button', { name: 'Cancel' })).toBeFocused();
+  await expect(dialog.getByRole('button', { name: 'Cancel', exact: true })).toBeFocused();
   await page.keyboard.press('Escape');
   await expect(dialog).toHaveCount(0);
 
@@ -86,7 +86,7 @@ test("an admin sees each user's authorization of a logged-in-user connection and
     await page.getByRole('dialog', { name: 'Authorize My CRM' }).getByLabel('Name of the Authorization Account').fill('Uma for review');
     const { dialog, popup } = await authorizeWithPopup(page, 'Authorize My CRM');
     await consentInPopup(popup, true, 'bob', 'bob-password');
-    await expect(dialog.getByRole('status')).toContainText('Connected as Uma for review.');
+    await expectConnected(page, dialog, 'Uma for review');
   }
   // She sees only her own row.
   await page.goto('/microservices/connections/my_crm');

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, consentInPopup, openConnectionsSlider, authorizeWithPopup } from './helpers';
+import { USERS, signIn, consentInPopup, openConnectionsSlider, authorizeWithPopup, expectConnected } from './helpers';
 
 test('a user authorizes their own connection from the live-mode slider, with the countdown', async ({ page }) => {
   await signIn(page, USERS.user);
@@ -14,8 +14,7 @@ test('a user authorizes their own connection from the live-mode slider, with the
   const { dialog, popup } = await authorizeWithPopup(page, 'Authorize My CRM');
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toBeVisible();
   await consentInPopup(popup, true, 'bob', 'bob-password');
-  await expect(dialog.getByRole('status')).toContainText('Connected as Uma at CRM.');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expectConnected(page, dialog, 'Uma at CRM');
   await expect(row).toContainText('Connected');
   await expect(row).toContainText('Uma at CRM');
 

@@ -1,7 +1,7 @@
 import { test, expect, Page, Locator } from '@playwright/test';
 import {
   USERS, hydrated, signIn, consentInPopup, openConnectionsTab, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey,
-  openConnectionsSlider as openSlider, acceptNextDialog } from './helpers';
+  openConnectionsSlider as openSlider, confirmDialog } from './helpers';
 
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -15,8 +15,8 @@ async function ensureRevoked(panel: Locator, name: string) {
   await expect(row.getByRole('button', { name: `Details of ${name}` })).toBeVisible();
   if (await row.getByRole('button', { name: `Authorize ${name}` }).isVisible()) return;
   await row.getByRole('button', { name: `Details of ${name}` }).click();
-  void acceptNextDialog(panel.page());
   await row.getByRole('region', { name: `${name} details` }).getByRole('button', { name: `Revoke ${name}` }).click();
+  await confirmDialog(panel.page(), `Revoke ${name}`);
   await expect(row.getByRole('button', { name: `Authorize ${name}` })).toBeVisible();
 }
 
@@ -60,15 +60,14 @@ test('live slider: details, switch to another account and back, revoke (admin, A
   await reuse.getByLabel('Authorized Account').selectOption({ label: 'Weather main' });
   await reuse.getByRole('button', { name: 'Reuse' }).click();
   await expect(row).toContainText('Weather main');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toBeHidden();
 
   // Revoke: shown as revoked, and Authorize is offered again.
   await row.getByRole('button', { name: 'Details of Weather' }).click();
-  const asked = acceptNextDialog(page);
   await row.getByRole('region', { name: 'Weather details' }).getByRole('button', { name: 'Revoke Weather' }).click();
-  // The confirmation names the connection, what uses it and what happens at the service.
-  const message = await asked;
-  expect(message).toMatch(/^Revoke Weather in /);
+  // The confirmation names the connection, its environment, what uses it and what happens at the service.
+  const message = await confirmDialog(page, 'Revoke Weather');
+  expect(message).toMatch(/Environments\s+All environments/);
   expect(message).toContain('Site Weather');
   expect(message).toContain('The authorization is revoked at');
   await expect(row).toContainText('Revoked');
@@ -143,8 +142,8 @@ test('a form with an unauthorized admin connection: users are told to contact th
   const slider = await openSlider(page, 'sales_hub');
   const row = entry(slider, 'Sales CRM');
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
-  void acceptNextDialog(page);
   await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('button', { name: 'Revoke Sales CRM' }).click();
+  await confirmDialog(page, 'Revoke Sales CRM');
   await expect(row).toContainText('Revoked');
   await expect(row.getByRole('button', { name: 'Authorize Sales CRM' })).toBeVisible();
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, openConnectionsSlider, clickUntil, linkNewIfOffered, hydrated } from './helpers';
+import { USERS, signIn, openConnectionsSlider, clickUntil, linkNewIfOffered, hydrated, expectConnected } from './helpers';
 
 test('payment gateways are listed apart in the slider; authorized, the payment form shows recent charges', async ({ page }) => {
   await signIn(page, USERS.admin);
@@ -19,8 +19,7 @@ test('payment gateways are listed apart in the slider; authorized, the payment f
     await dialog.getByLabel('Name of the Authorization Account').fill('Field payments');
     await dialog.getByLabel('API key').fill('sk_test_sandbox');
     await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
-    await expect(dialog.getByRole('status')).toContainText('Connected as Field payments.');
-    await dialog.getByRole('button', { name: 'Close' }).click();
+    await expectConnected(page, dialog, 'Field payments');
   }
   await expect(row).toContainText('Connected');
 

@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { Webhook } from 'standardwebhooks';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signIn, confirmDialog } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -63,11 +63,8 @@ test('an admin registers a webhook endpoint, its test event is delivered and ver
   // Turned off, then deleted (after a confirmation naming it).
   await card.getByRole('button', { name: 'Turn off' }).click();
   await expect(card).toContainText('Off — turned off by admin@demo.test');
-  page.once('dialog', (d) => {
-    expect(d.message()).toContain(url);
-    void d.accept();
-  });
   await card.getByRole('button', { name: 'Delete' }).click();
+  expect(await confirmDialog(page, `Delete webhook endpoint ${url}`, 'Delete endpoint')).toContain(url);
   await expect(card).toHaveCount(0);
 });
 

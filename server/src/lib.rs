@@ -224,6 +224,7 @@ pub fn router(built: Built) -> Router {
         .route("/favicon.ico", get(|| async { axum::response::Redirect::permanent("/favicon.svg") }))
         .merge(metrics_routes)
         .route("/oauth/callback", get(app::authorizations::ssr::callback_handler))
+        .route("/oauth/ended", get(app::authorizations::ssr::ended_handler))
         .route("/embed.js", get(app::embed::ssr::script))
         .route("/embed-example", get(app::embed::ssr::example_page))
         .route("/embed/{app}/session", get(app::platform::connect_sessions::exchange_handler))

@@ -43,9 +43,45 @@ pub async fn callback_handler(
         FlowStatus::Connected { .. } => "connected",
         FlowStatus::Expired => "expired",
         FlowStatus::Denied => "denied",
+        FlowStatus::Cancelled => "cancelled",
         FlowStatus::Failed { .. } | FlowStatus::Pending { .. } => "failed",
     };
     popup_page(outcome_html(outcome, &escape_html(&status.message()), &flow_js))
+}
+
+/// Why the dialog sent its popup to `/oauth/ended`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ended {
+    Expired,
+    Cancelled,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EndedParams {
+    why: Ended,
+}
+
+/// `GET /oauth/ended?why=expired|cancelled`: where the dialog sends the provider's popup when
+/// the flow ends without an answer (the window expired, or Cancel): the popup says so, then
+/// closes itself.
+pub async fn ended_handler(
+    axum::extract::Query(EndedParams { why }): axum::extract::Query<EndedParams>,
+) -> axum::response::Response {
+    let (outcome, status) = match why {
+        Ended::Expired => ("expired", FlowStatus::Expired),
+        Ended::Cancelled => ("cancelled", FlowStatus::Cancelled),
+    };
+    popup_page(ended_html(outcome, &escape_html(&status.message())))
+}
+
+/// The page of [`ended_handler`]: `outcome` one of a closed set of words, `message_html` escaped.
+fn ended_html(outcome: &str, message_html: &str) -> String {
+    let status = fill(
+        "<p role=\"status\" data-outcome=\"{{outcome}}\">{{message}}</p>\n<p>This window closes by itself.</p>",
+        &[("outcome", outcome), ("message", message_html)],
+    );
+    fill(PAGE, &[("status", &status), ("script", "setTimeout(function () { window.close() }, 2500)")])
 }
 
 /// The outcome page. `outcome` is one of a closed set of words, `message_html` is escaped HTML and
@@ -162,6 +198,9 @@ mod tests {
         assert!(handoff.contains("{type: \"connections:oauth_handoff\", flow: \"xyz\"}"), "{handoff}");
         assert!(handoff.contains("data-outcome=\"handoff\""), "{handoff}");
         assert!(!handoff.contains("{{"), "{handoff}");
+        let ended = ended_html("expired", "gone &amp; done");
+        assert!(ended.contains("data-outcome=\"expired\">gone &amp; done</p>"), "{ended}");
+        assert!(ended.contains("window.close()"), "{ended}");
     }
 
     #[test]

@@ -49,22 +49,31 @@ pub enum AuthorizeOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FlowStatus {
-    Pending { seconds_left: i64 },
-    Connected { account_name: String },
+    Pending {
+        seconds_left: i64,
+    },
+    Connected {
+        account_name: String,
+    },
     Expired,
     Denied,
-    Failed { message: String },
+    /// Stopped by the person who started it (Cancel in the dialog).
+    Cancelled,
+    Failed {
+        message: String,
+    },
 }
 
 impl FlowStatus {
     pub fn message(&self) -> String {
         match self {
-            FlowStatus::Pending { seconds_left } => format!("Waiting for you to grant access ({seconds_left} s left)."),
+            FlowStatus::Pending { .. } => "Waiting for you to grant access on the service's page.".into(),
             FlowStatus::Connected { account_name } => format!("Connected as {account_name}."),
             FlowStatus::Expired => "The 90-second authorization window expired. Click Authorize to try again.".into(),
             FlowStatus::Denied => {
                 "Access was denied on the service's page, so the connection was not authorized.".into()
             }
+            FlowStatus::Cancelled => "The authorization was cancelled; nothing was saved.".into(),
             FlowStatus::Failed { message } => message.clone(),
         }
     }
@@ -97,6 +106,14 @@ pub async fn authorize_connection(
 pub async fn authorization_status(flow: String) -> Result<FlowStatus, AppError> {
     let (state, user) = crate::auth::ssr::require_user().await?;
     ssr::flow_status(&state, &user, &flow).await
+}
+
+/// Stops the caller's OAuth2 flow `flow`: a consent given afterwards on the service's page is
+/// refused.
+#[server(prefix = "/api", endpoint = "cancel_authorization")]
+pub async fn cancel_authorization(flow: String) -> Result<FlowStatus, AppError> {
+    let (state, user) = crate::auth::ssr::require_user().await?;
+    ssr::cancel(&state, &user, &flow).await
 }
 
 /// Finishes an OAuth2 flow in the window that started it, with the provider's answer the
@@ -167,7 +184,7 @@ pub mod ssr {
     use crate::policy::{decide, Action, Decision};
     use crate::ssr::AppState;
 
-    pub use super::callback::{callback_handler, escape_html, CallbackParams};
+    pub use super::callback::{callback_handler, ended_handler, escape_html, CallbackParams};
     pub(crate) use super::credentials::pending_aad;
     pub use super::credentials::{
         account_aad, config_key, credentials_for, rename_account, reusable_accounts, reuse_account,
@@ -176,8 +193,8 @@ pub mod ssr {
     pub use super::fencing::{store_refreshed, Stored};
     pub use super::health::{reason, unusable_status, usable_credentials, UNREACHABLE_LIMIT};
     pub use super::keepalive::{keepalive_pass, KeepAlive};
+    pub use super::oauth::{cancel, finish, flow_status, forged_state, FlowOutcome};
     use super::oauth::{client_credentials, start_oauth};
-    pub use super::oauth::{finish, flow_status, forged_state};
     pub use super::refresh::{recover_interrupted, refresh_account, Refreshes};
 
     #[derive(Debug)]

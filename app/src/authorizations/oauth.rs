@@ -235,14 +235,15 @@ pub async fn finish(state: &AppState, user: Option<&SessionUser>, params: Callba
             .await;
     }
     let (outcome, detail) = match &status {
-        FlowStatus::Connected { account_name } => ("connected", account_name.clone()),
-        FlowStatus::Expired => ("expired", String::new()),
-        FlowStatus::Denied => ("denied", String::new()),
-        FlowStatus::Failed { message } => ("failed", message.clone()),
-        FlowStatus::Pending { .. } => ("failed", "unexpected".into()),
+        FlowStatus::Connected { account_name } => (FlowOutcome::Connected, account_name.clone()),
+        FlowStatus::Expired => (FlowOutcome::Expired, String::new()),
+        FlowStatus::Denied => (FlowOutcome::Denied, String::new()),
+        FlowStatus::Cancelled => (FlowOutcome::Cancelled, String::new()),
+        FlowStatus::Failed { message } => (FlowOutcome::Failed, message.clone()),
+        FlowStatus::Pending { .. } => (FlowOutcome::Failed, "unexpected".into()),
     };
     if let Err(e) = sqlx::query("UPDATE oauth_pending SET outcome = $1, outcome_detail = $2 WHERE state = $3")
-        .bind(outcome)
+        .bind(outcome.as_str())
         .bind(&detail)
         .bind(&flow)
         .execute(&state.db.pool)
@@ -380,20 +381,23 @@ pub async fn flow_status(state: &AppState, user: &SessionUser, flow: &str) -> Ap
     else {
         return Err(AppError::not_found("There is no such authorization in progress."));
     };
-    Ok(match (outcome.as_deref(), consumed_at) {
-        (Some("connected"), _) => FlowStatus::Connected { account_name: detail.unwrap_or_default() },
-        (Some("expired"), _) => FlowStatus::Expired,
-        (Some("denied"), _) => FlowStatus::Denied,
-        (Some(_), _) => FlowStatus::Failed { message: detail.unwrap_or_default() },
+    let outcome = outcome.map(|o| FlowOutcome::parse(&o).unwrap_or(FlowOutcome::Failed));
+    Ok(match (outcome, consumed_at) {
+        (Some(FlowOutcome::Connected), _) => FlowStatus::Connected { account_name: detail.unwrap_or_default() },
+        (Some(FlowOutcome::Expired), _) => FlowStatus::Expired,
+        (Some(FlowOutcome::Denied), _) => FlowStatus::Denied,
+        (Some(FlowOutcome::Cancelled), _) => FlowStatus::Cancelled,
+        (Some(FlowOutcome::Failed), _) => FlowStatus::Failed { message: detail.unwrap_or_default() },
         (None, Some(_)) => FlowStatus::Pending { seconds_left: 0 },
         (None, None) => {
             let left_ms = expires_at - now_ms();
             if left_ms < 0 {
                 // Nobody came back in time: close the flow so a late callback is refused.
                 sqlx::query(
-                    "UPDATE oauth_pending SET consumed_at = $1, outcome = 'expired' WHERE state = $2 AND consumed_at IS NULL",
+                    "UPDATE oauth_pending SET consumed_at = $1, outcome = $2 WHERE state = $3 AND consumed_at IS NULL",
                 )
                 .bind(now_ms())
+                .bind(FlowOutcome::Expired.as_str())
                 .bind(flow)
                 .execute(&state.db.pool)
                 .await?;
@@ -413,4 +417,33 @@ pub fn forged_state() -> String {
 /// Whether `s` can be a flow's `state` at all (before it is looked up).
 pub(super) fn is_flow_state(s: &str) -> bool {
     !s.is_empty() && s.len() <= 200
+}
+
+closed_set! {
+    /// How a flow ended, as `oauth_pending.outcome` stores it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FlowOutcome ("outcome", "flow outcome") {
+        Connected = "connected", "Connected";
+        Expired = "expired", "Expired";
+        Denied = "denied", "Denied";
+        Cancelled = "cancelled", "Cancelled";
+        Failed = "failed", "Failed";
+    }
+}
+
+/// Cancels the caller's unfinished flow `flow` (Cancel in the dialog): it is consumed, so a
+/// consent given afterwards finds nothing to finish. A flow that already ended keeps its
+/// outcome, which is answered.
+#[tracing::instrument(skip_all)]
+pub async fn cancel(state: &AppState, user: &SessionUser, flow: &str) -> AppResult<FlowStatus> {
+    sqlx::query(
+        "UPDATE oauth_pending SET consumed_at = $1, outcome = $2 WHERE state = $3 AND user_id = $4 AND consumed_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(FlowOutcome::Cancelled.as_str())
+    .bind(flow)
+    .bind(user.id)
+    .execute(&state.db.pool)
+    .await?;
+    flow_status(state, user, flow).await
 }

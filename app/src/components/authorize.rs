@@ -1,11 +1,12 @@
 //! The authorization dialog: account name, the credentials the auth type needs, the
 //! environments, "Reuse" of an account authorized before or "Link New Account"; for OAuth2 the
-//! provider's page opens in a popup while a 90-second countdown runs (gloo-timers).
+//! provider's page opens in a popup while a 90-second countdown runs ([`super::authorize_flow`]).
+//! On success the dialog closes and a toast says "Connected as <account>".
 
-use crate::authorizations::{
-    authorization_status, reusable_accounts, AuthorizeConnection, AuthorizeOutcome, CredentialsInput, FlowStatus,
-    ReuseAccount,
-};
+use super::authorize_flow::{Flow, FlowState};
+use super::dialog::Modal;
+use super::toast;
+use crate::authorizations::{reusable_accounts, AuthorizeConnection, AuthorizeOutcome, CredentialsInput, ReuseAccount};
 use crate::domain::{AuthType, Environment};
 use leptos::prelude::*;
 
@@ -59,7 +60,9 @@ pub fn AuthorizeDialog(
         .into_iter()
         .map(|e| (e, RwSignal::new(target.same_for_all_envs || target.environments.contains(&e))))
         .collect();
-    let flow_status = RwSignal::new(None::<FlowStatus>);
+    let flow = Flow::new();
+    // Closing the dialog while the service's window is open cancels that flow.
+    on_cleanup(move || flow.abandon());
     let link_new = RwSignal::new(false);
     let reuse_choice = RwSignal::new(String::new());
     let reuse_name = RwSignal::new(String::new());
@@ -75,7 +78,7 @@ pub fn AuthorizeDialog(
         let replace = target.replace;
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
-            flow_status.set(None);
+            flow.state.set(FlowState::Idle);
             authorize.dispatch(AuthorizeConnection {
                 connection_id: cid,
                 account_name: account_name.get_untracked(),
@@ -105,22 +108,32 @@ pub fn AuthorizeDialog(
         }
     };
 
+    // Done: say so in a toast, refresh what shows the connection, close.
+    let finished = Callback::new(move |message: String| {
+        toast::success(message);
+        on_done.run(());
+        on_close.run(());
+    });
+    let connected = Callback::new(move |account: String| finished.run(format!("Connected as {account}.")));
     // API key / basic: done at once. OAuth2: open the provider's page and count down.
     Effect::new(move |_| match authorize.value().get() {
-        Some(Ok(AuthorizeOutcome::Authorized { account_name, .. })) => {
-            flow_status.set(Some(FlowStatus::Connected { account_name }));
-            on_done.run(());
-        }
-        Some(Ok(AuthorizeOutcome::Redirect { flow, authorize_url, window_secs })) => {
-            flow_status.set(Some(FlowStatus::Pending { seconds_left: window_secs as i64 }));
-            open_popup(&authorize_url);
-            watch_flow(flow, flow_status, on_done);
+        Some(Ok(AuthorizeOutcome::Authorized { account_name, verified })) => finished.run(if verified {
+            format!("Connected as {account_name}.")
+        } else {
+            format!(
+                "Connected as {account_name}. Saved — not verified: this service has no test request, so the \
+                 credentials are checked when first used."
+            )
+        }),
+        Some(Ok(AuthorizeOutcome::Redirect { flow: id, authorize_url, window_secs })) => {
+            flow.start(id, authorize_url, window_secs, connected)
         }
         _ => {}
     });
+    let display_name = target.display_name.clone();
     Effect::new(move |_| {
         if let Some(Ok(())) = reuse.value().get() {
-            on_done.run(());
+            finished.run(format!("{display_name} now uses the chosen account."));
         }
     });
 
@@ -132,42 +145,32 @@ pub fn AuthorizeDialog(
             .or_else(|| reuse.value().get().and_then(|r| r.err()))
             .map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
     };
+    // One status line, one countdown; while waiting, reopen the service's window or cancel.
     let status_view = move || {
-        flow_status.get().map(|s| {
-            let class = match s {
-                FlowStatus::Connected { .. } => "flow ok",
-                FlowStatus::Pending { .. } => "flow pending",
-                _ => "flow off",
-            };
-            let countdown = match &s {
-                FlowStatus::Pending { seconds_left } => Some(view! {
+        let s = flow.state.get();
+        (s != FlowState::Idle).then(|| {
+            let waiting = match &s {
+                FlowState::Waiting { seconds_left } => Some(view! {
                     <p class="countdown" role="timer" aria-label="Time left to authorize">{format!("{seconds_left} s")}</p>
                 }),
                 _ => None,
             };
-            // Saved credentials the service could not be asked about (no test request).
-            let unverified =
-                matches!(authorize.value().get(), Some(Ok(AuthorizeOutcome::Authorized { verified: false, .. })));
-            let unchecked = (unverified && matches!(s, FlowStatus::Connected { .. })).then(|| {
-                view! {
-                    <p class="muted">
-                        "Saved — not verified: this service has no test request, so the credentials are checked when first used."
-                    </p>
-                }
+            let controls = s.waiting().then(|| view! {
+                <div class="row">
+                    <button type="button" on:click=move |_| flow.reopen()>"Reopen sign-in window"</button>
+                    <button type="button" on:click=move |_| flow.cancel()>"Cancel"</button>
+                </div>
             });
-            view! { <div class=class role="status">{countdown}<p>{s.message()}</p>{unchecked}</div> }
+            view! { <div class=s.class() role="status">{waiting}<p>{s.message()}</p>{controls}</div> }
         })
     };
+    let submit_label = move || if flow.state.read().retry() { "Retry" } else { "Authorize" };
     let locked = target.same_for_all_envs;
     let auth_type = target.auth_type;
     let (ul, pl) = (target.username_label.clone(), target.password_label.clone());
 
     view! {
-        <div class="dialog" role="dialog" aria-label=format!("Authorize {}", target.display_name)>
-            <header>
-                <h2>"Authorize " {target.display_name.clone()}</h2>
-                <button type="button" class="icon-button" aria-label="Close" on:click=move |_| on_close.run(())>"✕"</button>
-            </header>
+        <Modal title=format!("Authorize {}", target.display_name) on_close=on_close>
             <Transition fallback=|| ()>
                 {move || {
                 let do_reuse = do_reuse.clone();
@@ -237,75 +240,10 @@ pub fn AuthorizeDialog(
                 </fieldset>
                 {error}
                 {status_view}
-                <button type="submit" class="primary" disabled=move || authorize.pending().get()>"Authorize"</button>
+                <Show when=move || !flow.state.read().waiting()>
+                    <button type="submit" class="primary" disabled=move || authorize.pending().get()>{submit_label}</button>
+                </Show>
             </form>
-        </div>
+        </Modal>
     }
-}
-
-#[cfg(feature = "hydrate")]
-fn open_popup(url: &str) {
-    let _ = window().open_with_url_and_target_and_features(url, "cm-authorize", "popup,width=520,height=720");
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn open_popup(_url: &str) {}
-
-/// Counts down once a second (the server's clock decides) and learns how the flow ended.
-#[cfg(feature = "hydrate")]
-fn watch_flow(flow: String, status: RwSignal<Option<FlowStatus>>, on_done: Callback<()>) {
-    let handoff = listen_for_handoff(flow.clone());
-    leptos::task::spawn_local(async move {
-        loop {
-            gloo_timers::future::TimeoutFuture::new(1000).await;
-            match authorization_status(flow.clone()).await {
-                Ok(pending @ FlowStatus::Pending { .. }) => status.set(Some(pending)),
-                Ok(done) => {
-                    let connected = matches!(done, FlowStatus::Connected { .. });
-                    status.set(Some(done));
-                    if connected {
-                        on_done.run(());
-                    }
-                    break;
-                }
-                Err(e) => {
-                    status.set(Some(FlowStatus::Failed { message: e.to_string() }));
-                    break;
-                }
-            }
-        }
-        handoff.remove();
-    });
-}
-
-/// The popup hands the provider's answer back when it has no session for this flow (the
-/// panel embedded on another site); only a message from this origin for this flow counts.
-/// The status poll then learns the outcome.
-#[cfg(feature = "hydrate")]
-fn listen_for_handoff(flow: String) -> WindowListenerHandle {
-    use crate::authorizations::complete_authorization;
-    use leptos::wasm_bindgen::JsValue;
-    use leptos::web_sys::js_sys::Reflect;
-    window_event_listener(leptos::ev::message, move |ev| {
-        if ev.origin() != window().location().origin().unwrap_or_default() {
-            return;
-        }
-        let data = ev.data();
-        let field = |k: &str| Reflect::get(&data, &JsValue::from_str(k)).ok().and_then(|v| v.as_string());
-        if field("type").as_deref() != Some("connections:oauth_handoff") || field("flow").as_deref() != Some(&flow) {
-            return;
-        }
-        let (flow, code, iss, error, error_description) =
-            (flow.clone(), field("code"), field("iss"), field("error"), field("error_description"));
-        leptos::task::spawn_local(async move {
-            if let Err(e) = complete_authorization(flow, code, iss, error, error_description).await {
-                leptos::logging::warn!("could not finish the authorization: {e}");
-            }
-        });
-    })
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn watch_flow(_flow: String, _status: RwSignal<Option<FlowStatus>>, _on_done: Callback<()>) {
-    let _ = (authorization_status, crate::authorizations::complete_authorization);
 }

@@ -2,13 +2,16 @@
 //! the datasources section, the runtime view, embed events, and the session helpers.
 
 pub mod authorize;
+pub mod authorize_flow;
 pub mod datasources;
+pub mod dialog;
 pub mod embed_events;
 pub mod embed_settings;
 pub mod panel;
 pub mod panel_details;
 pub mod runtime;
 pub mod sign_in;
+pub mod toast;
 
 use crate::auth::{current_user, Login, Logout, SessionUser};
 use crate::error::AppError;
@@ -141,45 +144,53 @@ pub fn TopNav(user: SessionUser) -> impl IntoView {
     }
 }
 
-/// What revoking does, in one sentence people read before they confirm: the connection, the
-/// environments it covers (all of them when they share one authorization), what uses it, and
-/// what happens at the service.
-pub fn revoke_warning(name: &str, service: &str, environment: &str, shared: bool, used_by: &[String]) -> String {
-    let envs = if shared {
-        "in every environment (Development, Stage and Production share one authorization)".to_string()
+/// What revoking asks before it is done: the connection, the environments it covers (one "All
+/// environments" row when they share one authorization), what uses it, and what happens at the
+/// service.
+pub fn revoke_confirmation(
+    name: &str,
+    service: &str,
+    environment: &str,
+    shared: bool,
+    used_by: &[String],
+) -> dialog::Confirmation {
+    let environments = if shared {
+        "All environments (Development, Stage and Production share one authorization)".to_string()
     } else {
-        format!("in {environment}")
+        environment.to_string()
     };
-    let uses = match used_by.len() {
-        0 => String::new(),
-        n => format!(" {n} thing(s) use it and will ask for authorization again: {}.", used_by.join(", ")),
-    };
-    format!(
-        "Revoke {name} {envs}?{uses} The authorization is revoked at {service} and the stored credentials are removed. \
-         Authorize it again to restore it."
-    )
-}
-
-/// Asks the browser to confirm `message` (no when there is no window).
-pub fn confirmed(message: &str) -> bool {
-    window().confirm_with_message(message).unwrap_or(false)
+    dialog::Confirmation {
+        title: format!("Revoke {name}"),
+        rows: vec![
+            ("Connection".into(), name.to_string()),
+            ("Service".into(), service.to_string()),
+            ("Environments".into(), environments),
+        ],
+        items_label: "Will ask for authorization again".into(),
+        items: used_by.to_vec(),
+        consequence: format!(
+            "The authorization is revoked at {service} and the stored credentials are removed. \
+             Authorize it again to restore it."
+        ),
+        confirm: "Revoke".into(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::revoke_warning;
+    use super::revoke_confirmation;
 
     #[test]
-    fn the_revoke_warning_names_the_connection_its_environments_its_users_and_the_service() {
-        let shared = revoke_warning("Sales CRM", "Sandbox CRM", "Development", true, &["Form Deal intake".into()]);
-        assert!(shared.starts_with("Revoke Sales CRM in every environment"), "{shared}");
-        assert!(
-            shared.contains("1 thing(s) use it and will ask for authorization again: Form Deal intake."),
-            "{shared}"
-        );
-        assert!(shared.contains("revoked at Sandbox CRM"), "{shared}");
-        let one = revoke_warning("Sales CRM", "Sandbox CRM", "Stage", false, &[]);
-        assert!(one.starts_with("Revoke Sales CRM in Stage?"), "{one}");
-        assert!(!one.contains("use it"), "{one}");
+    fn the_revoke_confirmation_names_the_connection_its_environments_its_users_and_the_service() {
+        let shared = revoke_confirmation("Sales CRM", "Sandbox CRM", "Development", true, &["Form Deal intake".into()]);
+        assert_eq!(shared.title, "Revoke Sales CRM");
+        let envs: Vec<_> = shared.rows.iter().filter(|(k, _)| k == "Environments").collect();
+        assert_eq!(envs.len(), 1, "one row when the authorization is shared");
+        assert!(envs[0].1.starts_with("All environments"), "{:?}", envs);
+        assert_eq!(shared.items, vec!["Form Deal intake".to_string()]);
+        assert!(shared.consequence.contains("revoked at Sandbox CRM"), "{}", shared.consequence);
+        let one = revoke_confirmation("Sales CRM", "Sandbox CRM", "Stage", false, &[]);
+        assert!(one.rows.contains(&("Environments".into(), "Stage".into())), "{:?}", one.rows);
+        assert!(one.items.is_empty());
     }
 }

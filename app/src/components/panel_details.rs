@@ -3,6 +3,7 @@
 //! authorization dialog's Reuse / Link New Account) and Revoke.
 
 use super::authorize::Target;
+use super::dialog::ConfirmDialog;
 use super::embed_events::{emit, EmbedEvents};
 use super::panel::{PanelApp, PanelCx};
 use super::ErrorMessage;
@@ -100,15 +101,18 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                             })}
                             {(authorized && d.may_revoke).then(|| {
                                 let used_by: Vec<String> = d.references.iter().map(|r| format!("{} {}", r.kind.label(), r.name)).collect();
-                                let warning = super::revoke_warning(&name, &service, cx.environment.label(), shared, &used_by);
+                                let ask = super::revoke_confirmation(&name, &service, cx.environment.label(), shared, &used_by);
+                                let asking = RwSignal::new(false);
                                 view! {
                                     <button type="button" class="danger" aria-label=format!("Revoke {name}")
                                         disabled=move || revoke.pending().get()
-                                        on:click=move |_| {
-                                            if super::confirmed(&warning) {
+                                        on:click=move |_| asking.set(true)>"Revoke"</button>
+                                    {move || asking.get().then(|| view! {
+                                        <ConfirmDialog confirmation=ask.clone() on_close=move |_| asking.set(false)
+                                            on_confirm=move |_| {
                                                 revoke.dispatch(RevokeAuthorization { connection_id: id, environment: Some(cx.environment) });
-                                            }
-                                        }>"Revoke"</button>
+                                            }/>
+                                    })}
                                 }
                             })}
                         </div>

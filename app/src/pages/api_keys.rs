@@ -1,6 +1,7 @@
 //! API keys (admins): create one for a host product's backend (its secret is shown once),
 //! see when each was last used, revoke it. The embedding guide links here.
 
+use crate::components::dialog::{ConfirmDialog, Confirmation};
 use crate::components::{ErrorMessage, Loaded, RequireUser, TopNav};
 use crate::format::format_ms;
 use crate::platform::{api_keys, ApiKeyInfo, ApiScope, CreateApiKey, RevokeApiKey};
@@ -105,7 +106,15 @@ fn KeyTable(keys: Vec<ApiKeyInfo>, version: RwSignal<u32>) -> impl IntoView {
                 {keys.into_iter().map(|k| {
                     let id = k.id;
                     let label = format!("Revoke {}", k.name);
-                    let confirm = format!("Revoke the API key '{}'? Every call with it will be refused.", k.name);
+                    let ask = Confirmation {
+                        title: format!("Revoke API key {}", k.name),
+                        rows: vec![("API key".into(), k.name.clone()), ("Key".into(), format!("{}…", k.prefix))],
+                        items_label: String::new(),
+                        items: Vec::new(),
+                        consequence: "Every call with this key is refused from now on. This cannot be undone.".into(),
+                        confirm: "Revoke key".into(),
+                    };
+                    let asking = RwSignal::new(false);
                     let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
                     view! {
                         <tr>
@@ -118,15 +127,12 @@ fn KeyTable(keys: Vec<ApiKeyInfo>, version: RwSignal<u32>) -> impl IntoView {
                             <td>
                                 <Show when=move || k.revoked_at_ms.is_none()>
                                     <button type="button" class="danger" aria-label=label.clone()
-                                        on:click={
-                                            let confirm = confirm.clone();
-                                            move |_| {
-                                                if window().confirm_with_message(&confirm).unwrap_or(false) {
-                                                    revoke.dispatch(RevokeApiKey { id });
-                                                }
-                                            }
-                                        }>"Revoke"</button>
+                                        on:click=move |_| asking.set(true)>"Revoke"</button>
                                 </Show>
+                                {move || asking.get().then(|| view! {
+                                    <ConfirmDialog confirmation=ask.clone() on_close=move |_| asking.set(false)
+                                        on_confirm=move |_| { revoke.dispatch(RevokeApiKey { id }); }/>
+                                })}
                             </td>
                         </tr>
                     }

@@ -2,8 +2,9 @@
 //! authorizations for different environments", "Reauthorize connection").
 
 use crate::components::authorize::{AuthorizeDialog, Target};
+use crate::components::dialog::{ConfirmDialog, Confirmation};
 use crate::components::panel::TypeIcon;
-use crate::components::{confirmed, revoke_warning, ErrorMessage, RequireUser, TopNav};
+use crate::components::{revoke_confirmation, toast, ErrorMessage, RequireUser, TopNav};
 use crate::connections::{connection_usage, get_connection, ConnectionDetails, SetConnectionAccess, Status};
 use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::format::format_ms;
@@ -75,8 +76,11 @@ fn target(d: &ConnectionDetails, environments: Vec<Environment>, replace: bool) 
 #[component]
 fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSignal<u32>) -> impl IntoView {
     let revoke = ServerAction::<RevokeAuthorization>::new();
+    let asking = RwSignal::new(None::<(Environment, Confirmation)>);
+    let revoked_name = d.display_name.clone();
     Effect::new(move |_| {
         if let Some(Ok(())) = revoke.value().get() {
+            toast::success(format!("{revoked_name} revoked."));
             version.update(|v| *v += 1);
         }
     });
@@ -90,6 +94,11 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
     let reauth = target(&d, Environment::ALL.to_vec(), true);
     let access = ServerAction::<SetConnectionAccess>::new();
     let access_error = move || access.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
+    Effect::new(move |_| {
+        if let Some(Ok(())) = access.value().get() {
+            toast::success("Access saved.");
+        }
+    });
     let (name, service, shared) = (d.display_name.clone(), d.service_name.clone(), d.same_for_all_envs);
     let rows = d
         .environments
@@ -125,9 +134,7 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                                                 .await
                                                 .map(|u| u.into_iter().map(|u| format!("{} {} ({})", u.kind, u.name, u.application)).collect())
                                                 .unwrap_or_default();
-                                            if confirmed(&revoke_warning(&name, &service, env.label(), shared, &used_by)) {
-                                                revoke.dispatch(RevokeAuthorization { connection_id: cid, environment: Some(env) });
-                                            }
+                                            asking.set(Some((env, revoke_confirmation(&name, &service, env.label(), shared, &used_by))));
                                         });
                                     }
                                 }>"Revoke"</button>
@@ -183,6 +190,10 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                 <dt>"Environments"</dt><dd>{if d.same_for_all_envs { "Same authorization for all environments" } else { "A separate authorization for each environment" }}</dd>
             </dl>
             {revoke_error}
+            {move || asking.get().map(|(env, ask)| view! {
+                <ConfirmDialog confirmation=ask on_close=move |_| asking.set(None)
+                    on_confirm=move |_| { revoke.dispatch(RevokeAuthorization { connection_id: cid, environment: Some(env) }); }/>
+            })}
             <table aria-label="Authorizations">
                 <thead><tr><th>"Environment"</th><th>"Authorized account"</th><th>"Authorized by"</th><th>"Date of authorization"</th><th>"Status"</th><th></th></tr></thead>
                 <tbody>{rows}</tbody>

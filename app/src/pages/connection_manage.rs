@@ -2,6 +2,7 @@
 //! Disable / Enable, Delete behind a confirmation that lists what still uses the connection,
 //! and each user's authorization of a logged-in-user connection.
 
+use crate::components::dialog::Modal;
 use crate::components::ErrorMessage;
 use crate::connections::{
     connection_usage, users_authorizations, ConnectionDetails, ConnectionEdit, DeleteConnection, EditConnection,
@@ -9,7 +10,6 @@ use crate::connections::{
 };
 use crate::domain::ConnectionId;
 use crate::format::format_ms;
-use leptos::ev::KeyboardEvent;
 use leptos::html;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -136,21 +136,12 @@ fn DeleteDialog(d: ConnectionDetails, open: RwSignal<bool>) -> impl IntoView {
         }
     });
     let error = move || delete.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
-    let cancel = NodeRef::<html::Button>::new();
-    Effect::new(move |_| {
-        if let Some(el) = cancel.get() {
-            let _ = el.focus();
-        }
-    });
     let title = format!("Delete {}", d.display_name);
     let name = d.display_name.clone();
     let service = d.service_name.clone();
     let link = d.link_name.clone();
     view! {
-        <div class="backdrop" on:click=move |_| open.set(false)></div>
-        <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="delete-title"
-            on:keydown=move |ev: KeyboardEvent| if ev.key() == "Escape" { open.set(false) }>
-            <header><h2 id="delete-title">{title}</h2></header>
+        <Modal title=title on_close=move |_| open.set(false) close_label="Cancel and close">
             <Transition fallback=|| view! { <p class="loading">"Checking where it is used…"</p> }>
                 {
                     let name = name.clone();
@@ -181,9 +172,9 @@ fn DeleteDialog(d: ConnectionDetails, open: RwSignal<bool>) -> impl IntoView {
             </Transition>
             {error}
             <div class="row">
-                <button type="button" node_ref=cancel on:click=move |_| open.set(false)>"Cancel"</button>
+                <button type="button" data-autofocus="true" on:click=move |_| open.set(false)>"Cancel"</button>
             </div>
-        </div>
+        </Modal>
     }
 }
 

@@ -2,6 +2,7 @@
 //! corner that opens the Connections tab for the component being edited (R2.4).
 
 use crate::applications::get_application;
+use crate::components::dialog::SlideOver;
 use crate::components::embed_settings::EmbedAllowlistForm;
 use crate::components::panel::ConnectionsList;
 use crate::components::{ErrorMessage, RequireUser, SignOut};
@@ -75,17 +76,22 @@ pub fn EditPage() -> impl IntoView {
                                                 <EmbedAllowlistForm app=link.clone()/>
                                             </section>
                                             <Show when=move || panel_open.get()>
-                                                <aside class="slider" role="dialog" aria-label="Integrations">
+                                                {
+                                                    let inner_link = link.clone();
+                                                    view! {
+                                                <SlideOver title="Integrations" close_label="Close integrations" on_close=move |_| panel_open.set(false)>
                                                     <div role="tablist" aria-label="Integrations">
                                                         <button type="button" role="tab" aria-selected="true">"Connections"</button>
                                                     </div>
                                                     <div role="tabpanel" aria-label="Connections">
                                                         {
-                                                            let link = link.clone();
+                                                            let link = inner_link.clone();
                                                             move || view! { <ConnectionsList app=link.clone() component=selected.get() environment=Environment::Development/> }
                                                         }
                                                     </div>
-                                                </aside>
+                                                </SlideOver>
+                                                    }
+                                                }
                                             </Show>
                                         </div>
                                     </div>

@@ -2,6 +2,7 @@
 //! the Connections slider (R2.3).
 
 use crate::applications::get_application;
+use crate::components::dialog::SlideOver;
 use crate::components::panel::ConnectionsList;
 use crate::components::runtime::ComponentView;
 use crate::components::{ClientOnly, ErrorMessage, RequireUser, SignOut};
@@ -78,13 +79,14 @@ pub fn LivePage() -> impl IntoView {
                                                 }
                                             </main>
                                             <Show when=move || slider_open.get()>
-                                                <aside class="slider" role="dialog" aria-label="Connections">
-                                                    <header>
-                                                        <h2>"Connections"</h2>
-                                                        <button type="button" class="icon-button" aria-label="Close connections" on:click=move |_| slider_open.set(false)>"✕"</button>
-                                                    </header>
-                                                    <ConnectionsList app=link.clone() component=None environment=Environment::Production/>
-                                                </aside>
+                                                {
+                                                    let link = link.clone();
+                                                    view! {
+                                                        <SlideOver title="Connections" close_label="Close connections" on_close=move |_| slider_open.set(false)>
+                                                            <ConnectionsList app=link.clone() component=None environment=Environment::Production/>
+                                                        </SlideOver>
+                                                    }
+                                                }
                                             </Show>
                                         </div>
                                     }.into_any()

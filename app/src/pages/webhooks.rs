@@ -1,6 +1,7 @@
 //! Webhooks (builders): register an endpoint for connection-health and sync events (its signing
 //! secret is shown once), send it a test event, read its delivery log, turn it off or delete it.
 
+use crate::components::dialog::{ConfirmDialog, Confirmation};
 use crate::components::{ErrorMessage, Loaded, RequireUser, TopNav};
 use crate::format::format_ms;
 use crate::webhooks::{
@@ -124,7 +125,15 @@ fn EndpointCard(endpoint: EndpointInfo, version: RwSignal<u32>) -> impl IntoView
     };
     let events = endpoint.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ");
     let title = if endpoint.description.is_empty() { endpoint.url.clone() } else { endpoint.description.clone() };
-    let confirm = format!("Delete the webhook endpoint {}? Its delivery log goes too.", endpoint.url);
+    let ask = Confirmation {
+        title: format!("Delete webhook endpoint {}", endpoint.url),
+        rows: vec![("Endpoint".into(), endpoint.url.clone()), ("Events".into(), events.clone())],
+        items_label: String::new(),
+        items: Vec::new(),
+        consequence: "No more events are sent to it, and its delivery log is deleted. This cannot be undone.".into(),
+        confirm: "Delete endpoint".into(),
+    };
+    let asking = RwSignal::new(false);
     let test_result = move || {
         test.value().get().map(|r| match r {
             Ok(d) => view! { <p role="status">{format!("Test event {}: {}", d.event_id, describe(&d))}</p> }.into_any(),
@@ -152,12 +161,12 @@ fn EndpointCard(endpoint: EndpointInfo, version: RwSignal<u32>) -> impl IntoView
                 <button type="button" on:click=move |_| { toggle.dispatch(SetWebhookEndpointEnabled { id, enabled: !enabled }); }>
                     {if enabled { "Turn off" } else { "Turn on" }}
                 </button>
-                <button type="button" class="danger" on:click=move |_| {
-                    if window().confirm_with_message(&confirm).unwrap_or(false) {
-                        delete.dispatch(DeleteWebhookEndpoint { id });
-                    }
-                }>"Delete"</button>
+                <button type="button" class="danger" on:click=move |_| asking.set(true)>"Delete"</button>
             </div>
+            {move || asking.get().then(|| view! {
+                <ConfirmDialog confirmation=ask.clone() on_close=move |_| asking.set(false)
+                    on_confirm=move |_| { delete.dispatch(DeleteWebhookEndpoint { id }); }/>
+            })}
             {test_result}
             {errors}
             {move || log.value().get().map(|r| match r {

@@ -34,7 +34,7 @@ async fn create(
     app.json(admin, "create_connection", &args).await
 }
 
-async fn start(
+pub(crate) async fn start(
     app: &TestApp,
     client: &reqwest::Client,
     connection_id: i64,
@@ -56,12 +56,12 @@ async fn start(
     }
 }
 
-async fn status(app: &TestApp, client: &reqwest::Client, flow: &str) -> FlowStatus {
+pub(crate) async fn status(app: &TestApp, client: &reqwest::Client, flow: &str) -> FlowStatus {
     app.json(client, "authorization_status", &[("flow", flow)]).await
 }
 
 /// Follows the provider's redirect back to the app in the user's browser; returns the page.
-async fn land(client: &reqwest::Client, callback: &reqwest::Url) -> String {
+pub(crate) async fn land(client: &reqwest::Client, callback: &reqwest::Url) -> String {
     let res = client.get(callback.clone()).send().await.unwrap();
     assert_eq!(res.status(), 200);
     res.text().await.unwrap()

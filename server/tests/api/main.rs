@@ -5,6 +5,7 @@
 mod common;
 
 mod authorize;
+mod authorize_cancel;
 mod basics;
 mod canary;
 mod decoding;

@@ -1,0 +1,89 @@
+import { test, expect, Page, Locator } from '@playwright/test';
+import { USERS, hydrated, signIn, ensureSalesCrmAuthorized } from './helpers';
+
+/** Presses Tab `n` times and checks after each press that focus is still inside `dialog`. */
+async function tabStaysIn(page: Page, dialog: Locator, n: number, shift = false) {
+  for (let i = 0; i < n; i++) {
+    await page.keyboard.press(shift ? 'Shift+Tab' : 'Tab');
+    await expect(dialog.locator(':focus')).toHaveCount(1);
+  }
+}
+
+test('a dialog takes focus, keeps it, closes on Esc and gives focus back to what opened it', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/microservices/connections/sales_crm');
+  await hydrated(page);
+  const opener = page.getByRole('button', { name: 'Delete', exact: true });
+  await opener.click();
+  const dialog = page.getByRole('dialog', { name: 'Delete Sales CRM' });
+  await expect(dialog).toBeVisible();
+  await expect(dialog).toHaveAttribute('aria-modal', 'true');
+  // Focus starts on Cancel (never on the dangerous button) and stays inside both ways.
+  await expect(dialog.getByRole('button', { name: 'Cancel', exact: true })).toBeFocused();
+  await tabStaysIn(page, dialog, 12);
+  await tabStaysIn(page, dialog, 12, true);
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+  await expect(opener).toBeFocused();
+  // The ✕ closes it too.
+  await opener.click();
+  await dialog.getByRole('button', { name: 'Cancel and close' }).click();
+  await expect(dialog).toBeHidden();
+});
+
+test('the builder panel: below the top bar, closed by ✕, Esc or a click outside, focus kept inside', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/sales_hub/edit?component=deal_intake');
+  await hydrated(page);
+  const integrations = page.getByRole('button', { name: 'Integrations' });
+  const panel = page.getByRole('dialog', { name: 'Integrations' });
+  await integrations.click();
+  await expect(panel.getByRole('tabpanel', { name: 'Connections' })).toBeVisible();
+  // It starts below the top bar, whose buttons stay visible and usable.
+  const bar = await page.locator('header.builder-header').boundingBox();
+  const box = await panel.boundingBox();
+  expect(box!.y).toBeGreaterThanOrEqual(bar!.y + bar!.height - 1);
+  await expect(panel.locator(':focus')).toHaveCount(1);
+  await tabStaysIn(page, panel, 10);
+
+  await page.keyboard.press('Escape');
+  await expect(panel).toBeHidden();
+  await expect(integrations).toBeFocused();
+
+  await integrations.click();
+  await expect(panel).toBeVisible();
+  await page.mouse.click(40, 600); // the component list, outside the panel
+  await expect(panel).toBeHidden();
+
+  await integrations.click();
+  await panel.getByRole('button', { name: 'Close integrations' }).click();
+  await expect(panel).toBeHidden();
+});
+
+test('a confirmation opened from the slider closes alone on Esc; Revoke is never focused first', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const row = await ensureSalesCrmAuthorized(page);
+  const slider = page.getByRole('dialog', { name: 'Connections' });
+  await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  const revoke = row.getByRole('region', { name: 'Sales CRM details' }).getByRole('button', { name: 'Revoke Sales CRM' });
+  await revoke.click();
+  const confirm = page.getByRole('dialog', { name: 'Revoke Sales CRM' });
+  await expect(confirm).toBeVisible();
+  // It names what is affected: the environments (one row, shared or not), what uses it.
+  await expect(confirm.getByRole('definition')).toHaveCount(3);
+  await expect(confirm).toContainText('Environments');
+  await expect(confirm.getByRole('list', { name: 'Will ask for authorization again' })).toContainText('Deal Intake');
+  await expect(confirm.getByRole('button', { name: 'Cancel', exact: true })).toBeFocused();
+  await tabStaysIn(page, confirm, 4);
+  await page.keyboard.press('Escape');
+  await expect(confirm).toBeHidden();
+  await expect(slider).toBeVisible();
+  await expect(revoke).toBeFocused();
+  await expect(row.getByText('Connected', { exact: true })).toBeVisible();
+  // Esc again closes the slider.
+  await page.keyboard.press('Escape');
+  await expect(slider).toBeHidden();
+});
