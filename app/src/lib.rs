@@ -25,6 +25,7 @@ pub mod promotion;
 pub mod references;
 pub mod revocations;
 pub mod runtime;
+pub mod scripts;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod sync;

@@ -165,16 +165,25 @@ pub mod ssr {
         Ok(ComponentOutput { kind: c.kind, name: c.name, link_name: c.link_name, sections })
     }
 
+    /// `url` with `{api_base}` replaced by the API address of `connection`'s connector.
+    pub(crate) async fn resolve_url(
+        state: &AppState,
+        user: &SessionUser,
+        connection: &str,
+        url: &str,
+    ) -> AppResult<String> {
+        if !url.contains("{api_base}") {
+            return Ok(url.to_owned());
+        }
+        let id = crate::connections::ssr::find_by_link(state, user, connection).await?;
+        let conn = crate::connections::ssr::load(state, user.workspace_id, id).await?;
+        let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
+        let base = connector.config.api_base.unwrap_or_default();
+        Ok(url.replace("{api_base}", base.trim_end_matches('/')))
+    }
+
     async fn run_step(state: &AppState, user: &SessionUser, app: &str, step: Step) -> AppResult<DataSection> {
-        let url = if step.url.contains("{api_base}") {
-            let id = crate::connections::ssr::find_by_link(state, user, &step.connection).await?;
-            let conn = crate::connections::ssr::load(state, user.workspace_id, id).await?;
-            let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
-            let base = connector.config.api_base.unwrap_or_default();
-            step.url.replace("{api_base}", base.trim_end_matches('/'))
-        } else {
-            step.url
-        };
+        let url = resolve_url(state, user, &step.connection, &step.url).await?;
         // The component permission was checked in `run`; `call` checks the policy for using
         // this step's connection type through a component, refusing (and auditing) otherwise.
         let response = crate::invoke::ssr::call(

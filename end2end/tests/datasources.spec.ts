@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized, salesCrmInSlider, openConnectionsSlider } from './helpers';
+import { USERS, signIn, ensureSalesCrmAuthorized, salesCrmInSlider, openConnectionsSlider, datasourcesOf } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -13,7 +13,9 @@ test('configure a datasource, initiate a sync, watch Ongoing → Completed and t
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   const row = await ensureSalesCrmAuthorized(page);
 
-  const section = row.getByRole('region', { name: 'Associated Datasources' });
+  // Unconfigured, the section is unfolded on its own.
+  await expect(row.getByRole('button', { name: /^Associated Datasources/ })).toHaveAttribute('aria-expanded', 'true');
+  const section = await datasourcesOf(row);
   const deals = section.getByRole('article', { name: 'Datasource CRM Deals' });
   await expect(deals).toContainText('Module: Deals');
   await expect(deals).toContainText('Datasource Configuration');
@@ -48,13 +50,21 @@ test('configure a datasource, initiate a sync, watch Ongoing → Completed and t
   const records = page.getByRole('table', { name: 'Deal Intake records' });
   await expect(records).toContainText('Deal 1 - Globex');
   await expect(records).not.toContainText('(old name)');
+
+  // Once nothing needs configuring, the datasources are folded: the card stays short.
+  const again2 = await salesCrmInSlider(page);
+  const toggle = again2.getByRole('button', { name: /^Associated Datasources \(\d+\)$/ });
+  await expect(toggle).toHaveAttribute('aria-expanded', 'false');
+  await expect(again2.getByRole('article', { name: 'Datasource CRM Deals' })).toBeHidden();
+  await toggle.click();
+  await expect(again2.getByRole('article', { name: 'Datasource CRM Deals' })).toBeVisible();
 });
 
 test('a failing service gives Failed with a log entry in Operations, and the sync can be initiated again', async ({ page }) => {
   await signIn(page, USERS.superadmin);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   const row = await ensureSalesCrmAuthorized(page);
-  const contacts = row.getByRole('article', { name: 'Datasource CRM Contacts' });
+  const contacts = (await datasourcesOf(row)).getByRole('article', { name: 'Datasource CRM Contacts' });
   await expect(contacts).toContainText('Module: Contacts');
   await expect(contacts).not.toContainText('Datasource Configuration');
 
@@ -74,7 +84,7 @@ test('a failing service gives Failed with a log entry in Operations, and the syn
 
   // The service recovered: initiating again completes.
   const row2 = await salesCrmInSlider(page);
-  const contacts2 = row2.getByRole('article', { name: 'Datasource CRM Contacts' });
+  const contacts2 = (await datasourcesOf(row2)).getByRole('article', { name: 'Datasource CRM Contacts' });
   await contacts2.getByRole('button', { name: 'Initiate sync of CRM Contacts' }).click();
   await expect(contacts2.getByRole('status', { name: 'Sync status of CRM Contacts' })).toContainText('Completed', { timeout: 20_000 });
   await contacts2.getByRole('link', { name: 'Contact Lookup › contact' }).click();

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil, confirmDialog } from './helpers';
+import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil, confirmDialog, datasourcesOf } from './helpers';
 
 test('the embed example page gets authorized, switched and revoked events from the embedded panel', async ({ page }) => {
   await signIn(page, USERS.admin);
@@ -62,7 +62,7 @@ test('the embed example page gets sync_finished when a datasource sync shown in 
   await page.goto('/embed-example?app=sales_hub');
   const frame = page.frameLocator('iframe[title="Connections"]');
   await expect(frame.locator('body[data-hydrated="true"]')).toHaveCount(1);
-  const deals = frame.getByRole('listitem', { name: 'Sales CRM', exact: true }).getByRole('article', { name: 'Datasource CRM Deals' });
+  const deals = (await datasourcesOf(frame.getByRole('listitem', { name: 'Sales CRM', exact: true }))).getByRole('article', { name: 'Datasource CRM Deals' });
   const configure = deals.getByRole('button', { name: 'Configure CRM Deals', exact: true });
   const initiate = deals.getByRole('button', { name: 'Initiate sync of CRM Deals' });
   await expect(configure.or(initiate)).toBeVisible();

@@ -119,6 +119,19 @@ export async function salesCrmInSlider(page: Page) {
   return row;
 }
 
+/**
+ * The "Associated Datasources" of a panel entry, unfolded (they are folded unless one needs
+ * configuring).
+ */
+export async function datasourcesOf(row: Locator) {
+  const section = row.getByRole('region', { name: 'Associated Datasources' });
+  const toggle = section.getByRole('button', { name: /^Associated Datasources \(\d+\)$/ });
+  await expect(toggle).toBeVisible();
+  if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+  await expect(toggle).toHaveAttribute('aria-expanded', 'true');
+  return section;
+}
+
 /** Authorizes Sales CRM from the slider unless another test already did (tests share a database). */
 export async function ensureSalesCrmAuthorized(page: Page) {
   let row = await salesCrmInSlider(page);

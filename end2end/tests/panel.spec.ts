@@ -18,14 +18,31 @@ test('a user authorizes their own connection from the live-mode slider, with the
   await expect(row).toContainText('Connected');
   await expect(row).toContainText('Uma at CRM');
 
-  // The account name is editable in place; bad input gets a clear error.
-  await row.getByRole('button', { name: 'Edit the account name of My CRM' }).click();
-  await row.getByLabel('Authorized account name').fill('Uma <b>x</b>');
-  await row.getByRole('button', { name: 'Save' }).click();
+  // The account name is editable in place: the field takes the focus, bad input is refused as
+  // it is typed (Save waits), Esc gives up and gives the focus back, Save confirms.
+  const pencil = row.getByRole('button', { name: 'Edit the account name of My CRM' });
+  await pencil.click();
+  const field = row.getByLabel('Authorized account name');
+  await expect(field).toBeFocused();
+  await field.fill('Uma <b>x</b>');
   await expect(row.getByRole('alert')).toContainText('not allowed');
-  await row.getByLabel('Authorized account name').fill('Uma main');
+  await expect(field).toHaveAttribute('aria-invalid', 'true');
+  await expect(row.getByRole('button', { name: 'Save' })).toBeDisabled();
+  await page.keyboard.press('Escape');
+  await expect(field).toBeHidden();
+  await expect(pencil).toBeFocused();
+  await expect(slider).toBeVisible();
+  await expect(row).toContainText('Uma at CRM');
+  await pencil.click();
+  await expect(field).toHaveValue('Uma at CRM');
+  await field.fill('Uma main');
   await row.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Account renamed to Uma main.');
   await expect(row).toContainText('Uma main');
+  // The card does not scroll sideways while renaming.
+  await row.getByRole('button', { name: 'Edit the account name of My CRM' }).click();
+  expect(await row.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBeTruthy();
+  await row.getByRole('button', { name: 'Cancel' }).click();
 
   // It is Uma's own authorization: the admin still sees My CRM as not connected for them.
   const admin = await page.context().browser()!.newContext({ baseURL: process.env.BASE_URL ?? 'http://127.0.0.1:3000' });

@@ -95,6 +95,9 @@ test('edit-mode tab: a developer sees details and references, but may not switch
   await expect(page).toHaveURL(/\/app\/sales_hub\/edit\?component=load_deals$/);
   await expect(page.getByRole('navigation', { name: 'Components' }).getByRole('link', { name: /Load Deals/ }))
     .toHaveAttribute('aria-current', 'page');
+  // A workflow opens in the script editor.
+  await expect(page.getByRole('region', { name: 'Script editor' }).getByLabel('Script of Load Deals'))
+    .toHaveValue(/^Open deals: GET sales_crm /);
 });
 
 test('a form with an unauthorized admin connection: users are told to contact the admin, the admin is prompted, and it loads without a reload', async ({ page }) => {

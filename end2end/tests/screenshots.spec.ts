@@ -30,4 +30,28 @@ test.describe('screenshots', () => {
     await expect(row.getByRole('list', { name: 'References' })).toBeVisible();
     await page.screenshot({ path: path.join(DOCS, 'edit-tab.png') });
   });
+
+  test('dark mode and a phone: the slider', async ({ page }) => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await signIn(page, USERS.admin);
+    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await openConnectionsSlider(page);
+    await page.waitForLoadState('networkidle');
+    await page.screenshot({ path: path.join(DOCS, 'live-slider-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await openConnectionsSlider(page);
+    await page.waitForLoadState('networkidle');
+    await page.screenshot({ path: path.join(DOCS, 'live-slider-phone.png') });
+  });
+
+  test('the script editor', async ({ page }) => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await signIn(page, USERS.developer);
+    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await page.goto('/app/sales_hub/edit?component=load_deals');
+    await expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/);
+    await page.screenshot({ path: path.join(DOCS, 'script-editor.png') });
+  });
 });

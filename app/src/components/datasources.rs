@@ -2,6 +2,7 @@
 //! module, Configure / Reconfigure, and the integration-fields sync with a live status badge.
 
 use super::embed_events::{emit, EmbedEvents};
+use super::icons::{Glyph, Icon};
 use super::ErrorMessage;
 use crate::datasources::{associated_datasources, ConfigField, ConfigureDatasource, DatasourceView, FieldKind};
 use crate::domain::Environment;
@@ -20,6 +21,7 @@ pub fn AssociatedDatasources(
     environment: Environment,
 ) -> impl IntoView {
     let version = RwSignal::new(0u32);
+    let open = RwSignal::new(None::<bool>);
     let app_for_list = app.clone();
     let list = Resource::new(
         move || (app_for_list.clone(), version.get()),
@@ -33,14 +35,34 @@ pub fn AssociatedDatasources(
                     match list.await {
                         Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
                         Ok(items) if items.is_empty() => ().into_any(),
-                        Ok(items) => view! {
-                            <section class="datasources" aria-label="Associated Datasources">
-                                <h4>"Associated Datasources"</h4>
-                                {items.into_iter().map(|d| view! {
-                                    <DatasourceBlock ds=d app=app.clone() connection_link=connection_link.clone() environment version/>
-                                }).collect_view()}
-                            </section>
-                        }.into_any(),
+                        Ok(items) => {
+                            // Folded unless one still needs configuring, so a card stays short;
+                            // the person's own choice then holds across reloads of the list.
+                            let attention = items.iter().any(|d| d.needs_configuration() && !d.configured);
+                            // Decided once: saving a configuration reloads the list, and the
+                            // section must not fold under the builder's hands.
+                            open.update_untracked(|o| {
+                                o.get_or_insert(attention);
+                            });
+                            let expanded = move || open.get().unwrap_or(attention);
+                            let count = items.len();
+                            view! {
+                                <section class="datasources" aria-label="Associated Datasources">
+                                    <h4>
+                                        <button type="button" class="disclosure" aria-expanded=move || expanded().to_string()
+                                            on:click=move |_| open.set(Some(!expanded()))>
+                                            <Icon glyph=Glyph::Chevron size=16/>
+                                            {format!("Associated Datasources ({count})")}
+                                        </button>
+                                    </h4>
+                                    <div class="datasource-list" hidden=move || !expanded()>
+                                        {items.into_iter().map(|d| view! {
+                                            <DatasourceBlock ds=d app=app.clone() connection_link=connection_link.clone() environment version/>
+                                        }).collect_view()}
+                                    </div>
+                                </section>
+                            }.into_any()
+                        }
                     }
                 })
             }}

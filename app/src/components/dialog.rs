@@ -4,6 +4,7 @@
 //! back to what opened them. A slide-over also closes on a click outside it and starts below
 //! the page's top bar.
 
+use super::icons::{Glyph, Icon};
 use leptos::html;
 use leptos::prelude::*;
 
@@ -49,7 +50,7 @@ fn Surface(
     children: Children,
 ) -> impl IntoView {
     let root = NodeRef::<html::Div>::new();
-    focus_in_and_back(root);
+    focus_in_and_back(root, on_close);
     let label = title.clone();
     view! {
         <div class=class role="dialog" aria-modal="true" aria-label=label node_ref=root
@@ -58,7 +59,7 @@ fn Surface(
                 <h2>{title}</h2>
                 <button type="button" class="icon-button" aria-label=close_label data-dismiss="true"
                     on:click=move |_| on_close.run(())>
-                    <CloseIcon/>
+                    <Icon glyph=Glyph::Close/>
                 </button>
             </header>
             {children()}
@@ -112,17 +113,6 @@ pub fn ConfirmDialog(
     }
 }
 
-/// The ✕ of dialogs and panels (an inline SVG, hidden from assistive technology: the button
-/// carries the name).
-#[component]
-pub fn CloseIcon() -> impl IntoView {
-    view! {
-        <svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
-            <path d="M6 6l12 12M18 6L6 18" stroke="currentColor" stroke-width="2" stroke-linecap="round" fill="none"/>
-        </svg>
-    }
-}
-
 /// Esc closes; Tab and Shift+Tab wrap around inside `root`. Handled here, the key does not
 /// reach an enclosing dialog (a confirmation opened from the slide-over closes alone).
 fn on_key(ev: &leptos::ev::KeyboardEvent, root: NodeRef<html::Div>, on_close: Callback<()>) {
@@ -146,30 +136,54 @@ fn on_key(ev: &leptos::ev::KeyboardEvent, root: NodeRef<html::Div>, on_close: Ca
 }
 
 /// On open, remembers what had focus and focuses the first control (or one marked
-/// `data-autofocus`); on close, gives focus back.
-fn focus_in_and_back(root: NodeRef<html::Div>) {
+/// `data-autofocus`); on close, gives focus back. When focus was lost to the page (the control
+/// that had it was re-rendered away), Tab brings it back into the topmost dialog and Esc closes
+/// that one.
+fn focus_in_and_back(root: NodeRef<html::Div>, on_close: Callback<()>) {
     #[cfg(feature = "hydrate")]
     {
         let opener = StoredValue::new_local(None::<leptos::web_sys::HtmlElement>);
+        // The dialog the opener sits in (a confirmation opened from the slider): where focus
+        // goes when the opener itself is gone (the list it was in was refreshed).
+        let around = StoredValue::new_local(None::<leptos::web_sys::Element>);
         Effect::new(move |done: Option<bool>| {
             if done == Some(true) {
                 return true;
             }
             let Some(el) = root.get() else { return false };
-            opener.set_value(focus::active());
+            let active = focus::active();
+            around.set_value(active.as_ref().and_then(|a| a.closest("[role=dialog]").ok().flatten()));
+            opener.set_value(active);
             focus::first(&el);
             true
         });
+        let lost = window_event_listener(leptos::ev::keydown, move |ev| {
+            let Some(el) = root.get_untracked() else { return };
+            if !focus::lost() || !focus::topmost(&el) {
+                return;
+            }
+            match ev.key().as_str() {
+                "Escape" => on_close.run(()),
+                "Tab" => {
+                    ev.prevent_default();
+                    focus::first(&el);
+                }
+                _ => {}
+            }
+        });
         on_cleanup(move || {
-            if let Some(opener) = opener.try_get_value().flatten() {
-                if opener.is_connected() {
+            lost.remove();
+            match (opener.try_get_value().flatten(), around.try_get_value().flatten()) {
+                (Some(opener), _) if opener.is_connected() => {
                     let _ = opener.focus();
                 }
+                (_, Some(around)) if around.is_connected() => focus::first(&around),
+                _ => {}
             }
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = root;
+    let _ = (root, on_close);
 }
 
 #[cfg(feature = "hydrate")]
@@ -183,6 +197,22 @@ mod focus {
 
     pub fn active() -> Option<HtmlElement> {
         document().active_element().and_then(|e| e.dyn_into::<HtmlElement>().ok())
+    }
+
+    /// Focus is nowhere in particular (on the page's body).
+    pub fn lost() -> bool {
+        let body = document().body();
+        match document().active_element() {
+            None => true,
+            Some(a) => body.is_some_and(|b| AsRef::<Element>::as_ref(&b) == &a),
+        }
+    }
+
+    /// `root` is the last open modal dialog in the page (the one on top).
+    pub fn topmost(root: &Element) -> bool {
+        let Ok(all) = document().query_selector_all("[role=dialog][aria-modal=true]") else { return false };
+        all.length() > 0
+            && all.item(all.length() - 1).is_some_and(|n| AsRef::<leptos::web_sys::Node>::as_ref(root) == &n)
     }
 
     /// The visible controls inside `root`, in document order.

@@ -7,9 +7,11 @@ pub mod datasources;
 pub mod dialog;
 pub mod embed_events;
 pub mod embed_settings;
+pub mod icons;
 pub mod panel;
 pub mod panel_details;
 pub mod runtime;
+pub mod script_editor;
 pub mod sign_in;
 pub mod toast;
 

@@ -3,11 +3,12 @@
 use super::authorize::{AuthorizeDialog, Target};
 use super::datasources::AssociatedDatasources;
 use super::embed_events::{emit, EmbedEvents};
+use super::icons::{Glyph, Icon};
 use super::panel_details::{contact_notice, EntryDetails};
-use super::ErrorMessage;
+use super::{toast, ErrorMessage};
 use crate::authorizations::RenameAccount;
 use crate::connections::{app_connections, ConnectionEntry, Status};
-use crate::domain::{ConnectionType, Environment};
+use crate::domain::{ConnectionType, DisplayName, Environment};
 use crate::policy::Decision;
 use leptos::prelude::*;
 
@@ -138,8 +139,12 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
         <li class="connection" aria-label=entry.display_name.clone()>
             <TypeIcon kind=entry.conn_type/>
             <div class="details">
-                <strong class="service">{entry.service_name.clone()}</strong>
-                <span class="name">{entry.display_name.clone()}</span>
+                <strong class="name">{entry.display_name.clone()}</strong>
+                <span class="meta">
+                    // The icon's name, visible (assistive technology has it from the icon).
+                    <span class="type-text" aria-hidden="true">{entry.conn_type.short_label()}</span>
+                    " · " <span class="service">{entry.service_name.clone()}</span>
+                </span>
                 <span class="account">{entry.account_name.clone().unwrap_or_else(|| "No authorized account".into())}</span>
             </div>
             <span class=if connected { "status ok" } else { "status off" }>{entry.status.describe(entry.status_reason.as_deref())}</span>
@@ -158,38 +163,83 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
     }
 }
 
-/// The authorized account's name, editable in place with the edit icon.
+/// The authorized account's name, editable in place with the edit icon: the field takes the
+/// focus, is checked as it is typed (the rule the server applies), Esc or Cancel give up, and
+/// a saved name is confirmed by a toast.
 #[component]
 fn AccountName(connection_id: i64, display_name: String, current: String) -> impl IntoView {
     let cx = expect_context::<PanelCx>();
     let rename = ServerAction::<RenameAccount>::new();
     let editing = RwSignal::new(false);
-    let value = RwSignal::new(current);
+    let value = RwSignal::new(current.clone());
+    let input = NodeRef::<leptos::html::Input>::new();
+    let opener = NodeRef::<leptos::html::Button>::new();
     Effect::new(move |_| {
-        if let Some(Ok(_)) = rename.value().get() {
+        if let Some(Ok(saved)) = rename.value().get() {
             editing.set(false);
+            toast::success(format!("Account renamed to {saved}."));
             cx.version.update(|v| *v += 1);
         }
     });
+    let check = move || DisplayName::parse("account_name", &value.get()).err().map(|e| e.to_string());
+    // Both stay in the page (shown or hidden), so focus can move between them.
+    let start = move || {
+        editing.set(true);
+        request_animation_frame(move || {
+            if let Some(el) = input.get_untracked() {
+                let _ = el.focus();
+                el.select();
+            }
+        });
+    };
+    let cancel = move || {
+        value.set(current.clone());
+        rename.value().set(None);
+        editing.set(false);
+        request_animation_frame(move || {
+            if let Some(el) = opener.get_untracked() {
+                let _ = el.focus();
+            }
+        });
+    };
     let id = format!("account-name-{connection_id}");
-    let for_id = id.clone();
+    let (for_id, error_id) = (id.clone(), format!("{id}-error"));
     let label = format!("Edit the account name of {display_name}");
     view! {
         <div class="account-edit">
-            <Show when=move || !editing.get()>
-                <button type="button" class="icon-button" aria-label=label.clone() on:click=move |_| editing.set(true)>"✎"</button>
-            </Show>
-            <Show when=move || editing.get()>
-                <form class="row" on:submit=move |ev| {
+            <button type="button" class="icon-button" node_ref=opener aria-label=label hidden=move || editing.get()
+                on:click=move |_| start()>
+                <Icon glyph=Glyph::Pencil size=18/>
+            </button>
+            <form class="rename" hidden=move || !editing.get() aria-label=format!("Rename the account of {display_name}")
+                on:submit=move |ev| {
                     ev.prevent_default();
-                    rename.dispatch(RenameAccount { connection_id, environment: cx.environment, name: value.get_untracked() });
+                    if check().is_none() {
+                        rename.dispatch(RenameAccount { connection_id, environment: cx.environment, name: value.get_untracked() });
+                    }
+                }
+                on:keydown={
+                    let cancel = cancel.clone();
+                    move |ev: leptos::ev::KeyboardEvent| if ev.key() == "Escape" {
+                        // Esc gives up the edit and nothing else (not the slide-over).
+                        ev.stop_propagation();
+                        cancel();
+                    }
                 }>
-                    <label for=for_id.clone()>"Authorized account name"</label>
-                    <input id=id.clone() bind:value=value maxlength="50"/>
-                    <button type="submit" class="primary">"Save"</button>
-                </form>
-                {move || rename.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
-            </Show>
+                <label for=for_id>"Authorized account name"</label>
+                <input id=id node_ref=input bind:value=value maxlength="50"
+                    aria-invalid=move || check().is_some().to_string() aria-describedby=error_id.clone()/>
+                <div class="row">
+                    <button type="submit" class="primary" disabled=move || check().is_some() || rename.pending().get()>"Save"</button>
+                    <button type="button" on:click={
+                        let cancel = cancel.clone();
+                        move |_| cancel()
+                    }>"Cancel"</button>
+                </div>
+                <p class="error" id=error_id role="alert">
+                    {move || check().or_else(|| rename.value().get().and_then(|r| r.err()).map(|e| e.to_string()))}
+                </p>
+            </form>
         </div>
     }
 }

@@ -2,7 +2,7 @@
 //! saved."), shown at the bottom of the page in a live region, each closing by itself after a
 //! few seconds or with its ✕.
 
-use super::dialog::CloseIcon;
+use super::icons::{Glyph, Icon};
 use leptos::prelude::*;
 
 /// How a toast looks.
@@ -76,7 +76,7 @@ pub fn ToastRegion() -> impl IntoView {
                     <span>{t.text.clone()}</span>
                     <button type="button" class="icon-button" aria-label="Dismiss notification"
                         on:click=move |_| toasts.dismiss(t.id)>
-                        <CloseIcon/>
+                        <Icon glyph=Glyph::Close/>
                     </button>
                 </div>
             </For>

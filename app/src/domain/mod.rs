@@ -41,6 +41,17 @@ closed_set! {
     }
 }
 
+impl ConnectionType {
+    /// The word shown beside the type's icon in the panel ("Admin", "System", "User").
+    pub fn short_label(self) -> &'static str {
+        match self {
+            ConnectionType::System => "System",
+            ConnectionType::Admin => "Admin",
+            ConnectionType::LoggedInUser => "User",
+        }
+    }
+}
+
 closed_set! {
     /// The environments an application is deployed to.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 
 use crate::components::authorize::{AuthorizeDialog, Target};
 use crate::components::dialog::{ConfirmDialog, Confirmation};
+use crate::components::icons::{Glyph, Icon};
 use crate::components::panel::TypeIcon;
 use crate::components::{revoke_confirmation, toast, ErrorMessage, RequireUser, TopNav};
 use crate::connections::{connection_usage, get_connection, ConnectionDetails, SetConnectionAccess, Status};
@@ -113,10 +114,10 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
             view! {
                 <tr>
                     <th scope="row">{e.environment.label()}</th>
-                    <td>{e.account_name.clone().unwrap_or_else(|| "—".into())}</td>
-                    <td>{e.authorized_by.clone().unwrap_or_default()}</td>
-                    <td>{e.authorized_at_ms.map(format_ms).unwrap_or_default()}</td>
-                    <td><span class=if connected { "status ok" } else { "status off" }>{e.status.describe(e.status_reason.as_deref())}</span></td>
+                    <td data-label="Authorized account">{e.account_name.clone().unwrap_or_else(|| "—".into())}</td>
+                    <td data-label="Authorized by">{e.authorized_by.clone().unwrap_or_default()}</td>
+                    <td data-label="Date of authorization">{e.authorized_at_ms.map(format_ms).unwrap_or_default()}</td>
+                    <td data-label="Status"><span class=if connected { "status ok" } else { "status off" }>{e.status.describe(e.status_reason.as_deref())}</span></td>
                     <td>
                         {(!connected && may_authorize).then(|| view! {
                             <button type="button" class="primary" aria-label=label on:click=move |_| dialog.set(Some(t.clone()))>"Authorize"</button>
@@ -152,7 +153,7 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
             {may_authorize.then(|| view! {
                 <div class="menu-anchor">
                     <button type="button" class="icon-button" aria-label="More actions" aria-haspopup="menu"
-                        on:click=move |_| menu_open.update(|o| *o = !*o)>"⋯"</button>
+                        on:click=move |_| menu_open.update(|o| *o = !*o)><Icon glyph=Glyph::More/></button>
                     <Show when=move || menu_open.get()>
                         <div class="menu" role="menu" aria-label="More actions">
                             {
@@ -194,7 +195,7 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                 <ConfirmDialog confirmation=ask on_close=move |_| asking.set(None)
                     on_confirm=move |_| { revoke.dispatch(RevokeAuthorization { connection_id: cid, environment: Some(env) }); }/>
             })}
-            <table aria-label="Authorizations">
+            <table class="stack" aria-label="Authorizations">
                 <thead><tr><th>"Environment"</th><th>"Authorized account"</th><th>"Authorized by"</th><th>"Date of authorization"</th><th>"Status"</th><th></th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>

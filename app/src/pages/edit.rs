@@ -4,9 +4,11 @@
 use crate::applications::get_application;
 use crate::components::dialog::SlideOver;
 use crate::components::embed_settings::EmbedAllowlistForm;
+use crate::components::icons::{Glyph, Icon};
 use crate::components::panel::ConnectionsList;
+use crate::components::script_editor::ScriptEditor;
 use crate::components::{ErrorMessage, RequireUser, SignOut};
-use crate::domain::Environment;
+use crate::domain::{ComponentKind, Environment};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -41,7 +43,7 @@ pub fn EditPage() -> impl IntoView {
                                 view! {
                                     <div class="builder">
                                         <header class="builder-header">
-                                            <a href="/" class="brand" aria-label="All applications">"◧"</a>
+                                            <a href="/" class="brand" aria-label="All applications"><Icon glyph=Glyph::Home/></a>
                                             <h1>"Builder · " {v.app.name.clone()}</h1>
                                             <a href=format!("/app/{link}")>"Open live mode"</a>
                                             <a href=format!("/microservices/promotion?app={link}")>"Export / import connections"</a>
@@ -52,7 +54,7 @@ pub fn EditPage() -> impl IntoView {
                                                 aria-label="Integrations"
                                                 aria-expanded=move || panel_open.get().to_string()
                                                 on:click=move |_| panel_open.update(|o| *o = !*o)
-                                            >"⇄"</button>
+                                            ><Icon glyph=Glyph::Integrations/></button>
                                         </header>
                                         <div class="builder-body">
                                             <nav aria-label="Components" class="component-list">
@@ -72,7 +74,20 @@ pub fn EditPage() -> impl IntoView {
                                                 </ul>
                                             </nav>
                                             <section class="canvas" aria-label="Component editor">
-                                                <p>"Editing " <strong>{selected}</strong></p>
+                                                {
+                                                    let (link, kinds) = (link.clone(), v.components.clone());
+                                                    move || {
+                                                        let chosen = selected.get();
+                                                        let kind = chosen.as_ref().and_then(|l| kinds.iter().find(|c| &c.link_name == l)).map(|c| c.kind);
+                                                        match (chosen, kind) {
+                                                            // Workflows and functions open in the script editor.
+                                                            (Some(c), Some(ComponentKind::Workflow | ComponentKind::Function)) => view! {
+                                                                <ScriptEditor app=link.clone() component=c on_integrations=Callback::new(move |_| panel_open.set(true))/>
+                                                            }.into_any(),
+                                                            (chosen, _) => view! { <p>"Editing " <strong>{chosen}</strong></p> }.into_any(),
+                                                        }
+                                                    }
+                                                }
                                                 <EmbedAllowlistForm app=link.clone()/>
                                             </section>
                                             <Show when=move || panel_open.get()>

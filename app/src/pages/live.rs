@@ -3,6 +3,7 @@
 
 use crate::applications::get_application;
 use crate::components::dialog::SlideOver;
+use crate::components::icons::{Glyph, Icon};
 use crate::components::panel::ConnectionsList;
 use crate::components::runtime::ComponentView;
 use crate::components::{ClientOnly, ErrorMessage, RequireUser, SignOut};
@@ -33,7 +34,7 @@ pub fn LivePage() -> impl IntoView {
                                     view! {
                                         <div class=format!("live theme-{}", v.app.theme)>
                                             <header class="app-header">
-                                                <a href="/" class="brand" aria-label="All applications">"◧"</a>
+                                                <a href="/" class="brand" aria-label="All applications"><Icon glyph=Glyph::Home/></a>
                                                 <h1>{v.app.name.clone()}</h1>
                                                 <div class="user-area">
                                                     <span class="user-name">{user_name.clone()}</span>
@@ -44,7 +45,7 @@ pub fn LivePage() -> impl IntoView {
                                                         aria-haspopup="menu"
                                                         aria-expanded=move || menu_open.get().to_string()
                                                         on:click=move |_| menu_open.update(|o| *o = !*o)
-                                                    >"⚙"</button>
+                                                    ><Icon glyph=Glyph::Settings/></button>
                                                     <Show when=move || menu_open.get()>
                                                         <div class="menu" role="menu" aria-label="Settings">
                                                             <button type="button" role="menuitem" on:click=move |_| {

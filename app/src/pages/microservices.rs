@@ -124,17 +124,17 @@ fn ConnectionsTable(page: ConnectionPage, query: ConnectionQuery) -> impl IntoVi
     view! {
         {banner}
         <p class="muted" role="status">{summary}</p>
-        <table aria-label="Connections">
+        <table class="stack" aria-label="Connections">
             <caption class="muted">{format!("Statuses in {}", environment.label())}</caption>
             <thead><tr><th>"Type"</th><th>"Name"</th><th>"Link name"</th><th>"Service"</th><th>"Status"</th></tr></thead>
             <tbody>
                 {entries.into_iter().map(|c| view! {
                     <tr>
-                        <td><TypeIcon kind=c.conn_type/></td>
-                        <td><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
-                        <td><code>{c.link_name}</code></td>
-                        <td>{c.service_name}</td>
-                        <td>{c.status.describe(c.status_reason.as_deref())}</td>
+                        <td data-label="Type"><TypeIcon kind=c.conn_type/></td>
+                        <td data-label="Name"><a href=format!("/microservices/connections/{}", c.link_name)>{c.display_name}</a></td>
+                        <td data-label="Link name"><code>{c.link_name}</code></td>
+                        <td data-label="Service">{c.service_name}</td>
+                        <td data-label="Status">{c.status.describe(c.status_reason.as_deref())}</td>
                     </tr>
                 }).collect_view()}
             </tbody>

@@ -98,7 +98,7 @@ fn FilterForm(filter: OperationFilter) -> impl IntoView {
 #[component]
 fn OperationsTable(list: Vec<OperationEntry>) -> impl IntoView {
     view! {
-        <table aria-label="Operations log">
+        <table class="stack" aria-label="Operations log">
             <thead><tr><th>"Time"</th><th>"Event"</th><th>"Result"</th><th>"Who"</th><th>"Connection"</th><th>"Environment"</th><th>"Detail"</th></tr></thead>
             <tbody>
                 {list.into_iter().map(|o| {
@@ -110,13 +110,13 @@ fn OperationsTable(list: Vec<OperationEntry>) -> impl IntoView {
                     };
                     view! {
                         <tr class=format!("level-{}", o.level)>
-                            <td>{format_ms(o.at_ms)}</td>
-                            <td>{event}</td>
-                            <td>{result}</td>
-                            <td>{o.actor.unwrap_or_else(|| "—".into())}</td>
-                            <td>{o.connection.unwrap_or_else(|| "—".into())}</td>
-                            <td>{o.environment.unwrap_or_else(|| "—".into())}</td>
-                            <td>{o.detail}</td>
+                            <td data-label="Time">{format_ms(o.at_ms)}</td>
+                            <td data-label="Event">{event}</td>
+                            <td data-label="Result">{result}</td>
+                            <td data-label="Who">{o.actor.unwrap_or_else(|| "—".into())}</td>
+                            <td data-label="Connection">{o.connection.unwrap_or_else(|| "—".into())}</td>
+                            <td data-label="Environment">{o.environment.unwrap_or_else(|| "—".into())}</td>
+                            <td data-label="Detail">{o.detail}</td>
                         </tr>
                     }
                 }).collect_view()}

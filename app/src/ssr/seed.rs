@@ -141,7 +141,14 @@ pub async fn seed_demo(db: &Db) -> AppResult<bool> {
         json!({"steps": [deals("sales_crm", "Open deals", 5)]}),
     )
     .await?;
-    let forecast = component(sales, "function", "Forecast", "forecast", json!({})).await?;
+    let forecast = component(
+        sales,
+        "function",
+        "Forecast",
+        "forecast",
+        json!({"steps": [deals("sales_crm", "Deals to forecast", 20)]}),
+    )
+    .await?;
     let approval = component(sales, "blueprint", "Deal Approval", "deal_approval", json!({})).await?;
     let nightly = component(sales, "schedule", "Nightly Refresh", "nightly_refresh", json!({})).await?;
     let weather_page = component(field, "page", "Site Weather", "site_weather", json!({})).await?;

@@ -27,6 +27,7 @@ mod promotion;
 mod revoke;
 mod sandbox_smoke;
 mod schema;
+mod scripts;
 mod startup;
 mod sync;
 mod system_connections;

@@ -1,0 +1,96 @@
+import { test, expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { USERS, hydrated, signIn, openConnectionsSlider, openConnectionsTab } from './helpers';
+
+/**
+ * axe (WCAG 2 A and AA rules) on every page and dialog: no serious or critical violation.
+ * Each violation is listed with its rule, impact and the elements, so a failure says what to fix.
+ */
+async function expectAccessible(page: Page, what: string) {
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const bad = results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join(' | ')}`);
+  expect(bad, `${what}:\n${bad.join('\n')}`).toEqual([]);
+}
+
+test('the sign-in page', async ({ page }) => {
+  await page.goto('/login');
+  await hydrated(page);
+  await expectAccessible(page, 'sign-in');
+});
+
+for (const scheme of ['light', 'dark'] as const) {
+  test(`every page a builder sees, and its dialogs (${scheme})`, async ({ page }) => {
+    await page.emulateMedia({ colorScheme: scheme });
+    await everyPage(page);
+  });
+}
+
+test('dark mode follows the system', async ({ page }) => {
+  const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  await page.goto('/login');
+  await page.emulateMedia({ colorScheme: 'light' });
+  const light = await background();
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const dark = await background();
+  expect(dark).not.toEqual(light);
+  // Dark: every channel of the page background is low.
+  const channels = dark.match(/\d+/g)!.slice(0, 3).map(Number);
+  expect(Math.max(...channels)).toBeLessThan(60);
+});
+
+async function everyPage(page: Page) {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await expectAccessible(page, 'applications');
+
+  for (const [path, what] of [
+    ['/microservices', 'Microservices'],
+    ['/microservices/connections/new', 'create a connection'],
+    ['/microservices/connectors/new', 'connector builder'],
+    ['/microservices/connections/sales_crm', 'connection page'],
+    ['/operations', 'Operations'],
+    ['/settings/webhooks', 'webhooks'],
+    ['/settings/api-keys', 'API keys'],
+    ['/microservices/promotion', 'promotion'],
+    ['/app/sales_hub?component=deal_intake', 'live mode'],
+    ['/embed/sales_hub', 'embedded panel'],
+    ['/app/sales_hub/edit?component=forecast', 'script editor'],
+  ]) {
+    await page.goto(path);
+    await hydrated(page);
+    await page.waitForLoadState('networkidle');
+    await expectAccessible(page, what);
+  }
+
+  // The connection page's dialogs: authorize, delete.
+  await page.goto('/microservices/connections/issue_tracker');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'More actions' }).click();
+  await page.getByRole('menuitem', { name: 'Reauthorize' }).click();
+  await expect(page.getByRole('dialog', { name: 'Authorize Issue Tracker' })).toBeVisible();
+  await page.waitForLoadState('networkidle');
+  await expectAccessible(page, 'authorize dialog');
+  await page.keyboard.press('Escape');
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(page.getByRole('dialog', { name: 'Delete Issue Tracker' })).toBeVisible();
+  await page.waitForLoadState('networkidle');
+  await expectAccessible(page, 'delete dialog');
+  await page.keyboard.press('Escape');
+
+  // The live slider and the builder's Integrations panel.
+  await openConnectionsSlider(page);
+  await page.waitForLoadState('networkidle');
+  await expectAccessible(page, 'live slider');
+  await openConnectionsTab(page, 'sales_hub', 'deal_intake');
+  await page.waitForLoadState('networkidle');
+  await expectAccessible(page, 'builder with its Integrations panel');
+}
+
+test('the check itself fails on a planted violation (a button without a name)', async ({ page }) => {
+  await page.goto('/login');
+  await hydrated(page);
+  await page.evaluate(() => document.body.insertAdjacentHTML('beforeend', '<button type="button"></button>'));
+  await expect(expectAccessible(page, 'planted')).rejects.toThrow(/button-name/);
+});

@@ -1,0 +1,96 @@
+import { test, expect, Page } from '@playwright/test';
+import { USERS, hydrated, signIn, openConnectionsSlider } from './helpers';
+
+// A phone: 390×844 (issue 15, item 10). Nothing is clipped, nothing scrolls sideways, tables are
+// stacked cards whose cells say which column they belong to.
+test.use({ viewport: { width: 390, height: 844 } });
+
+/** The page does not scroll sideways. */
+async function noSidewaysScroll(page: Page) {
+  const { scroll, client } = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    client: document.documentElement.clientWidth,
+  }));
+  expect(scroll, 'page wider than the screen').toBeLessThanOrEqual(client);
+}
+
+/** The element lies within the screen's width. */
+async function withinScreen(page: Page, name: string, box: { x: number; width: number } | null) {
+  expect(box, `${name} is not laid out`).not.toBeNull();
+  const width = page.viewportSize()!.width;
+  expect(box!.x, `${name} starts off screen`).toBeGreaterThanOrEqual(0);
+  expect(box!.x + box!.width, `${name} ends off screen`).toBeLessThanOrEqual(width);
+}
+
+test('phone: the top bar wraps (Sign out reachable) and the tables stack', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const signOut = page.getByRole('button', { name: 'Sign out' });
+  await expect(signOut).toBeVisible();
+  await withinScreen(page, 'Sign out', await signOut.boundingBox());
+  await noSidewaysScroll(page);
+
+  await page.goto('/microservices');
+  await hydrated(page);
+  const table = page.getByRole('table', { name: 'Connections' });
+  await expect(table).toBeVisible();
+  await withinScreen(page, 'the Connections table', await table.boundingBox());
+  // Each cell is labelled by its column, the header row is off screen for sighted users.
+  const status = table.locator('td[data-label="Status"]').first();
+  await expect(status).toBeVisible();
+  const before = await status.evaluate((el) => getComputedStyle(el, '::before').content);
+  expect(before).toContain('Status');
+  await noSidewaysScroll(page);
+
+  await page.goto('/microservices/connections/sales_crm');
+  await hydrated(page);
+  const auths = page.getByRole('table', { name: 'Authorizations' });
+  await expect(auths).toBeVisible();
+  await withinScreen(page, 'the Authorizations table', await auths.boundingBox());
+  await noSidewaysScroll(page);
+
+  await page.goto('/operations');
+  await hydrated(page);
+  await expect(page.getByRole('table', { name: 'Operations log' })).toBeVisible();
+  await withinScreen(page, 'the Operations log', await page.getByRole('table', { name: 'Operations log' }).boundingBox());
+  await noSidewaysScroll(page);
+});
+
+test('phone: the live slider takes the whole width and closes; the builder lists components above the canvas', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const slider = await openConnectionsSlider(page);
+  const box = await slider.boundingBox();
+  await withinScreen(page, 'the slider', box);
+  expect(box!.width).toBeGreaterThan(380);
+  await slider.getByRole('button', { name: 'Close connections' }).click();
+  await expect(slider).toBeHidden();
+
+  await page.goto('/app/sales_hub/edit?component=deal_intake');
+  await hydrated(page);
+  await noSidewaysScroll(page);
+  const integrations = page.getByRole('button', { name: 'Integrations' });
+  await expect(integrations).toBeVisible();
+  await withinScreen(page, 'Integrations', await integrations.boundingBox());
+});
+
+test('before hydration, buttons look busy and take no click; after, they answer', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  // Hold the WASM back so the server-rendered page is seen before it hydrates.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  await page.route('**/*.wasm', async (route) => {
+    await gate;
+    await route.continue();
+  });
+  await page.goto('/microservices/connections/sales_crm', { waitUntil: 'domcontentloaded' });
+  const edit = page.getByRole('button', { name: 'Edit', exact: true });
+  await expect(edit).toBeAttached();
+  expect(await edit.evaluate((el) => getComputedStyle(el).pointerEvents)).toBe('none');
+  release();
+  await hydrated(page);
+  expect(await edit.evaluate((el) => getComputedStyle(el).pointerEvents)).not.toBe('none');
+  await edit.click();
+  await expect(page.getByRole('form', { name: 'Edit connection' })).toBeVisible();
+});

@@ -1,0 +1,55 @@
+import { test, expect } from '@playwright/test';
+import { USERS, hydrated, signIn, ensureSalesCrmAuthorized } from './helpers';
+
+// The script editor (the help page's third way to the connections panel): a function's steps as
+// text, a syntax check as it is typed, Save, Integrations and Test.
+test('a builder edits a function in the script editor, opens its integrations and tests a step', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await ensureSalesCrmAuthorized(page);
+
+  await page.goto('/app/sales_hub/edit?component=forecast');
+  await hydrated(page);
+  const editor = page.getByRole('region', { name: 'Script editor' });
+  const script = editor.getByLabel('Script of Forecast');
+  await expect(script).toHaveValue(/^Deals to forecast: GET sales_crm \{api_base\}\/api\/crm\/Deals\?per_page=20\n/);
+  const check = editor.getByRole('status', { name: 'Syntax check' });
+  await expect(check).toContainText('Syntax OK — 1 step');
+  const save = editor.getByRole('button', { name: 'Save' });
+  await expect(save).toBeDisabled();
+
+  // A wrong line is reported with its number as it is typed; Save waits for a correct script.
+  const original = await script.inputValue();
+  await script.fill(`${original}Deal list GET crm_system {api_base}/api/crm/Deals?per_page=2\n`);
+  await expect(check).toContainText('Line 2:');
+  await expect(script).toHaveAttribute('aria-invalid', 'true');
+  await expect(save).toBeDisabled();
+  await script.fill(`${original}Deal list: GET crm_system {api_base}/api/crm/Deals?per_page=2\n`);
+  await expect(check).toContainText('Syntax OK — 2 steps, not saved');
+  await save.click();
+  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Script saved (2 steps).');
+
+  // Integrations: the panel lists the connections the script uses, the new one included.
+  await editor.getByRole('button', { name: 'Integrations used by this script' }).click();
+  const panel = page.getByRole('tabpanel', { name: 'Connections' });
+  await expect(panel.getByRole('listitem', { name: 'Sales CRM', exact: true })).toBeVisible();
+  await expect(panel.getByRole('listitem', { name: 'CRM System', exact: true })).toBeVisible();
+  await page.getByRole('button', { name: 'Close integrations' }).click();
+  await expect(panel).toBeHidden();
+
+  // Test runs the chosen step as the builder and shows the service's answer.
+  await editor.getByLabel('Step to test').selectOption({ label: 'Deals to forecast' });
+  await editor.getByRole('button', { name: 'Test' }).click();
+  const result = editor.getByRole('region', { name: 'Test result' });
+  await expect(result).toContainText('HTTP 200');
+  await expect(result.getByLabel('Response body')).toContainText('Deal');
+
+  // Saved means saved: a reload shows both steps; the seed's text is put back for other tests.
+  await page.reload();
+  await hydrated(page);
+  await expect(script).toHaveValue(/Deal list: GET crm_system/);
+  await script.fill(original);
+  await save.click();
+  await expect(check).toContainText('Syntax OK — 1 step');
+  await expect(save).toBeDisabled();
+});
