@@ -253,7 +253,7 @@ pub mod ssr {
         let Some((account_id, mut creds, refresh_first)) = usable_credentials(state, &conn, user, env).await? else {
             let decision = decide(user.role, conn.conn_type, Action::UseUnauthorized, conn.policy_context());
             let (prompt, message) = match decision {
-                Decision::ContactAdmin(who) => (false, who.message().to_string()),
+                Decision::ContactAdmin(who) => (false, who.message(&conn.display_name)),
                 _ => (
                     true,
                     match unusable_status(state, &conn, user, env).await? {

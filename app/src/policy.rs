@@ -70,12 +70,16 @@ pub enum Contact {
 }
 
 impl Contact {
-    pub fn message(self) -> &'static str {
+    /// What to tell someone who may not authorize `connection` (its display name) themselves.
+    pub fn message(self, connection: &str) -> String {
+        format!("{connection} is not authorized yet. Contact {} to authorize it.", self.whom())
+    }
+
+    /// Whom to ask ("your admin", "your admin or super admin").
+    pub fn whom(self) -> &'static str {
         match self {
-            Contact::Admin => "This connection is not authorized yet. Contact your admin to authorize it.",
-            Contact::AdminOrSuperAdmin => {
-                "This connection is not authorized yet. Contact your admin or super admin to authorize it."
-            }
+            Contact::Admin => "your admin",
+            Contact::AdminOrSuperAdmin => "your admin or super admin",
         }
     }
 }

@@ -52,7 +52,13 @@ pub mod ssr {
         let conn = crate::connections::ssr::load(state, user.workspace_id, connection_id).await?;
         match decide(user.role, conn.conn_type, Action::Revoke, conn.policy_context()) {
             Decision::Allowed => {}
-            Decision::ContactAdmin(who) => return Err(AppError::forbidden(who.message())),
+            Decision::ContactAdmin(who) => {
+                return Err(AppError::forbidden(format!(
+                    "You cannot revoke {}'s authorization. Contact {} to revoke it.",
+                    conn.display_name,
+                    who.whom()
+                )))
+            }
             _ => return Err(AppError::forbidden("You cannot revoke this connection's authorization.")),
         }
         let subject = subject_for(&conn, user);

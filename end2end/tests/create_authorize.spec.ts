@@ -28,6 +28,11 @@ test('builder creates a connection from a built-in card and authorizes it with O
   await page.goto('/microservices/connections/new');
   await hydrated(page);
   await expect(page.getByRole('button', { name: 'Zoho CRM' })).toBeVisible();
+  // Built-in cards carry the service's mark (served from public/logos/), else a monogram.
+  const zohoLogo = page.getByRole('button', { name: 'Zoho CRM' }).locator('img.logo');
+  await expect(zohoLogo).toHaveAttribute('src', '/logos/zoho.svg');
+  await expect.poll(() => zohoLogo.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
+  await expect(page.getByRole('button', { name: 'Sandbox CRM' }).locator('.monogram')).toHaveText('SC');
   await page.getByLabel('Search connectors').fill('drop');
   await expect(page.getByRole('list', { name: 'Connectors' }).getByRole('listitem')).toHaveCount(1);
   await page.getByRole('button', { name: 'CUSTOM CONNECTOR' }).click();

@@ -24,6 +24,12 @@ test('builder searches and filters the Microservices list, and the view is a lin
   await expect(table.getByRole('link', { name: 'Sales CRM', exact: true })).toHaveCount(0);
   await expect(page.getByLabel('Type', { exact: true })).toHaveValue('user');
 
+  // Nothing matches: said, with the way back.
+  await page.goto('/microservices?q=no-such-connection-anywhere');
+  await expect(page.getByText('No connection matches.')).toBeVisible();
+  await page.getByRole('link', { name: 'Clear the filters' }).click();
+  await expect(table.getByRole('link', { name: 'Weather', exact: true })).toBeVisible();
+
   // A value the list does not know is said as such.
   await page.goto('/microservices?status=asleep');
   await expect(page.getByRole('alert')).toContainText("Unknown status 'asleep'");

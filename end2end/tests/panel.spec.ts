@@ -10,7 +10,11 @@ test('a user authorizes their own connection from the live-mode slider, with the
   await expect(row).toContainText(/Not connected|Revoked/);
   await row.getByRole('button', { name: 'Authorize My CRM' }).click();
 
-  await page.getByRole('dialog', { name: 'Authorize My CRM' }).getByLabel('Name of the Authorization Account').fill('Uma at CRM');
+  const asked = page.getByRole('dialog', { name: 'Authorize My CRM' });
+  await asked.getByLabel('Name of the Authorization Account').fill('Uma at CRM');
+  // A plain user is not asked about environments (builders are).
+  await expect(asked.getByRole('group', { name: 'Environments' })).toBeHidden();
+  await expect(asked.getByLabel('Production')).toBeHidden();
   const { dialog, popup } = await authorizeWithPopup(page, 'Authorize My CRM');
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toBeVisible();
   await consentInPopup(popup, true, 'bob', 'bob-password');

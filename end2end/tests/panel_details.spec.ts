@@ -110,7 +110,7 @@ test('a form with an unauthorized admin connection: users are told to contact th
   await userPage.goto('/app/sales_hub?component=deal_intake');
   await hydrated(userPage);
   const blocked = userPage.getByRole('alert', { name: 'Authorization required' });
-  await expect(blocked).toContainText('Contact your admin');
+  await expect(blocked).toContainText('Sales CRM is not authorized yet. Contact your admin');
   await expect(blocked.getByRole('button', { name: 'Authorize now' })).toHaveCount(0);
   await expect(userPage.getByRole('form', { name: 'Deal Intake' })).toHaveCount(0);
   await expect(userPage.getByRole('dialog', { name: 'Authorize Sales CRM' })).toHaveCount(0);

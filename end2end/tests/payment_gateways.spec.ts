@@ -23,6 +23,14 @@ test('payment gateways are listed apart in the slider; authorized, the payment f
   }
   await expect(row).toContainText('Connected');
 
+  // Its references in live mode: the form is a link; the workflow has no live view, so it is
+  // named without a link that would lead nowhere.
+  await row.getByRole('button', { name: 'Details of Checkout' }).click();
+  const refs = row.getByRole('list', { name: 'References' });
+  await expect(refs.getByRole('link', { name: 'Service Payment' })).toHaveAttribute('href', '/app/field_service?component=service_payment');
+  await expect(refs).toContainText('Recent Charges');
+  await expect(refs.getByRole('link', { name: 'Recent Charges' })).toHaveCount(0);
+
   // The form whose on-load workflow lists charges through the gateway.
   await page.goto('/app/field_service?component=service_payment');
   await hydrated(page);

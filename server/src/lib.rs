@@ -55,6 +55,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         .site_root(settings.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(settings.listen)
+        .hash_files(app::ssr::assets::hashed_names())
         .build();
     let login_hashing = Arc::new(tokio::sync::Semaphore::new(settings.login_hash_concurrency.max(1)));
     let state = AppState {
@@ -245,6 +246,7 @@ pub fn router(built: Built) -> Router {
         // Brotli or gzip, as the browser accepts: the WASM client, its JS and CSS, pages and
         // server-function answers (the client is about a quarter of its size in brotli).
         .layer(CompressionLayer::new().br(true).gzip(true))
+        .layer(middleware::from_fn(app::ssr::assets::cache_headers))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .with_state(state)

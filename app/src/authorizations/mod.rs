@@ -210,7 +210,7 @@ pub mod ssr {
     pub fn ensure_may_authorize(user: &SessionUser, conn: &Connection) -> AppResult<()> {
         match decide(user.role, conn.conn_type, Action::Authorize, conn.policy_context()) {
             Decision::Allowed | Decision::Prompt => Ok(()),
-            Decision::ContactAdmin(who) => Err(AppError::forbidden(who.message())),
+            Decision::ContactAdmin(who) => Err(AppError::forbidden(who.message(&conn.display_name))),
             Decision::Denied => Err(AppError::forbidden("You cannot authorize this connection.")),
         }
     }

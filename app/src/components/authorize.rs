@@ -60,6 +60,11 @@ pub fn AuthorizeDialog(
         .into_iter()
         .map(|e| (e, RwSignal::new(target.same_for_all_envs || target.environments.contains(&e))))
         .collect();
+    // Environments are the builders' concern: everyone else authorizes for the environment they
+    // are in (live mode: production), without being shown the choice.
+    let builder = use_context::<super::SessionCx>().map(|cx| cx.user);
+    let builder =
+        move || builder.and_then(|u| u.get()).and_then(Result::ok).flatten().is_some_and(|u| u.role.is_builder());
     let flow = Flow::new();
     // Closing the dialog while the service's window is open cancels that flow.
     on_cleanup(move || flow.abandon());
@@ -223,7 +228,7 @@ pub fn AuthorizeDialog(
                         <p class="muted">"You will sign in on the service's page and grant access within 90 seconds."</p>
                     }.into_any(),
                 }}
-                <fieldset>
+                <fieldset hidden=move || !builder()>
                     <legend>"Environments"</legend>
                     {locked.then(|| view! { <p class="muted">"This connection uses the same authorization for all environments."</p> })}
                     {envs.iter().map(|(e, sig)| {

@@ -48,7 +48,7 @@ where
 {
     let cx = session();
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Suspense fallback=|| view! { <Skeleton/> }>
             {
                 let children = children.clone();
                 move || {
@@ -76,7 +76,7 @@ where
     V: IntoView + 'static,
 {
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Suspense fallback=|| view! { <Skeleton/> }>
             {move || {
                 let children = children.clone();
                 Suspend::new(async move {
@@ -98,6 +98,21 @@ pub fn ClientOnly(children: ChildrenFn, #[prop(into)] fallback: ViewFn) -> impl 
     let mounted = RwSignal::new(false);
     Effect::new(move |_| mounted.set(true));
     view! { <Show when=move || mounted.get() fallback=fallback>{children()}</Show> }
+}
+
+/// A loading placeholder: grey bars shaped like the content to come, with `label` for assistive
+/// technology (`aria-busy`, not a live region: answers arrive in their own place).
+#[component]
+pub fn Skeleton(
+    #[prop(into, default = "Loading…".into())] label: String,
+    #[prop(default = 3)] rows: usize,
+) -> impl IntoView {
+    view! {
+        <div class="skeleton" aria-busy="true">
+            <span class="sr-only">{label}</span>
+            {(0..rows).map(|_| view! { <div class="sk-row" aria-hidden="true"></div> }).collect_view()}
+        </div>
+    }
 }
 
 /// An error shown to a person, announced to assistive technology.

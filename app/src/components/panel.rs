@@ -5,7 +5,7 @@ use super::datasources::AssociatedDatasources;
 use super::embed_events::{emit, EmbedEvents};
 use super::icons::{Glyph, Icon};
 use super::panel_details::{contact_notice, EntryDetails};
-use super::{toast, ErrorMessage};
+use super::{toast, ErrorMessage, Skeleton};
 use crate::authorizations::RenameAccount;
 use crate::connections::{app_connections, ConnectionEntry, Status};
 use crate::domain::{ConnectionType, DisplayName, Environment};
@@ -45,17 +45,28 @@ pub fn ConnectionsList(app: String, component: Option<String>, environment: Envi
     let dialog = RwSignal::new(None::<Target>);
     provide_context(PanelCx { dialog, environment, version });
     let events = use_context::<EmbedEvents>();
-    provide_context(PanelApp { app: app.clone(), edit_mode: component.is_some() });
+    let edit_mode = component.is_some();
+    provide_context(PanelApp { app: app.clone(), edit_mode });
     let entries = Resource::new(
         move || (app.clone(), component.clone(), version.get()),
         move |(app, component, _)| app_connections(app, component, environment),
     );
     view! {
-        <Transition fallback=|| view! { <p class="loading">"Loading connections…"</p> }>
+        <Transition fallback=|| view! { <Skeleton label="Loading connections…"/> }>
             {move || Suspend::new(async move {
                 match entries.await {
                     Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! { <p class="muted">"No connections are used here."</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        // What to do next: builders create one; everyone else learns when one appears.
+                        <div class="empty">
+                            <p>"No connections are used here."</p>
+                            {if edit_mode {
+                                view! { <a class="button" href="/microservices/connections/new">"Create a connection"</a> }.into_any()
+                            } else {
+                                view! { <p class="muted">"When a component of this application uses a connection, it is listed here."</p> }.into_any()
+                            }}
+                        </div>
+                    }.into_any(),
                     Ok(list) => {
                         // Connections the viewer could fix now (reauthorize) that stopped working.
                         let attention: Vec<String> = list
@@ -130,9 +141,10 @@ fn ConnectionRow(entry: ConnectionEntry) -> impl IntoView {
             }
             .into_any(),
         ),
-        (false, Decision::ContactAdmin(who)) => {
-            Some(view! { <p class="notice" role="note">{contact_notice(entry.conn_type, who)}</p> }.into_any())
-        }
+        (false, Decision::ContactAdmin(who)) => Some(
+            view! { <p class="notice" role="note">{contact_notice(entry.conn_type, who, &entry.display_name)}</p> }
+                .into_any(),
+        ),
         (false, Decision::Denied) => None,
     };
     view! {

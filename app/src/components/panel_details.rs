@@ -6,9 +6,9 @@ use super::authorize::Target;
 use super::dialog::ConfirmDialog;
 use super::embed_events::{emit, EmbedEvents};
 use super::panel::{PanelApp, PanelCx};
-use super::ErrorMessage;
+use super::{ErrorMessage, Skeleton};
 use crate::connections::{ConnectionEntry, Status};
-use crate::domain::ConnectionType;
+use crate::domain::{ComponentKind, ConnectionType};
 use crate::policy::Contact;
 use crate::references::connection_panel_details;
 use crate::revocations::RevokeAuthorization;
@@ -17,13 +17,13 @@ use leptos::prelude::*;
 /// What the panel tells someone who may not authorize a connection. For a logged-in-user
 /// connection that is only the case while it is used in a datasource or schedule without the
 /// admin's primary account (R3.5; [`crate::policy::decide`]).
-pub fn contact_notice(kind: ConnectionType, who: Contact) -> &'static str {
+pub fn contact_notice(kind: ConnectionType, who: Contact, connection: &str) -> String {
     match kind {
-        ConnectionType::LoggedInUser => {
-            "You cannot authorize this connection yet: it is used in a datasource or schedule, and an admin must \
+        ConnectionType::LoggedInUser => format!(
+            "You cannot authorize {connection} yet: it is used in a datasource or schedule, and an admin must \
              authorize it and configure its primary account first. Contact your admin."
-        }
-        _ => who.message(),
+        ),
+        _ => who.message(connection),
     }
 }
 
@@ -69,12 +69,13 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                 Ok(None) => ().into_any(),
                 Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
                 Ok(Some(d)) => {
-                    let href = |link: &str| {
-                        // Embedded panels link to live mode (in a new tab) whoever embeds them.
+                    let href = |kind: ComponentKind, link: &str| {
+                        // Embedded panels link to live mode (in a new tab) whoever embeds them;
+                        // in live mode only components that have a live view are links.
                         if edit_mode && !embedded {
-                            format!("/app/{app}/edit?component={link}")
+                            Some(format!("/app/{app}/edit?component={link}"))
                         } else {
-                            format!("/app/{app}?component={link}")
+                            kind.has_live_view().then(|| format!("/app/{app}?component={link}"))
                         }
                     };
                     view! {
@@ -91,7 +92,10 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                         <h4>"References"</h4>
                         <ul aria-label="References" class="references">
                             {d.references.iter().map(|r| view! {
-                                <li><span class="kind">{r.kind.label()}</span><a href=href(&r.link_name) target=embedded.then_some("_blank")>{r.name.clone()}</a></li>
+                                <li><span class="kind">{r.kind.label()}</span>{match href(r.kind, &r.link_name) {
+                                    Some(href) => view! { <a href=href target=embedded.then_some("_blank")>{r.name.clone()}</a> }.into_any(),
+                                    None => view! { <span>{r.name.clone()}</span> }.into_any(),
+                                }}</li>
                             }).collect_view()}
                         </ul>
                         <div class="row">
@@ -133,7 +137,7 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
             let body = body.clone();
             view! {
                 <section class="entry-details" role="region" aria-label=region.clone()>
-                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{body}</Transition>
+                    <Transition fallback=|| view! { <Skeleton/> }>{body}</Transition>
                     {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> })}
                 </section>
             }
@@ -156,7 +160,11 @@ mod tests {
         else {
             panic!("users must wait for the admin");
         };
-        assert!(contact_notice(ConnectionType::LoggedInUser, who).contains("primary account"));
-        assert_eq!(contact_notice(ConnectionType::Admin, Contact::Admin), Contact::Admin.message());
+        let notice = contact_notice(ConnectionType::LoggedInUser, who, "My CRM");
+        assert!(notice.contains("primary account") && notice.contains("You cannot authorize My CRM yet"), "{notice}");
+        assert_eq!(
+            contact_notice(ConnectionType::Admin, Contact::Admin, "Sales CRM"),
+            "Sales CRM is not authorized yet. Contact your admin to authorize it."
+        );
     }
 }

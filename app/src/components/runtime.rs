@@ -4,7 +4,7 @@
 //! component. After authorizing, the component loads again without a page reload.
 
 use super::authorize::{AuthorizeDialog, Target};
-use super::ErrorMessage;
+use super::{ErrorMessage, Skeleton};
 use crate::connections::app_connections;
 use crate::domain::{ComponentKind, Environment};
 use crate::error::AppError;
@@ -45,7 +45,7 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
     });
     view! {
         <section class="component-view" aria-label=format!("Component {component}")>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <Transition fallback=|| view! { <Skeleton/> }>
                 {move || Suspend::new(async move {
                     match output.await {
                         Ok(out) => view! { <Output out=out/> }.into_any(),

@@ -3,7 +3,7 @@
 //! the help page's third entry point) and **Test** (one step run as the builder in Development,
 //! showing the service's status, headers and body).
 
-use super::{toast, ErrorMessage};
+use super::{toast, ErrorMessage, Skeleton};
 use crate::invoke::InvokeResponse;
 use crate::scripts::{get_script, parse, SaveScript, TestScriptStep};
 use leptos::prelude::*;
@@ -19,8 +19,8 @@ pub fn ScriptEditor(app: String, component: String, on_integrations: Callback<()
         get_script(app, component)
     });
     view! {
-        <Show when=move || mounted.get() fallback=|| view! { <p class="loading">"Loading the script…"</p> }>
-            <Transition fallback=|| view! { <p class="loading">"Loading the script…"</p> }>
+        <Show when=move || mounted.get() fallback=|| view! { <Skeleton label="Loading the script…"/> }>
+            <Transition fallback=|| view! { <Skeleton label="Loading the script…"/> }>
                 {move || Suspend::new(async move {
                     let (app, component) = target.get_value();
                     match script.await {

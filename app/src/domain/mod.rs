@@ -87,6 +87,14 @@ closed_set! {
     }
 }
 
+impl ComponentKind {
+    /// Whether live mode can show the component (the runtime runs forms, pages and integration
+    /// reports; workflows, functions, schedules and the rest run behind them).
+    pub fn has_live_view(self) -> bool {
+        matches!(self, ComponentKind::Form | ComponentKind::Page | ComponentKind::IntegrationReport)
+    }
+}
+
 mod ids;
 mod names;
 pub use ids::*;

@@ -5,7 +5,7 @@ use crate::components::authorize::{AuthorizeDialog, Target};
 use crate::components::dialog::{ConfirmDialog, Confirmation};
 use crate::components::icons::{Glyph, Icon};
 use crate::components::panel::TypeIcon;
-use crate::components::{revoke_confirmation, toast, ErrorMessage, RequireUser, TopNav};
+use crate::components::{revoke_confirmation, toast, ErrorMessage, RequireUser, Skeleton, TopNav};
 use crate::connections::{connection_usage, get_connection, ConnectionDetails, SetConnectionAccess, Status};
 use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::format::format_ms;
@@ -39,7 +39,7 @@ pub fn ConnectionPage() -> impl IntoView {
             view! {
                 <TopNav user=user/>
                 <main class="page">
-                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    <Transition fallback=|| view! { <Skeleton/> }>
                         {move || Suspend::new(async move {
                             match details.await {
                                 Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
@@ -88,7 +88,7 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
     let revoke_error = move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     let may_authorize = matches!(d.authorize, Decision::Allowed | Decision::Prompt);
     let contact = match d.authorize {
-        Decision::ContactAdmin(who) => Some(who.message()),
+        Decision::ContactAdmin(who) => Some(who.message(&d.display_name)),
         _ => None,
     };
     let menu_open = RwSignal::new(false);

@@ -4,6 +4,7 @@
 
 use crate::components::dialog::Modal;
 use crate::components::ErrorMessage;
+use crate::components::Skeleton;
 use crate::connections::{
     connection_usage, users_authorizations, ConnectionDetails, ConnectionEdit, DeleteConnection, EditConnection,
     RevokeUserAuthorization, SetConnectionEnabled,
@@ -201,8 +202,8 @@ pub fn UsersAuthorizations(connection_id: i64, oversees: bool) -> impl IntoView 
         <section aria-label=title class="card">
             <h2>{title}</h2>
             {error}
-            <Show when=move || mounted.get() fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <Show when=move || mounted.get() fallback=|| view! { <Skeleton/> }>
+            <Transition fallback=|| view! { <Skeleton/> }>
                 {move || Suspend::new(async move {
                     match rows.await {
                         Err(e) => view! { <ErrorMessage error=e/> }.into_any(),

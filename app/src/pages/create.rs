@@ -1,7 +1,7 @@
 //! Pick & Create (R5.2, R5.3): connector cards with a BUILT-IN / CUSTOM left pane and a
 //! search box, then the connection form with scopes and the environments checkbox.
 
-use crate::components::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{ErrorMessage, RequireUser, Skeleton, TopNav};
 use crate::connections::{CreateConnection, NewConnection};
 use crate::connectors::{list_connectors, ConnectorKind, ConnectorSummary};
 use crate::domain::{ConnectionType, DisplayName, LinkName};
@@ -35,7 +35,7 @@ pub fn CreateConnectionPage() -> impl IntoView {
                                     <Show when=move || custom_tab.get()>
                                         <a class="button" href="/microservices/connectors/new">"Create New Custom Connector"</a>
                                     </Show>
-                                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                                    <Transition fallback=|| view! { <Skeleton/> }>
                                         {move || Suspend::new(async move {
                                             match connectors.await {
                                                 Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
@@ -55,7 +55,11 @@ pub fn CreateConnectionPage() -> impl IntoView {
                                                                 view! {
                                                                     <li>
                                                                         <button type="button" class="card connector-card" aria-label=c.name.clone() on:click=move |_| picked.set(Some(pick.clone()))>
-                                                                            {c.logo_url.clone().map(|src| view! { <img class="logo" src=src alt="" width="32" height="32"/> })}
+                                                                            {match c.logo_url.clone() {
+                                                                                // The service's mark (public/logos/, see its LICENSE.md), else a monogram.
+                                                                                Some(src) => view! { <img class="logo" src=src alt="" width="32" height="32"/> }.into_any(),
+                                                                                None => view! { <span class="logo monogram" aria-hidden="true">{monogram(&c.name)}</span> }.into_any(),
+                                                                            }}
                                                                             <strong>{c.name.clone()}</strong>
                                                                             <span class="muted">{c.description.clone()}</span>
                                                                             <span class="badge">{c.auth_type.label()}</span>
@@ -184,4 +188,9 @@ fn ConnectionForm(connector: ConnectorSummary, #[prop(into)] on_back: Callback<(
             </div>
         </form>
     }
+}
+
+/// Up to two initials of a connector's name ("Sandbox CRM" → "SC"), for cards without a logo.
+fn monogram(name: &str) -> String {
+    name.split_whitespace().filter_map(|w| w.chars().next()).take(2).flat_map(char::to_uppercase).collect()
 }

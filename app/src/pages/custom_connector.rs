@@ -2,7 +2,7 @@
 //! whose fields depend on the authentication type (R5.4
 //! custom connectors").
 
-use crate::components::{ErrorMessage, RequireUser, TopNav};
+use crate::components::{ErrorMessage, RequireUser, Skeleton, TopNav};
 use crate::connectors::{
     custom_connector, validate_custom, CreateCustomConnector, CustomConnectorForm, CustomConnectorInput,
     DeleteCustomConnector, UpdateCustomConnector,
@@ -35,7 +35,7 @@ pub fn EditCustomConnectorPage() -> impl IntoView {
             view! {
                 <TopNav user=user/>
                 <main class="page narrow-wide">
-                    <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    <Transition fallback=|| view! { <Skeleton/> }>
                         {move || Suspend::new(async move {
                             match form.await {
                                 Err(e) => view! { <ErrorMessage error=e/> }.into_any(),

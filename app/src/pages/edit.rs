@@ -7,7 +7,7 @@ use crate::components::embed_settings::EmbedAllowlistForm;
 use crate::components::icons::{Glyph, Icon};
 use crate::components::panel::ConnectionsList;
 use crate::components::script_editor::ScriptEditor;
-use crate::components::{ErrorMessage, RequireUser, SignOut};
+use crate::components::{ErrorMessage, RequireUser, SignOut, Skeleton};
 use crate::domain::{ComponentKind, Environment};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -31,7 +31,7 @@ pub fn EditPage() -> impl IntoView {
             let view_res = Resource::new(app, get_application);
             let panel_open = RwSignal::new(false);
             view! {
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                <Suspense fallback=|| view! { <Skeleton/> }>
                     {move || Suspend::new(async move {
                         match view_res.await {
                             Err(e) => view! { <main class="page"><ErrorMessage error=e/></main> }.into_any(),

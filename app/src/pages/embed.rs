@@ -5,7 +5,7 @@
 use crate::components::embed_events::EmbedEvents;
 use crate::components::panel::ConnectionsList;
 use crate::components::sign_in::SignInForm;
-use crate::components::{session, ClientOnly, ErrorMessage};
+use crate::components::{session, ClientOnly, ErrorMessage, Skeleton};
 use crate::domain::Environment;
 use crate::embed::embed_settings;
 use leptos::prelude::*;
@@ -30,7 +30,7 @@ pub fn EmbedPage() -> impl IntoView {
     });
     view! {
         <main class="embed" aria-label="Connections">
-            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <Suspense fallback=|| view! { <Skeleton/> }>
                 {move || Suspend::new(async move {
                     match cx.user.await {
                         Ok(Some(_)) => {}
@@ -53,7 +53,7 @@ pub fn EmbedPage() -> impl IntoView {
                             // change between the server's render and hydration in the frame.
                             view! {
                                 <h1 class="embed-title">"Connections"</h1>
-                                <ClientOnly fallback=|| view! { <p class="loading">"Loading connections…"</p> }>
+                                <ClientOnly fallback=|| view! { <Skeleton label="Loading connections…"/> }>
                                     <ConnectionsList app=s.app.clone() component=component.clone() environment=Environment::Production/>
                                 </ClientOnly>
                             }.into_any()

@@ -6,7 +6,7 @@ use crate::components::dialog::SlideOver;
 use crate::components::icons::{Glyph, Icon};
 use crate::components::panel::ConnectionsList;
 use crate::components::runtime::ComponentView;
-use crate::components::{ClientOnly, ErrorMessage, RequireUser, SignOut};
+use crate::components::{ClientOnly, ErrorMessage, RequireUser, SignOut, Skeleton};
 use crate::domain::Environment;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -23,7 +23,7 @@ pub fn LivePage() -> impl IntoView {
             let slider_open = RwSignal::new(false);
             let user_name = user.name.clone();
             view! {
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                <Suspense fallback=|| view! { <Skeleton/> }>
                     {move || {
                         let user_name = user_name.clone();
                         Suspend::new(async move {

@@ -140,7 +140,14 @@ fn ConnectionsTable(page: ConnectionPage, query: ConnectionQuery) -> impl IntoVi
             </tbody>
         </table>
         <nav class="row" aria-label="Pages">
-            {(shown == 0).then(|| view! { <p class="muted">"No connection matches."</p> })}
+            {(shown == 0).then(|| if total == 0 {
+                // An empty workspace: say what to do next.
+                view! { <div class="empty"><p>"No connections yet."</p>
+                    <a class="button" href="/microservices/connections/new">"Create a connection"</a></div> }.into_any()
+            } else {
+                view! { <div class="empty"><p>"No connection matches."</p>
+                    <a class="button" href="/microservices">"Clear the filters"</a></div> }.into_any()
+            })}
             {first.map(|href| view! { <a href=href>"First page"</a> })}
             {next.map(|href| view! { <a href=href>{format!("Next {PAGE_SIZE}")}</a> })}
         </nav>

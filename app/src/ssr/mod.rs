@@ -1,6 +1,7 @@
 //! Server-only infrastructure: settings, state, database, cipher, sessions. Domain modules
 //! (connections, policy, operations, …) live beside this one and use it.
 
+pub mod assets;
 pub mod crypto;
 pub mod db;
 pub mod ids;

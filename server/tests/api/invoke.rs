@@ -58,7 +58,7 @@ async fn credentials_by_auth_type_and_connection_access() {
     let dev = app.signed_in("developer@demo.test").await;
     let (_, e) = err(invoke(&app, &dev, "field_service", "weather", &weather_url).await).await;
     assert!(matches!(e, AppError::AuthorizationRequired { prompt: false, .. }), "{e:?}");
-    assert!(e.to_string().contains("Contact your admin"));
+    assert!(e.to_string().contains("Weather is not authorized yet. Contact your admin"), "{e}");
 
     // API key in a header.
     authorize_key(&app, &admin, "weather", "sandbox-weather-key").await;

@@ -1,0 +1,22 @@
+import { test, expect } from '@playwright/test';
+
+// The client's files are named after their content and cached for a year; the page links those
+// names; other static files are revalidated; answers are compressed.
+test('hashed client files with long-lived caching, compressed', async ({ page, request }) => {
+  await page.goto('/login');
+  const wasm = await page.locator('link[rel="preload"][href$=".wasm"]').getAttribute('href');
+  const css = await page.locator('link#leptos[rel="stylesheet"]').getAttribute('href');
+  expect(wasm).toMatch(/^\/pkg\/connections\.[A-Za-z0-9_-]{8,}\.wasm$/);
+  expect(css).toMatch(/^\/pkg\/connections\.[A-Za-z0-9_-]{8,}\.css$/);
+  for (const path of [wasm!, css!]) {
+    const res = await request.get(path, { headers: { 'Accept-Encoding': 'br, gzip' } });
+    expect(res.status(), path).toBe(200);
+    expect(res.headers()['cache-control'], path).toBe('public, max-age=31536000, immutable');
+    expect(res.headers()['content-encoding'], path).toBe('br');
+  }
+  const icon = await request.get('/favicon.svg');
+  expect(icon.headers()['cache-control']).toBe('no-cache');
+  // The page itself is not cached as a file would be.
+  const html = await request.get('/login');
+  expect(html.headers()['cache-control'] ?? '').not.toContain('immutable');
+});

@@ -1,0 +1,40 @@
+import { test, expect } from '@playwright/test';
+import { hydrated } from './helpers';
+
+// A measurement for README (issue 15: "time-to-interactive on a throttled link"), not a test of
+// speed: PERF=1 runs it (skipped otherwise) and prints the figures. Chromium's own network
+// throttling (CDP) at 10 Mbps down and up with 40 ms latency, cache disabled, a cold page load of
+// the sign-in page: first contentful paint, interactive (the client has hydrated: controls
+// answer), and the bytes that crossed the wire.
+test('first page on a 10 Mbps / 40 ms link', async ({ page, context }) => {
+  test.skip(!process.env.PERF, 'set PERF=1 to measure');
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: 40,
+    downloadThroughput: (10 * 1000 * 1000) / 8,
+    uploadThroughput: (10 * 1000 * 1000) / 8,
+  });
+  let wire = 0;
+  const encodings = new Map<string, string>();
+  cdp.on('Network.responseReceived', (e) => {
+    const enc = e.response.headers['content-encoding'] ?? e.response.headers['Content-Encoding'] ?? 'identity';
+    encodings.set(new URL(e.response.url).pathname, enc);
+  });
+  cdp.on('Network.loadingFinished', (e) => (wire += e.encodedDataLength));
+
+  await page.goto('/login', { waitUntil: 'commit' });
+  await hydrated(page);
+  const timing = await page.evaluate(() => ({
+    fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN,
+    interactive: performance.now(),
+  }));
+  expect(timing.interactive).toBeGreaterThan(0);
+  const wasm = [...encodings].find(([path]) => path.endsWith('.wasm'));
+  console.log(
+    `PERF first contentful paint ${Math.round(timing.fcp)} ms; interactive ${Math.round(timing.interactive)} ms; ` +
+      `${Math.round(wire / 1024)} KiB over the wire; wasm sent as ${wasm?.[1] ?? '?'}`,
+  );
+});
