@@ -100,6 +100,36 @@ pub mod ssr {
         row.map(summary).ok_or_else(|| AppError::not_found(format!("There is no application '{link_name}'.")))
     }
 
+    /// A component of application `app_link` as a builder edits it: id, kind, name and its
+    /// definition (the `components.definition` JSON).
+    pub struct ComponentDefinition {
+        pub id: i64,
+        pub kind: ComponentKind,
+        pub name: String,
+        pub definition: serde_json::Value,
+    }
+
+    pub async fn component_definition(
+        state: &AppState,
+        user: &SessionUser,
+        app_link: &str,
+        link: &str,
+    ) -> AppResult<(ApplicationSummary, ComponentDefinition)> {
+        let app = find(state, user, app_link).await?;
+        let row: Option<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, kind, name, definition FROM components WHERE application_id = $1 AND link_name = $2",
+        )
+        .bind(app.id)
+        .bind(link)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        let (id, kind, name, definition) =
+            row.ok_or_else(|| AppError::not_found(format!("There is no component '{link}' in {}.", app.name)))?;
+        let definition =
+            serde_json::from_str(&definition).map_err(|e| AppError::internal("component definition", e))?;
+        Ok((app, ComponentDefinition { id, kind: ComponentKind::parse(&kind)?, name, definition }))
+    }
+
     /// Components of an application the caller may open.
     pub async fn components(state: &AppState, user: &SessionUser, app_id: i64) -> AppResult<Vec<ComponentSummary>> {
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(

@@ -18,6 +18,7 @@ pub mod error;
 pub mod format;
 pub mod invoke;
 pub mod operations;
+pub mod outline;
 pub mod pages;
 pub mod platform;
 pub mod policy;

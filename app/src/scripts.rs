@@ -154,22 +154,11 @@ pub mod ssr {
         app_link: &str,
         link: &str,
     ) -> AppResult<(i64, String, Value)> {
-        let app = crate::applications::ssr::find(state, user, app_link).await?;
-        let row: Option<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT id, kind, name, definition FROM components WHERE application_id = $1 AND link_name = $2",
-        )
-        .bind(app.id)
-        .bind(link)
-        .fetch_optional(&state.db.pool)
-        .await?;
-        let (id, kind, name, definition) =
-            row.ok_or_else(|| AppError::not_found(format!("There is no component '{link}' in {}.", app.name)))?;
-        if !matches!(ComponentKind::parse(&kind)?, ComponentKind::Workflow | ComponentKind::Function) {
+        let (_, c) = crate::applications::ssr::component_definition(state, user, app_link, link).await?;
+        if !matches!(c.kind, ComponentKind::Workflow | ComponentKind::Function) {
             return Err(AppError::invalid("component", "Only workflows and functions have a script."));
         }
-        let definition =
-            serde_json::from_str(&definition).map_err(|e| AppError::internal("component definition", e))?;
-        Ok((id, name, definition))
+        Ok((c.id, c.name, c.definition))
     }
 
     fn steps_of(definition: &Value) -> Vec<Step> {

@@ -53,3 +53,23 @@ test('a builder edits a function in the script editor, opens its integrations an
   await expect(check).toContainText('Syntax OK — 1 step');
   await expect(save).toBeDisabled();
 });
+
+test('the builder canvas outlines a form, opens its integrations, and leads to its workflow', async ({ page }) => {
+  await signIn(page, USERS.developer);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/sales_hub/edit?component=deal_intake');
+  await hydrated(page);
+  const outline = page.getByRole('region', { name: 'Component outline' });
+  await expect(outline.getByRole('heading', { name: 'Deal Intake' })).toBeVisible();
+  await expect(outline).toContainText('Integration field');
+  const used = outline.getByRole('list', { name: 'Connections used' });
+  await expect(used).toContainText('Sales CRM');
+  await expect(used).toContainText('My CRM');
+  await outline.getByRole('button', { name: 'Show the connections panel' }).click();
+  const panel = page.getByRole('tabpanel', { name: 'Connections' });
+  await expect(panel.getByRole('listitem', { name: 'Sales CRM', exact: true })).toBeVisible();
+  await page.getByRole('button', { name: 'Close integrations' }).click();
+  await outline.getByRole('link', { name: 'Load Deals' }).click();
+  await expect(page).toHaveURL(/component=load_deals$/);
+  await expect(page.getByLabel('Script of Load Deals')).toHaveValue(/^Open deals: GET sales_crm /);
+});

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod authorize_flow;
+pub mod canvas;
 pub mod datasources;
 pub mod dialog;
 pub mod embed_events;

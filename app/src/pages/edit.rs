@@ -2,6 +2,7 @@
 //! corner that opens the Connections tab for the component being edited (R2.4).
 
 use crate::applications::get_application;
+use crate::components::canvas::ComponentCanvas;
 use crate::components::dialog::SlideOver;
 use crate::components::embed_settings::EmbedAllowlistForm;
 use crate::components::icons::{Glyph, Icon};
@@ -84,7 +85,11 @@ pub fn EditPage() -> impl IntoView {
                                                             (Some(c), Some(ComponentKind::Workflow | ComponentKind::Function)) => view! {
                                                                 <ScriptEditor app=link.clone() component=c on_integrations=Callback::new(move |_| panel_open.set(true))/>
                                                             }.into_any(),
-                                                            (chosen, _) => view! { <p>"Editing " <strong>{chosen}</strong></p> }.into_any(),
+                                                            // The rest show what they do and the connections they use.
+                                                            (Some(c), Some(_)) => view! {
+                                                                <ComponentCanvas app=link.clone() component=c on_integrations=Callback::new(move |_| panel_open.set(true))/>
+                                                            }.into_any(),
+                                                            (_, _) => view! { <p class="muted">"Choose a component on the left."</p> }.into_any(),
                                                         }
                                                     }
                                                 }

@@ -109,3 +109,43 @@ async fn scripts_open_save_with_their_references_and_test_a_step() {
     assert!(!out.headers.is_empty());
     assert_eq!(test("7").await.status(), 400);
 }
+
+#[tokio::test]
+async fn the_builder_canvas_outlines_a_component_and_its_connections() {
+    use app::outline::ComponentOutline;
+    let app = common::spawn().await;
+    let dev = app.signed_in("developer@demo.test").await;
+    let user = app.signed_in("user@demo.test").await;
+    let outline = |component: &'static str| {
+        let (app, dev) = (&app, &dev);
+        async move {
+            app.json::<ComponentOutline>(
+                dev,
+                "get_component_outline",
+                &[("app", "sales_hub"), ("component", component)],
+            )
+            .await
+        }
+    };
+
+    // A form: its on-load workflow (a link to it), its integration fields, its connections.
+    let form = outline("deal_intake").await;
+    assert_eq!(form.name, "Deal Intake");
+    let on_load = form.parts.iter().find(|p| p.label == "On load").expect("on load");
+    assert_eq!(on_load.component, Some(("Load Deals".to_string(), "load_deals".to_string())));
+    assert!(form.parts.iter().any(|p| p.label == "Integration field" && p.detail.contains("CRM Deals")), "{form:?}");
+    let used: Vec<&str> = form.connections.iter().map(|c| c.display_name.as_str()).collect();
+    assert_eq!(used, ["My CRM", "Sales CRM"]);
+
+    // A page: its panels, each with the connection it reads.
+    let page = outline("pipeline").await;
+    assert_eq!(page.parts.len(), 1, "{page:?}");
+    assert_eq!(page.parts[0].detail, "My deals — GET my_crm {api_base}/api/crm/Deals?per_page=5");
+
+    // Builders only; an unknown component is not found.
+    let (status, _) =
+        app.fails(&user, "get_component_outline", &[("app", "sales_hub"), ("component", "deal_intake")]).await;
+    assert_eq!(status, 403);
+    let (status, _) = app.fails(&dev, "get_component_outline", &[("app", "sales_hub"), ("component", "nope")]).await;
+    assert_eq!(status, 404);
+}
