@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs and is missing, each at a pinned version; skips what is there.
+# `--bench` also installs what only `scripts/bench.sh` needs (nginx-light and wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,10 @@ command -v chromium >/dev/null 2>&1 || apt_pkgs+=(chromium)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || apt_pkgs+=(postgresql)
 command -v node >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || apt_pkgs+=(python3)
+if [ "${1:-}" = "--bench" ]; then
+  command -v nginx >/dev/null 2>&1 || apt_pkgs+=(nginx-light)
+  command -v wrk >/dev/null 2>&1 || apt_pkgs+=(wrk)
+fi
 if ((${#apt_pkgs[@]})); then
   say "apt-get install ${apt_pkgs[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

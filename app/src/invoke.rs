@@ -193,9 +193,35 @@ pub mod ssr {
         }
     }
 
+    /// What a call over a connection needs from the database and rarely changes, kept in
+    /// [`crate::ssr::cache::Caches::plans`] for a second: the connection and its connector once
+    /// the application's access is checked, and the credentials the caller would use.
+    pub struct Plan {
+        conn: crate::connections::ssr::Connection,
+        connector: crate::connectors::ssr::Connector,
+        account_id: i64,
+        creds: Credentials,
+    }
+
+    /// A plan is per caller (user and role), application, connection and environment.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct PlanKey {
+        workspace_id: i64,
+        user_id: i64,
+        role: crate::domain::Role,
+        app: String,
+        connection: String,
+        env: Environment,
+    }
+
+    /// Credentials are cached only while they stay usable well past the cache's lifetime.
+    const CREDENTIALS_MARGIN_MS: i64 = 60_000;
+
     /// One call over a connection for `purpose`, which the caller has established: checks the
     /// policy for the connection's type, the application's access, the destination, and
-    /// attaches the credentials of the environment the caller's role may use.
+    /// attaches the credentials of the environment the caller's role may use. The policy and
+    /// the request are checked on every call; what the database said about the connection is
+    /// reused for up to a second ([`Plan`]).
     #[tracing::instrument(skip_all, fields(connection = %req.connection, user_id = user.id, ?purpose))]
     pub async fn call(
         state: &AppState,
@@ -203,6 +229,37 @@ pub mod ssr {
         purpose: Purpose,
         req: InvokeRequest,
     ) -> AppResult<InvokeResponse> {
+        let env = crate::policy::environment(user.role, req.environment);
+        let key = PlanKey {
+            workspace_id: user.workspace_id,
+            user_id: user.id,
+            role: user.role,
+            app: req.app.clone(),
+            connection: req.connection.clone(),
+            env,
+        };
+        if let Some(plan) = state.caches.plans.get(&key) {
+            if !decide(user.role, plan.conn.conn_type, purpose.action(), plan.conn.policy_context()).is_allowed() {
+                return Err(refuse(state, user, Some(plan.conn.id), purpose, &req).await);
+            }
+            ensure_usable(plan.connector.kind, Usage::InvokeUrl)?;
+            plan.conn.ensure_enabled()?;
+            let (method, url) = checked_request(&plan.connector, &req)?;
+            if !plan.creds.expiring(now_ms() + CREDENTIALS_MARGIN_MS) {
+                return perform(
+                    state,
+                    user,
+                    &plan.conn,
+                    &plan.connector,
+                    (plan.account_id, plan.creds.clone(), false),
+                    env,
+                    method,
+                    url,
+                    &req,
+                )
+                .await;
+            }
+        }
         let app = crate::applications::ssr::find(state, user, &req.app).await?;
         let conn_id = crate::connections::ssr::find_by_link(state, user, &req.connection).await?;
         let conn = crate::connections::ssr::load(state, user.workspace_id, conn_id).await?;
@@ -218,6 +275,24 @@ pub mod ssr {
         let connector = crate::connectors::ssr::load(state, user.workspace_id, conn.connector_id).await?;
         ensure_usable(connector.kind, Usage::InvokeUrl)?;
         conn.ensure_enabled()?;
+        let (method, url) = checked_request(&connector, &req)?;
+        let Some((account_id, creds, refresh_first)) = usable_credentials(state, &conn, user, env).await? else {
+            return Err(authorization_required(state, user, &conn, env).await?);
+        };
+        if !refresh_first && !creds.expiring(now_ms() + CREDENTIALS_MARGIN_MS) {
+            let plan = Plan { conn: conn.clone(), connector: connector.clone(), account_id, creds: creds.clone() };
+            state.caches.plans.insert(key, plan);
+        }
+        perform(state, user, &conn, &connector, (account_id, creds, refresh_first), env, method, url, &req).await
+    }
+
+    /// The method and URL of `req`, if they may be sent with `connector`'s credentials: a
+    /// usual method, a body within the limit, a URL on the connector's own origin, and none of
+    /// the headers the connection sets.
+    fn checked_request(
+        connector: &crate::connectors::ssr::Connector,
+        req: &InvokeRequest,
+    ) -> AppResult<(reqwest::Method, url::Url)> {
         let method = reqwest::Method::from_bytes(req.method.to_uppercase().as_bytes())
             .ok()
             .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&m.as_str()))
@@ -249,45 +324,69 @@ pub mod ssr {
                 return Err(AppError::invalid("headers", format!("The {name} header is set by the connection.")));
             }
         }
-        let env = crate::policy::environment(user.role, req.environment);
-        let Some((account_id, mut creds, refresh_first)) = usable_credentials(state, &conn, user, env).await? else {
-            let decision = decide(user.role, conn.conn_type, Action::UseUnauthorized, conn.policy_context());
-            let (prompt, message) = match decision {
-                Decision::ContactAdmin(who) => (false, who.message(&conn.display_name)),
-                _ => (
-                    true,
-                    match unusable_status(state, &conn, user, env).await? {
-                        Some(Status::Revoked) => {
-                            format!(
-                                "{}'s authorization was revoked. Authorize it again to continue.",
-                                conn.display_name
-                            )
-                        }
-                        Some(Status::NeedsReauthorization) => format!(
+        Ok((method, url))
+    }
+
+    /// The 428 for a connection without usable credentials for the caller: prompt to
+    /// authorize, or whom to contact.
+    async fn authorization_required(
+        state: &AppState,
+        user: &SessionUser,
+        conn: &crate::connections::ssr::Connection,
+        env: Environment,
+    ) -> AppResult<AppError> {
+        let decision = decide(user.role, conn.conn_type, Action::UseUnauthorized, conn.policy_context());
+        let (prompt, message) = match decision {
+            Decision::ContactAdmin(who) => (false, who.message(&conn.display_name)),
+            _ => (
+                true,
+                match unusable_status(state, conn, user, env).await? {
+                    Some(Status::Revoked) => {
+                        format!("{}'s authorization was revoked. Authorize it again to continue.", conn.display_name)
+                    }
+                    Some(Status::NeedsReauthorization) => {
+                        format!(
                             "{}'s authorization stopped working. Authorize it again to continue.",
                             conn.display_name
-                        ),
-                        _ if conn.conn_type == ConnectionType::LoggedInUser => {
-                            format!("Authorize {} with your account to continue.", conn.display_name)
-                        }
-                        _ => format!("{} is not authorized yet. Authorize it to continue.", conn.display_name),
-                    },
-                ),
-            };
-            return Err(AppError::AuthorizationRequired { connection: conn.link_name.clone(), prompt, message });
+                        )
+                    }
+                    _ if conn.conn_type == ConnectionType::LoggedInUser => {
+                        format!("Authorize {} with your account to continue.", conn.display_name)
+                    }
+                    _ => format!("{} is not authorized yet. Authorize it to continue.", conn.display_name),
+                },
+            ),
         };
+        Ok(AppError::AuthorizationRequired { connection: conn.link_name.clone(), prompt, message })
+    }
+
+    /// Sends the checked request with the credentials (refreshed first when due, and once
+    /// more after a 401 for OAuth2), and queues its Operations entry.
+    #[allow(clippy::too_many_arguments)]
+    async fn perform(
+        state: &AppState,
+        user: &SessionUser,
+        conn: &crate::connections::ssr::Connection,
+        connector: &crate::connectors::ssr::Connector,
+        (account_id, mut creds, refresh_first): (i64, Credentials, bool),
+        env: Environment,
+        method: reqwest::Method,
+        url: url::Url,
+        req: &InvokeRequest,
+    ) -> AppResult<InvokeResponse> {
         if refresh_first || creds.expiring(now_ms()) {
             let used = creds.access_token().unwrap_or_default().to_owned();
-            creds =
-                refresh_account(state, &connector, account_id, &used).await.map_err(|e| for_connection(e, &conn))?;
+            creds = refresh_account(state, connector, account_id, &used).await.map_err(|e| for_connection(e, conn))?;
+            state.caches.clear();
         }
         let start = Instant::now();
-        let mut response = send(state, &connector, &creds, &method, &url, &req).await?;
+        let mut response = send(state, connector, &creds, &method, &url, req).await?;
         if response.status == 401 && matches!(creds, Credentials::OAuth2 { .. }) {
             let used = creds.access_token().unwrap_or_default().to_owned();
-            creds =
-                refresh_account(state, &connector, account_id, &used).await.map_err(|e| for_connection(e, &conn))?;
-            response = send(state, &connector, &creds, &method, &url, &req).await?;
+            state.caches.clear();
+            creds = refresh_account(state, connector, account_id, &used).await.map_err(|e| for_connection(e, conn))?;
+            state.caches.clear();
+            response = send(state, connector, &creds, &method, &url, req).await?;
         }
         response.duration_ms = start.elapsed().as_millis() as i64;
         let level = if response.status >= 400 { Level::Warn } else { Level::Info };
@@ -300,7 +399,7 @@ pub mod ssr {
                 response.status,
                 response.duration_ms
             ))
-            .record(&state.db)
+            .queue(state)
             .await;
         Ok(response)
     }

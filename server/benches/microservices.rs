@@ -14,27 +14,6 @@ use std::time::{Duration, Instant};
 
 const CONNECTIONS: usize = 100_000;
 
-/// Adds `n` connections to workspace 1, copied from `sales_crm` (every third one a
-/// logged-in-user connection), in one transaction.
-async fn add_connections(app: &common::TestApp, n: usize) {
-    let mut tx = app.state.db.pool.begin().await.expect("tx");
-    for start in (0..n).step_by(200) {
-        let end = (start + 200).min(n);
-        let values: Vec<String> = (start..end)
-            .map(|i| format!("('Bench {i:06}', 'bench_{i:06}', '{}')", ["user", "admin", "admin"][i % 3]))
-            .collect();
-        let sql = format!(
-            "WITH v(name, link, kind) AS (VALUES {})
-             INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, created_at)
-             SELECT s.workspace_id, s.connector_id, v.name, v.link, v.kind, s.created_at
-             FROM connections s, v WHERE s.link_name = 'sales_crm'",
-            values.join(",")
-        );
-        sqlx::query(&sql).execute(&mut *tx).await.expect("insert");
-    }
-    tx.commit().await.expect("commit");
-}
-
 /// Calls `name` `times` times; (p50, p95, bytes of the last answer).
 async fn time(
     app: &common::TestApp,
@@ -61,7 +40,7 @@ async fn main() {
     let n = std::env::var("BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(CONNECTIONS);
     let app = common::spawn().await;
     let backend = if common::is_postgres() { "PostgreSQL" } else { "SQLite" };
-    add_connections(&app, n).await;
+    app.add_connections(0..n).await;
     if common::is_postgres() {
         sqlx::query("ANALYZE").execute(&app.state.db.pool).await.expect("analyze");
     }

@@ -60,12 +60,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
     let login_hashing = Arc::new(tokio::sync::Semaphore::new(settings.login_hash_concurrency.max(1)));
     let state = AppState {
         leptos_options,
-        db,
+        db: db.clone(),
         settings: Arc::new(settings),
         cipher,
         outbound,
         refreshes: Default::default(),
         login_hashing,
+        caches: Default::default(),
+        operations: app::operations::queue::Queue::new(db.clone()),
     };
     Ok(Built { state, sessions })
 }
@@ -236,6 +238,7 @@ pub fn router(built: Built) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(middleware::from_fn_with_state(state.clone(), app::embed::ssr::frame_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), app::ssr::cache::invalidate_on_writes))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(sessions.layer(&settings))
         .layer(middleware::from_fn(app::ssr::sessions::partition_session_cookie))

@@ -102,11 +102,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let built = server::build(settings).await.inspect_err(|e| tracing::error!("{e:#}"))?;
     let workers = server::start_workers(&built);
+    let state = built.state.clone();
     let router = server::router(built);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     server::serve(listener, router).await?;
     workers.shutdown().await;
-    tracing::info!("background workers stopped");
+    state.operations.flush().await;
+    tracing::info!("background workers stopped, operations log written");
     Ok(())
 }

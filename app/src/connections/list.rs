@@ -239,7 +239,8 @@ pub async fn page(state: &AppState, user: &SessionUser, query: &ConnectionQuery)
         None
     };
     let counts: Vec<(String, i64)> =
-        sqlx::query_as("SELECT conn_type, COUNT(*) FROM connections WHERE workspace_id = $1 GROUP BY conn_type")
+        // Kept by triggers (migration 0014): no scan of the workspace's connections.
+        sqlx::query_as("SELECT conn_type, n FROM connection_counts WHERE workspace_id = $1 AND n > 0 ORDER BY conn_type")
             .bind(user.workspace_id)
             .fetch_all(&state.db.pool)
             .await?;
@@ -256,11 +257,16 @@ pub async fn page(state: &AppState, user: &SessionUser, query: &ConnectionQuery)
             .await?
     };
     let attention: i64 = sqlx::query_scalar(
-        "SELECT COUNT(DISTINCT ca.connection_id) FROM connection_authorizations ca
-         JOIN connections c ON c.id = ca.connection_id
-         JOIN authorized_accounts a ON a.id = ca.account_id
-         WHERE c.workspace_id = $1 AND c.enabled = 1
-           AND (a.status = 'needs_reauthorization' OR ca.reconsent_reason IS NOT NULL)",
+        // From the few authorizations needing attention (partial indexes), not every connection.
+        "SELECT COUNT(DISTINCT c.id) FROM (
+             SELECT ca.connection_id FROM authorized_accounts a
+             JOIN connection_authorizations ca ON ca.account_id = a.id
+             WHERE a.status = 'needs_reauthorization'
+             UNION ALL
+             SELECT ca.connection_id FROM connection_authorizations ca WHERE ca.reconsent_reason IS NOT NULL
+         ) x
+         JOIN connections c ON c.id = x.connection_id
+         WHERE c.workspace_id = $1 AND c.enabled = 1",
     )
     .bind(user.workspace_id)
     .fetch_one(&state.db.pool)

@@ -2,6 +2,7 @@
 //! (connections, policy, operations, …) live beside this one and use it.
 
 pub mod assets;
+pub mod cache;
 pub mod crypto;
 pub mod db;
 pub mod ids;

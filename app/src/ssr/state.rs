@@ -20,6 +20,10 @@ pub struct AppState {
     /// Passwords being checked in this process (`--login-hash-concurrency` permits): a sign-in
     /// that finds none free is refused at once instead of queueing Argon2 work.
     pub login_hashing: Arc<tokio::sync::Semaphore>,
+    /// What the hot paths read and rarely changes, kept for a second (`ssr::cache`).
+    pub caches: Arc<super::cache::Caches>,
+    /// Operations entries of the hot paths, written in batches (`operations::queue`).
+    pub operations: crate::operations::queue::Queue,
 }
 
 impl std::fmt::Debug for AppState {

@@ -7,6 +7,7 @@ mod common;
 mod authorize;
 mod authorize_cancel;
 mod basics;
+mod caches;
 mod canary;
 mod decoding;
 mod embed;

@@ -168,3 +168,53 @@ async fn the_first_page_walks_the_link_name_index_and_stops_after_fifty() {
         "connections are not read in link-name order from the index: {steps:#?}"
     );
 }
+
+/// The counts per type are kept by triggers (not counted per page): inserts, a change of type
+/// and deletes are reflected at once, and they always agree with the rows.
+#[tokio::test]
+async fn counts_follow_inserts_type_changes_and_deletes() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    bulk_connections(&app, 9).await;
+    let counts = |p: &Value| -> Vec<(String, i64)> {
+        p["by_type"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t[0].as_str().unwrap().to_string(), t[1].as_i64().unwrap()))
+            .collect()
+    };
+    let actual = || async {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT conn_type, COUNT(*) FROM connections WHERE workspace_id = 1 GROUP BY conn_type ORDER BY conn_type",
+        )
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap()
+    };
+    // The answer names types as the API does ("LoggedInUser"), the table as stored ("user").
+    let stored = |t: &str| match t {
+        "Admin" => "admin",
+        "System" => "system",
+        "LoggedInUser" => "user",
+        other => panic!("unknown type {other}"),
+    };
+    let counts =
+        |p: &Value| -> Vec<(String, i64)> { counts(p).into_iter().map(|(t, n)| (stored(&t).to_string(), n)).collect() };
+    let before = counts(&page(&app, &admin, &[]).await);
+    assert_eq!(before, actual().await);
+    sqlx::query("UPDATE connections SET conn_type = 'admin' WHERE link_name = 'bulk_000'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM connections WHERE link_name IN ('bulk_001', 'bulk_003')")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let after = page(&app, &admin, &[]).await;
+    assert_eq!(counts(&after), actual().await);
+    let n = |v: &[(String, i64)], t: &str| v.iter().find(|(k, _)| k == t).map_or(0, |(_, n)| *n);
+    assert_eq!(n(&counts(&after), "user"), n(&before, "user") - 2, "bulk_000 became admin, bulk_003 was deleted");
+    assert_eq!(n(&counts(&after), "admin"), n(&before, "admin"), "one became admin, one admin was deleted");
+    assert_eq!(after["total"].as_i64().unwrap(), before.iter().map(|(_, n)| n).sum::<i64>() - 2);
+}

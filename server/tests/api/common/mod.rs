@@ -392,3 +392,27 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// Adds connections `Bench <i>` / `bench_<i>` for each `i` in `range` to workspace 1, copied
+    /// from `sales_crm` (every third one a logged-in-user connection), in one transaction. For
+    /// the scale tests and benchmarks.
+    pub async fn add_connections(&self, range: std::ops::Range<usize>) {
+        let mut tx = self.state.db.pool.begin().await.expect("tx");
+        for start in range.clone().step_by(200) {
+            let end = (start + 200).min(range.end);
+            let values: Vec<String> = (start..end)
+                .map(|i| format!("('Bench {i:06}', 'bench_{i:06}', '{}')", ["user", "admin", "admin"][i % 3]))
+                .collect();
+            let sql = format!(
+                "WITH v(name, link, kind) AS (VALUES {})
+                 INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, created_at)
+                 SELECT s.workspace_id, s.connector_id, v.name, v.link, v.kind, s.created_at
+                 FROM connections s, v WHERE s.link_name = 'sales_crm'",
+                values.join(",")
+            );
+            sqlx::query(&sql).execute(&mut *tx).await.expect("insert");
+        }
+        tx.commit().await.expect("commit");
+    }
+}

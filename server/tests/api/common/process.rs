@@ -94,6 +94,11 @@ impl ServerProcess {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// `kill -9`: no graceful shutdown, nothing after this line runs in the process.
     pub async fn kill(&mut self) {
         self.child.start_kill().expect("SIGKILL");

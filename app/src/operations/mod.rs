@@ -100,6 +100,9 @@ pub async fn list_operations(#[server(default)] filter: OperationFilter) -> Resu
 }
 
 #[cfg(feature = "ssr")]
+pub mod queue;
+
+#[cfg(feature = "ssr")]
 pub mod ssr {
     use super::OperationEntry;
     pub use super::OperationKind;
@@ -207,6 +210,14 @@ pub mod ssr {
         }
     }
 
+    impl Operation<'static> {
+        /// Appends the entry through the batched queue (the hot paths): written within moments,
+        /// and before the log is next read on this server.
+        pub async fn queue(self, state: &AppState) {
+            state.operations.push(self).await;
+        }
+    }
+
     /// The newest `limit` entries matching `filter` (bound parameters only).
     pub async fn filtered(
         state: &AppState,
@@ -214,6 +225,7 @@ pub mod ssr {
         filter: &super::OperationFilter,
         limit: i64,
     ) -> AppResult<Vec<OperationEntry>> {
+        state.operations.flush().await;
         Ok(sqlx::query_as(
             "SELECT o.id, o.at AS at_ms, o.level, o.kind, u.email AS actor, c.display_name AS connection,
                     o.environment, o.detail
@@ -242,6 +254,7 @@ pub mod ssr {
         before: Option<i64>,
         limit: i64,
     ) -> AppResult<Vec<OperationEntry>> {
+        state.operations.flush().await;
         let rows: Vec<OperationEntry> = sqlx::query_as(
             "SELECT o.id, o.at AS at_ms, o.level, o.kind, u.email AS actor, c.display_name AS connection,
                     o.environment, o.detail

@@ -1,0 +1,150 @@
+//! The invoke path's in-process cache (`ssr::cache`): what a call reads about its connection is
+//! reused for at most a second, so a change made through one replica is honoured at once there
+//! and by every other replica within a second: switching the account, turning the
+//! application's access off, editing the connector, revoking.
+
+use crate::common;
+
+use common::fixtures::{self, api_key_auth, Authorization};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A service that answers with the API key it was sent.
+async fn echo_service() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route(
+        "/key",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or("none").to_string()
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// `invoke_url` on the server at `base` as `client`: (status, body of the service or error).
+async fn call(client: &reqwest::Client, base: &str, link: &str, url: &str) -> (u16, String) {
+    let res = client
+        .post(format!("{base}/api/invoke_url"))
+        .form(&[
+            ("request[app]", "field_service"),
+            ("request[connection]", link),
+            ("request[method]", "GET"),
+            ("request[url]", url),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str::<app::invoke::InvokeResponse>(&text).map(|r| r.body).unwrap_or(text);
+    (status, body)
+}
+
+/// Waits until `done` holds for the answer of the replica at `base`; panics after 1.5 s.
+async fn within_a_second(
+    client: &reqwest::Client,
+    base: &str,
+    link: &str,
+    url: &str,
+    what: &str,
+    done: impl Fn(u16, &str) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (status, body) = call(client, base, link, url).await;
+        if done(status, &body) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_millis(1500), "{what}: still {status} {body} after 1.5 s");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
+    let echo = echo_service().await;
+    let (mut settings, dir) = common::settings().await;
+    settings.outbound_allowlist = vec![echo.to_string()];
+    let app = common::spawn_with(settings, dir).await;
+    let (other, _) = common::spawn_replica(&app).await;
+    let (a, b) = (app.url(""), format!("http://{other}"));
+    let admin_a = app.signed_in("admin@demo.test").await;
+    let admin_b = app.client();
+    let res = admin_b
+        .post(format!("{b}/api/login"))
+        .form(&[("email", "admin@demo.test"), ("password", app::ssr::seed::DEMO_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let base = format!("http://{echo}");
+    let url = format!("{base}/key");
+    let echo_api = fixtures::api_key("Echo", "X-Api-Key", &base);
+    let link = app.custom_connection(&admin_a, &echo_api, "Echo", &[]).await;
+    app.authorize(&admin_a, &link, &api_key_auth("One", "key-one")).await;
+    // Both replicas have called (and cached) the connection.
+    for server in [&a, &b] {
+        let client = if server == &a { &admin_a } else { &admin_b };
+        for _ in 0..3 {
+            assert_eq!(call(client, server, &link, &url).await, (200, "key-one".to_string()));
+        }
+    }
+
+    // Switch to another account on A: A uses it at once, B within a second.
+    let switch = Authorization { replace: true, ..api_key_auth("Two", "key-two") };
+    app.authorize(&admin_a, &link, &switch).await;
+    assert_eq!(call(&admin_a, &a, &link, &url).await, (200, "key-two".to_string()));
+    within_a_second(&admin_b, &b, &link, &url, "switch", |s, body| s == 200 && body == "key-two").await;
+
+    // The application's access turned off on A.
+    let app_id: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = 'field_service'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (conn, app_id) = (app.connection_id(&link).await.to_string(), app_id.to_string());
+    let access = |on: &'static str| {
+        [("connection_id", conn.clone()), ("application_id", app_id.clone()), ("enabled", on.into())]
+    };
+    let set_access = |on: &'static str| {
+        let args = access(on);
+        let admin = admin_a.clone();
+        let app = &app;
+        async move {
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.json::<()>(&admin, "set_connection_access", &args).await
+        }
+    };
+    set_access("false").await;
+    assert_ne!(call(&admin_a, &a, &link, &url).await.0, 200, "refused at once where it was changed");
+    within_a_second(&admin_b, &b, &link, &url, "access off", |s, _| s != 200).await;
+    set_access("true").await;
+    within_a_second(&admin_b, &b, &link, &url, "access on", |s, _| s == 200).await;
+
+    // The connector moved to another address: the old one no longer gets the key.
+    let id: i64 = sqlx::query_scalar("SELECT connector_id FROM connections WHERE link_name = $1")
+        .bind(&link)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let moved =
+        app::connectors::CustomConnectorInput { api_base: format!("http://localhost:{}", echo.port()), ..echo_api };
+    let mut args = vec![("connector_id".to_string(), id.to_string()), ("confirmed".to_string(), "true".to_string())];
+    args.extend(fixtures::form(&moved));
+    app.json::<serde_json::Value>(&admin_a, "update_custom_connector", &common::pairs(&args)).await;
+    assert_ne!(call(&admin_a, &a, &link, &url).await.0, 200, "refused at once where it was edited");
+    within_a_second(&admin_b, &b, &link, &url, "connector edited", |s, _| s != 200).await;
+
+    // Revoked on A (after moving back and authorizing again).
+    let back = vec![("connector_id".to_string(), id.to_string()), ("confirmed".to_string(), "true".to_string())]
+        .into_iter()
+        .chain(fixtures::form(&fixtures::api_key("Echo", "X-Api-Key", &base)))
+        .collect::<Vec<_>>();
+    app.json::<serde_json::Value>(&admin_a, "update_custom_connector", &common::pairs(&back)).await;
+    app.authorize(&admin_a, &link, &Authorization { replace: true, ..api_key_auth("Three", "key-three") }).await;
+    within_a_second(&admin_b, &b, &link, &url, "authorized again", |s, body| s == 200 && body == "key-three").await;
+    app.json::<()>(&admin_a, "revoke_authorization", &[("connection_id", &conn)]).await;
+    assert_eq!(call(&admin_a, &a, &link, &url).await.0, 428, "revoked at once where it was revoked");
+    within_a_second(&admin_b, &b, &link, &url, "revoke", |s, _| s == 428).await;
+}
