@@ -32,7 +32,8 @@ impl Store {
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .busy_timeout(std::time::Duration::from_secs(10));
+                    .busy_timeout(std::time::Duration::from_secs(10))
+                    .pragma("cache_size", "-1024");
                 let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
                 Store::Sqlite(SqliteStore::new(pool))
             }
