@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/env.sh
 cargo leptos build --release
+node scripts/precompress.mjs target/site
 mkdir -p data
 start_sandbox "${SANDBOX_PORT:-4010}" data/sandbox.log
 trap 'kill $SANDBOX_PID 2>/dev/null || true' EXIT

@@ -35,6 +35,7 @@ say "sandbox service self-test"
 (cd end2end && node sandbox/selftest.mjs)
 say "release build"
 cargo leptos build --release
+node scripts/precompress.mjs target/site
 say "Playwright"
 bounded 30m scripts/e2e.sh
 say "all passed"

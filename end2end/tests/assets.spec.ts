@@ -1,4 +1,5 @@
 import { test, expect } from '@playwright/test';
+import { existsSync, statSync } from 'node:fs';
 
 // The client's files are named after their content and cached for a year; the page links those
 // names; other static files are revalidated; answers are compressed.
@@ -13,6 +14,11 @@ test('hashed client files with long-lived caching, compressed', async ({ page, r
     expect(res.status(), path).toBe(200);
     expect(res.headers()['cache-control'], path).toBe('public, max-age=31536000, immutable');
     expect(res.headers()['content-encoding'], path).toBe('br');
+    // Sent as precompressed at build time (brotli quality 11, scripts/precompress.mjs), not
+    // compressed again for every download.
+    const precompressed = new URL(`../../target/site${path}.br`, import.meta.url);
+    expect(existsSync(precompressed), precompressed.pathname).toBe(true);
+    expect(Number(res.headers()['content-length']), path).toBe(statSync(precompressed).size);
   }
   const icon = await request.get('/favicon.svg');
   expect(icon.headers()['cache-control']).toBe('no-cache');

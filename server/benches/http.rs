@@ -204,6 +204,9 @@ async fn main() {
     let direct = wrk(dir, "direct", &upstream_url, &get(None));
     let nginx_header = wrk(dir, "nginx", &format!("http://127.0.0.1:{proxy}/"), &get(None));
     let invoked = wrk(dir, "invoke", &server.url("/api/invoke_url"), &invoke);
+    // One request at a time: what a call adds to the service's own time, without queueing.
+    let direct_alone = wrk_with(dir, "direct1", &upstream_url, &get(None), 1);
+    let invoked_alone = wrk_with(dir, "invoke1", &server.url("/api/invoke_url"), &invoke, 1);
     let ceiling = wrk(dir, "static", &server.url("/embed.js"), &get(None));
     let session = wrk(dir, "session", &server.url("/api/current_user"), &post(&cookie, &[]));
     let panel_small = wrk(dir, "panel", &server.url("/api/app_connections"), &panel);
@@ -246,6 +249,12 @@ async fn main() {
             pct(invoked.rps, nginx_header.rps),
             invoked.p50_ms - direct.p50_ms
         ),
+    );
+    row("upstream directly, one request at a time", direct_alone, "-c1".into());
+    row(
+        "`invoke_url`, one request at a time",
+        invoked_alone,
+        format!("-c1: p50 +{:.2} ms over the direct call", invoked_alone.p50_ms - direct_alone.p50_ms),
     );
     row("the server's static `/embed.js`", ceiling, "this server's HTTP ceiling".into());
     row("`current_user` (a session read)", session, pct(session.rps, ceiling.rps) + " of the ceiling");

@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 pub mod telemetry;
@@ -230,6 +231,14 @@ pub fn router(built: Built) -> Router {
         .route("/oauth/ended", get(app::authorizations::ssr::ended_handler))
         .route("/embed.js", get(app::embed::ssr::script))
         .route("/embed-example", get(app::embed::ssr::example_page))
+        // The client's files, sent as precompressed by `scripts/precompress.mjs` (brotli at
+        // quality 11, gzip) where those exist; otherwise the compression layer compresses them.
+        .nest_service(
+            "/pkg",
+            ServeDir::new(std::path::Path::new(settings.site_root.as_str()).join("pkg"))
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
         .route("/embed/{app}/session", get(app::platform::connect_sessions::exchange_handler))
         .merge(app::platform::v1::router())
         .leptos_routes(&state, routes, {
