@@ -117,7 +117,17 @@ pub mod ssr {
         if now.saturating_sub(seen) >= touch_interval_ms(state) {
             session.insert(SEEN_AT, now).await?;
         }
-        user_by_id(state, id).await
+        // Read for every request: kept a second at most (`ssr::cache`), cleared by any write
+        // through this server, so a role change or removal is seen at once here and within a
+        // second on every other replica.
+        if let Some(user) = state.caches.users.get(&id) {
+            return Ok(Some((*user).clone()));
+        }
+        let user = user_by_id(state, id).await?;
+        if let Some(user) = &user {
+            state.caches.users.insert(id, user.clone());
+        }
+        Ok(user)
     }
 
     fn max_session_ms(state: &AppState) -> i64 {

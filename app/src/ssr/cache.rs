@@ -45,6 +45,10 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
         entries.insert(key, (Instant::now(), Arc::new(value)));
     }
 
+    pub fn remove(&self, key: &K) {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
     pub fn clear(&self) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
@@ -55,11 +59,15 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
 pub struct Caches {
     /// What an invoke-URL call over a connection needs (`invoke::ssr::Plan`).
     pub plans: TtlCache<crate::invoke::ssr::PlanKey, crate::invoke::ssr::Plan>,
+    /// Signed-in users by id, as every request's session check reads them
+    /// (`auth::ssr::session_user`): their workspace, email, name and role.
+    pub users: TtlCache<i64, crate::auth::SessionUser>,
 }
 
 impl Caches {
     pub fn clear(&self) {
         self.plans.clear();
+        self.users.clear();
     }
 }
 
@@ -124,5 +132,9 @@ mod tests {
         cache.insert(1, 3);
         cache.clear();
         assert_eq!(cache.get(&1), None);
+        cache.insert(1, 4);
+        cache.insert(2, 5);
+        cache.remove(&1);
+        assert_eq!((cache.get(&1), cache.get(&2).as_deref()), (None, Some(&5)));
     }
 }

@@ -1,11 +1,13 @@
 //! Sessions: `tower-sessions` with the sqlx store of whichever backend is configured, in the
 //! same database as everything else (so every replica sees every session).
 
+use super::cache::TtlCache;
 use super::db::{sqlite_path, Backend};
 use super::settings::Settings;
+use std::sync::Arc;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions::session_store::{self, CachingSessionStore, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
@@ -58,9 +60,11 @@ impl Store {
     /// Served from an `https://` public URL the cookie is always Secure and named with the
     /// `__Host-` prefix ([`cookie_name`]): browsers then only accept it Secure, for this host
     /// alone (no Domain) and the whole site (Path=/), so a sibling subdomain cannot plant one.
-    pub fn layer(self, settings: &Settings) -> SessionManagerLayer<Store> {
+    ///
+    /// Sessions read are kept in front of the store for a second ([`RecentSessions`]).
+    pub fn layer(self, settings: &Settings) -> SessionManagerLayer<CachingSessionStore<RecentSessions, Store>> {
         let cross_site = settings.cross_site_cookies();
-        SessionManagerLayer::new(self)
+        SessionManagerLayer::new(CachingSessionStore::new(RecentSessions::default(), self))
             .with_name(cookie_name(settings))
             .with_path("/")
             .with_http_only(true)
@@ -168,6 +172,43 @@ fn same_origin(origin: &str, public_origin: &str, host: Option<&str>) -> bool {
     origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
 }
 
+/// Sessions this replica read or wrote in the last second ([`super::cache::TTL`]), in front
+/// of the database store (`tower_sessions`' `CachingSessionStore`): a busy client's requests
+/// read its session once a second instead of once each. Writes and deletions go to both, so
+/// this replica sees a sign-out at once; another replica within the second. An entry is never
+/// answered past the session's own expiry.
+#[derive(Clone, Default)]
+pub struct RecentSessions(Arc<TtlCache<Id, Record>>);
+
+impl std::fmt::Debug for RecentSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecentSessions")
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RecentSessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.0.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.0.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let now = time::OffsetDateTime::now_utc();
+        Ok(self.0.get(id).filter(|r| r.expiry_date > now).map(|r| (*r).clone()))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.0.remove(id);
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
@@ -206,5 +247,28 @@ impl ExpiredDeletion for Store {
             Store::Sqlite(s) => s.delete_expired().await,
             Store::Postgres(s) => s.delete_expired().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expiry_date: time::OffsetDateTime) -> Record {
+        Record { id: Id::default(), data: Default::default(), expiry_date }
+    }
+
+    #[tokio::test]
+    async fn recent_sessions_forget_deleted_and_expired_sessions() {
+        let recent = RecentSessions::default();
+        let mut live = record(time::OffsetDateTime::now_utc() + time::Duration::minutes(5));
+        recent.create(&mut live).await.unwrap();
+        assert_eq!(recent.load(&live.id).await.unwrap(), Some(live.clone()));
+        recent.delete(&live.id).await.unwrap();
+        assert_eq!(recent.load(&live.id).await.unwrap(), None);
+
+        let over = record(time::OffsetDateTime::now_utc() - time::Duration::seconds(1));
+        recent.save(&over).await.unwrap();
+        assert_eq!(recent.load(&over.id).await.unwrap(), None, "an expired session is not answered");
     }
 }

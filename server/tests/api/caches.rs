@@ -1,7 +1,9 @@
 //! The invoke path's in-process cache (`ssr::cache`): what a call reads about its connection is
 //! reused for at most a second, so a change made through one replica is honoured at once there
 //! and by every other replica within a second: switching the account, turning the
-//! application's access off, editing the connector, revoking.
+//! application's access off, editing the connector, revoking. Sessions and users, read for
+//! every request, are kept a second the same way: a sign-out, or a role changed elsewhere, is
+//! seen by every replica within it.
 
 use crate::common;
 
@@ -147,4 +149,68 @@ async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
     app.json::<()>(&admin_a, "revoke_authorization", &[("connection_id", &conn)]).await;
     assert_eq!(call(&admin_a, &a, &link, &url).await.0, 428, "revoked at once where it was revoked");
     within_a_second(&admin_b, &b, &link, &url, "revoke", |s, _| s == 428).await;
+}
+
+/// `current_user` at `base` with the session `cookie`: the signed-in user's JSON, or `None`.
+async fn current_user(base: &str, cookie: &str) -> Option<serde_json::Value> {
+    let res = reqwest::Client::new().post(format!("{base}/api/current_user")).header("cookie", cookie).send().await;
+    res.unwrap().json().await.unwrap()
+}
+
+/// Polls `current_user` at `base` until `done` holds; panics after 1.5 s.
+async fn user_within_a_second(base: &str, cookie: &str, what: &str, done: impl Fn(&Option<serde_json::Value>) -> bool) {
+    let start = Instant::now();
+    loop {
+        let user = current_user(base, cookie).await;
+        if done(&user) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_millis(1500), "{what}: still {user:?} after 1.5 s");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sign_out_or_a_role_change_is_seen_by_every_replica_within_a_second() {
+    let app = common::spawn().await;
+    let (other, _) = common::spawn_replica(&app).await;
+    let (a, b) = (app.url(""), format!("http://{other}"));
+    let signed_in = |email: &'static str| {
+        let app = &app;
+        async move {
+            let c = app.client();
+            let res = app.call(&c, "login", &[("email", email), ("password", app::ssr::seed::DEMO_PASSWORD)]).await;
+            assert_eq!(res.status(), 200);
+            let cookie = res.headers().get("set-cookie").expect("session cookie").to_str().unwrap().to_string();
+            (c, cookie.split(';').next().unwrap().to_string())
+        }
+    };
+    // One session used through both replicas (a load balancer in front), read by each.
+    let (client, cookie) = signed_in("admin@demo.test").await;
+    for base in [&a, &b, &a, &b] {
+        assert_eq!(current_user(base, &cookie).await.unwrap()["email"], "admin@demo.test");
+    }
+
+    // A role changed elsewhere (another replica, an admin tool): seen by both within a second.
+    sqlx::query("UPDATE users SET role = 'user' WHERE email = 'admin@demo.test'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    for base in [&a, &b] {
+        user_within_a_second(base, &cookie, "role change", |u| u.as_ref().is_some_and(|u| u["role"] == "User")).await;
+    }
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = 'admin@demo.test'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+
+    // Signed out through A: ended there at once, on B within a second.
+    assert_eq!(app.call(&client, "logout", &[]).await.status(), 200);
+    assert_eq!(current_user(&a, &cookie).await, None, "ended at once where it was signed out");
+    user_within_a_second(&b, &cookie, "sign-out", Option::is_none).await;
+    // And it stays ended: neither replica brings it back from a cache.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for base in [&a, &b] {
+        assert_eq!(current_user(base, &cookie).await, None);
+    }
 }
