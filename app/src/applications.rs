@@ -100,6 +100,18 @@ pub mod ssr {
         row.map(summary).ok_or_else(|| AppError::not_found(format!("There is no application '{link_name}'.")))
     }
 
+    /// [`find`] for reads on a hot path (the connections panel): an answer at most a second
+    /// old (`ssr::cache`), cleared by any write through this server. Writes use [`find`].
+    pub async fn find_cached(state: &AppState, user: &SessionUser, link_name: &str) -> AppResult<ApplicationSummary> {
+        let key = (user.workspace_id, link_name.to_string());
+        if let Some(app) = state.caches.applications.get(&key) {
+            return Ok((*app).clone());
+        }
+        let app = find(state, user, link_name).await?;
+        state.caches.applications.insert(key, app.clone());
+        Ok(app)
+    }
+
     /// A component of application `app_link` as a builder edits it: id, kind, name and its
     /// definition (the `components.definition` JSON).
     pub struct ComponentDefinition {

@@ -123,7 +123,7 @@ pub async fn for_application(
     component: Option<&str>,
     environment: Environment,
 ) -> AppResult<Vec<ConnectionEntry>> {
-    let app = crate::applications::ssr::find(state, user, app).await?;
+    let app = crate::applications::ssr::find_cached(state, user, app).await?;
     if let Some(link) = component {
         // Only components the caller may open count (plain users: the ones they have
         // permission for); asking for another one is "not found".

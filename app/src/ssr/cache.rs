@@ -62,12 +62,16 @@ pub struct Caches {
     /// Signed-in users by id, as every request's session check reads them
     /// (`auth::ssr::session_user`): their workspace, email, name and role.
     pub users: TtlCache<i64, crate::auth::SessionUser>,
+    /// Applications by workspace and link name, for the connections panel
+    /// (`applications::ssr::find_cached`).
+    pub applications: TtlCache<(i64, String), crate::applications::ApplicationSummary>,
 }
 
 impl Caches {
     pub fn clear(&self) {
         self.plans.clear();
         self.users.clear();
+        self.applications.clear();
     }
 }
 
