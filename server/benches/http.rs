@@ -175,20 +175,7 @@ async fn main() {
 
     let server = ServerProcess::start(&app).await;
     let pid = server.pid().expect("server pid");
-    let res = common::http()
-        .post(server.url("/api/login"))
-        .form(&[("email", "admin@demo.test"), ("password", app::ssr::seed::DEMO_PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(res.status(), 200, "sign in");
-    let cookie: String = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let (_, cookie) = app.signed_in_at(&server.url(""), "admin@demo.test").await;
     let dir = work.path();
     let invoke = post(
         &cookie,

@@ -24,20 +24,7 @@ async fn main() {
     let calls = (0..100).map(|i| {
         let (admin, url) = (admin.clone(), url.clone());
         let base = if i % 2 == 0 { app.url("") } else { format!("http://{replica}") };
-        async move {
-            admin
-                .post(format!("{base}/api/invoke_url"))
-                .form(&[
-                    ("request[app]", "sales_hub"),
-                    ("request[connection]", "sales_crm"),
-                    ("request[method]", "GET"),
-                    ("request[url]", &url),
-                ])
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
+        async move { common::invoke_at(&base, &admin, "sales_hub", "sales_crm", &url).await.status().as_u16() }
     });
     let statuses = futures::future::join_all(calls).await;
     let took = start.elapsed();

@@ -27,17 +27,7 @@ async fn echo_service() -> SocketAddr {
 
 /// `invoke_url` on the server at `base` as `client`: (status, body of the service or error).
 async fn call(client: &reqwest::Client, base: &str, link: &str, url: &str) -> (u16, String) {
-    let res = client
-        .post(format!("{base}/api/invoke_url"))
-        .form(&[
-            ("request[app]", "field_service"),
-            ("request[connection]", link),
-            ("request[method]", "GET"),
-            ("request[url]", url),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = common::invoke_at(base, client, "field_service", link, url).await;
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
     let body = serde_json::from_str::<app::invoke::InvokeResponse>(&text).map(|r| r.body).unwrap_or(text);
@@ -73,14 +63,7 @@ async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
     let (other, _) = common::spawn_replica(&app).await;
     let (a, b) = (app.url(""), format!("http://{other}"));
     let admin_a = app.signed_in("admin@demo.test").await;
-    let admin_b = app.client();
-    let res = admin_b
-        .post(format!("{b}/api/login"))
-        .form(&[("email", "admin@demo.test"), ("password", app::ssr::seed::DEMO_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (admin_b, _) = app.signed_in_at(&b, "admin@demo.test").await;
     let base = format!("http://{echo}");
     let url = format!("{base}/key");
     let echo_api = fixtures::api_key("Echo", "X-Api-Key", &base);
@@ -175,18 +158,8 @@ async fn a_sign_out_or_a_role_change_is_seen_by_every_replica_within_a_second() 
     let app = common::spawn().await;
     let (other, _) = common::spawn_replica(&app).await;
     let (a, b) = (app.url(""), format!("http://{other}"));
-    let signed_in = |email: &'static str| {
-        let app = &app;
-        async move {
-            let c = app.client();
-            let res = app.call(&c, "login", &[("email", email), ("password", app::ssr::seed::DEMO_PASSWORD)]).await;
-            assert_eq!(res.status(), 200);
-            let cookie = res.headers().get("set-cookie").expect("session cookie").to_str().unwrap().to_string();
-            (c, cookie.split(';').next().unwrap().to_string())
-        }
-    };
     // One session used through both replicas (a load balancer in front), read by each.
-    let (client, cookie) = signed_in("admin@demo.test").await;
+    let (client, cookie) = app.signed_in_at(&a, "admin@demo.test").await;
     for base in [&a, &b, &a, &b] {
         assert_eq!(current_user(base, &cookie).await.unwrap()["email"], "admin@demo.test");
     }

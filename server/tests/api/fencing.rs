@@ -122,17 +122,7 @@ async fn proxied_connection(app: &TestApp, admin: &reqwest::Client, sandbox: &Sa
 }
 
 async fn invoke_at(base: &str, client: &reqwest::Client, application: &str, conn: &str, url: &str) -> (u16, String) {
-    let res = client
-        .post(format!("{base}/api/invoke_url"))
-        .form(&[
-            ("request[app]", application),
-            ("request[connection]", conn),
-            ("request[method]", "GET"),
-            ("request[url]", url),
-        ])
-        .send()
-        .await
-        .expect("request");
+    let res = common::invoke_at(base, client, application, conn, url).await;
     let status = res.status().as_u16();
     (status, res.text().await.unwrap_or_default())
 }

@@ -217,17 +217,7 @@ async fn concurrent_calls_on_an_expired_token_refresh_once() {
         let (admin, url) = (admin.clone(), url.clone());
         let base = if i % 2 == 0 { app.url("") } else { format!("http://{replica}") };
         async move {
-            let res = admin
-                .post(format!("{base}/api/invoke_url"))
-                .form(&[
-                    ("request[app]", "sales_hub"),
-                    ("request[connection]", "sales_crm"),
-                    ("request[method]", "GET"),
-                    ("request[url]", &url),
-                ])
-                .send()
-                .await
-                .unwrap();
+            let res = common::invoke_at(&base, &admin, "sales_hub", "sales_crm", &url).await;
             ok(res).await.status
         }
     });

@@ -14,17 +14,7 @@ use common::sandbox::Sandbox;
 use common::TestApp;
 
 async fn invoke_at(base: &str, client: &reqwest::Client, url: &str) -> reqwest::Response {
-    client
-        .post(format!("{base}/api/invoke_url"))
-        .form(&[
-            ("request[app]", "sales_hub"),
-            ("request[connection]", "sales_crm"),
-            ("request[method]", "GET"),
-            ("request[url]", url),
-        ])
-        .send()
-        .await
-        .expect("request")
+    common::invoke_at(base, client, "sales_hub", "sales_crm", url).await
 }
 
 /// The one account's status, reason and whether a refresh is marked in flight.

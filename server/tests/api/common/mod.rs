@@ -24,6 +24,28 @@ pub struct TestApp {
     _watched: watchdog::Watched,
 }
 
+/// `invoke_url` on the server at `base` as `client`: a GET of `url` over connection `conn` for
+/// application `application`, the way a component's script calls it.
+pub async fn invoke_at(
+    base: &str,
+    client: &reqwest::Client,
+    application: &str,
+    conn: &str,
+    url: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/invoke_url"))
+        .form(&[
+            ("request[app]", application),
+            ("request[connection]", conn),
+            ("request[method]", "GET"),
+            ("request[url]", url),
+        ])
+        .send()
+        .await
+        .expect("invoke_url request")
+}
+
 /// A plain HTTP client for the tests' own calls; a request that hangs fails its test after
 /// 120 s instead of holding the run.
 pub fn http() -> reqwest::Client {
@@ -191,6 +213,28 @@ impl TestApp {
         let res = self.call(&c, "login", &[("email", email), ("password", app::ssr::seed::DEMO_PASSWORD)]).await;
         assert_eq!(res.status(), 200, "sign in as {email}: {}", res.text().await.unwrap_or_default());
         c
+    }
+
+    /// Signs one of the demo users in at the server at `base` (this one or a replica): a client
+    /// holding the session, and its `Cookie` header for requests made otherwise (wrk, a bare
+    /// client).
+    pub async fn signed_in_at(&self, base: &str, email: &str) -> (reqwest::Client, String) {
+        let c = self.client();
+        let res = c
+            .post(format!("{base}/api/login"))
+            .form(&[("email", email), ("password", app::ssr::seed::DEMO_PASSWORD)])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(res.status(), 200, "sign in as {email} at {base}");
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; ");
+        (c, cookie)
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
