@@ -123,6 +123,30 @@ pub async fn for_application(
     component: Option<&str>,
     environment: Environment,
 ) -> AppResult<Vec<ConnectionEntry>> {
+    // Opened on every page of the running app: the answer is kept a second (`ssr::cache`),
+    // cleared by any write through this server; a worker's or another replica's change
+    // (a refresh that failed, a revoke) shows within the second.
+    let key = crate::ssr::cache::PanelKey {
+        user_id: user.id,
+        app: app.to_string(),
+        component: component.map(str::to_string),
+        environment,
+    };
+    if let Some(entries) = state.caches.panels.get(&key) {
+        return Ok((*entries).clone());
+    }
+    let entries = read_for_application(state, user, app, component, environment).await?;
+    state.caches.panels.insert(key, entries.clone());
+    Ok(entries)
+}
+
+async fn read_for_application(
+    state: &AppState,
+    user: &SessionUser,
+    app: &str,
+    component: Option<&str>,
+    environment: Environment,
+) -> AppResult<Vec<ConnectionEntry>> {
     let app = crate::applications::ssr::find_cached(state, user, app).await?;
     if let Some(link) = component {
         // Only components the caller may open count (plain users: the ones they have

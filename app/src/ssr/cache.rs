@@ -65,6 +65,18 @@ pub struct Caches {
     /// Applications by workspace and link name, for the connections panel
     /// (`applications::ssr::find_cached`).
     pub applications: TtlCache<(i64, String), crate::applications::ApplicationSummary>,
+    /// The connections panel as one user sees it for one application (or one of its
+    /// components) in one environment (`connections::list::for_application`).
+    pub panels: TtlCache<PanelKey, Vec<crate::connections::ConnectionEntry>>,
+}
+
+/// Whose panel, of which application and component, in which environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PanelKey {
+    pub user_id: i64,
+    pub app: String,
+    pub component: Option<String>,
+    pub environment: crate::domain::Environment,
 }
 
 impl Caches {
@@ -72,6 +84,7 @@ impl Caches {
         self.plans.clear();
         self.users.clear();
         self.applications.clear();
+        self.panels.clear();
     }
 }
 

@@ -187,3 +187,54 @@ async fn a_sign_out_or_a_role_change_is_seen_by_every_replica_within_a_second() 
         assert_eq!(current_user(base, &cookie).await, None);
     }
 }
+
+/// `sales_crm`'s status in the sales_hub panel (Production) at `base`.
+async fn panel_status(client: &reqwest::Client, base: &str) -> String {
+    let res = client
+        .post(format!("{base}/api/app_connections"))
+        .form(&[("app", "sales_hub"), ("environment", "Production")])
+        .send()
+        .await
+        .unwrap();
+    let panel: Vec<serde_json::Value> = res.json().await.unwrap();
+    let entry = panel.iter().find(|c| c["link_name"] == "sales_crm").expect("sales_crm in the panel");
+    entry["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn the_panel_shows_a_change_made_on_another_replica_within_a_second() {
+    let app = common::spawn().await;
+    let (other, _) = common::spawn_replica(&app).await;
+    let (a, b) = (app.url(""), format!("http://{other}"));
+    let (admin_a, _) = app.signed_in_at(&a, "admin@demo.test").await;
+    let (admin_b, _) = app.signed_in_at(&b, "admin@demo.test").await;
+    let before = panel_status(&admin_b, &b).await;
+    assert_ne!(before, "Disabled");
+    assert_eq!(panel_status(&admin_a, &a).await, before);
+    let id = app.connection_id("sales_crm").await.to_string();
+
+    let set_enabled = |on: &'static str| {
+        let (app, admin, id) = (&app, admin_a.clone(), id.clone());
+        async move { app.json::<()>(&admin, "set_connection_enabled", &[("connection_id", &id), ("enabled", on)]).await }
+    };
+    let within_a_second = |what: &'static str, want: String| {
+        let (admin, b) = (admin_b.clone(), b.clone());
+        async move {
+            let start = Instant::now();
+            loop {
+                let status = panel_status(&admin, &b).await;
+                if status == want {
+                    return;
+                }
+                assert!(start.elapsed() < Duration::from_millis(1500), "{what}: still {status} after 1.5 s");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    };
+    set_enabled("false").await;
+    assert_eq!(panel_status(&admin_a, &a).await, "Disabled", "at once where it was disabled");
+    within_a_second("disabled", "Disabled".into()).await;
+    set_enabled("true").await;
+    assert_eq!(panel_status(&admin_a, &a).await, before, "at once where it was enabled");
+    within_a_second("enabled", before.clone()).await;
+}
