@@ -34,22 +34,20 @@ async fn call(client: &reqwest::Client, base: &str, link: &str, url: &str) -> (u
     (status, body)
 }
 
-/// Waits until `done` holds for the answer of the replica at `base`; panics after 1.5 s.
-async fn within_a_second(
-    client: &reqwest::Client,
-    base: &str,
-    link: &str,
-    url: &str,
+/// Reads with `read` until `done` holds for its answer; panics with the last answer after
+/// 1.5 s (the one-second TTL and some room).
+async fn within_a_second<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     what: &str,
-    done: impl Fn(u16, &str) -> bool,
-) -> Duration {
+    read: impl Fn() -> F,
+    done: impl Fn(&T) -> bool,
+) {
     let start = Instant::now();
     loop {
-        let (status, body) = call(client, base, link, url).await;
-        if done(status, &body) {
-            return start.elapsed();
+        let answer = read().await;
+        if done(&answer) {
+            return;
         }
-        assert!(start.elapsed() < Duration::from_millis(1500), "{what}: still {status} {body} after 1.5 s");
+        assert!(start.elapsed() < Duration::from_millis(1500), "{what}: still {answer:?} after 1.5 s");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -81,7 +79,7 @@ async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
     let switch = Authorization { replace: true, ..api_key_auth("Two", "key-two") };
     app.authorize(&admin_a, &link, &switch).await;
     assert_eq!(call(&admin_a, &a, &link, &url).await, (200, "key-two".to_string()));
-    within_a_second(&admin_b, &b, &link, &url, "switch", |s, body| s == 200 && body == "key-two").await;
+    within_a_second("switch", || call(&admin_b, &b, &link, &url), |(s, body)| *s == 200 && body == "key-two").await;
 
     // The application's access turned off on A.
     let app_id: i64 = sqlx::query_scalar("SELECT id FROM applications WHERE link_name = 'field_service'")
@@ -103,9 +101,9 @@ async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
     };
     set_access("false").await;
     assert_ne!(call(&admin_a, &a, &link, &url).await.0, 200, "refused at once where it was changed");
-    within_a_second(&admin_b, &b, &link, &url, "access off", |s, _| s != 200).await;
+    within_a_second("access off", || call(&admin_b, &b, &link, &url), |(s, _)| *s != 200).await;
     set_access("true").await;
-    within_a_second(&admin_b, &b, &link, &url, "access on", |s, _| s == 200).await;
+    within_a_second("access on", || call(&admin_b, &b, &link, &url), |(s, _)| *s == 200).await;
 
     // The connector moved to another address: the old one no longer gets the key.
     let id: i64 = sqlx::query_scalar("SELECT connector_id FROM connections WHERE link_name = $1")
@@ -119,7 +117,7 @@ async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
     args.extend(fixtures::form(&moved));
     app.json::<serde_json::Value>(&admin_a, "update_custom_connector", &common::pairs(&args)).await;
     assert_ne!(call(&admin_a, &a, &link, &url).await.0, 200, "refused at once where it was edited");
-    within_a_second(&admin_b, &b, &link, &url, "connector edited", |s, _| s != 200).await;
+    within_a_second("connector edited", || call(&admin_b, &b, &link, &url), |(s, _)| *s != 200).await;
 
     // Revoked on A (after moving back and authorizing again).
     let back = vec![("connector_id".to_string(), id.to_string()), ("confirmed".to_string(), "true".to_string())]
@@ -128,29 +126,21 @@ async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
         .collect::<Vec<_>>();
     app.json::<serde_json::Value>(&admin_a, "update_custom_connector", &common::pairs(&back)).await;
     app.authorize(&admin_a, &link, &Authorization { replace: true, ..api_key_auth("Three", "key-three") }).await;
-    within_a_second(&admin_b, &b, &link, &url, "authorized again", |s, body| s == 200 && body == "key-three").await;
+    within_a_second(
+        "authorized again",
+        || call(&admin_b, &b, &link, &url),
+        |(s, body)| *s == 200 && body == "key-three",
+    )
+    .await;
     app.json::<()>(&admin_a, "revoke_authorization", &[("connection_id", &conn)]).await;
     assert_eq!(call(&admin_a, &a, &link, &url).await.0, 428, "revoked at once where it was revoked");
-    within_a_second(&admin_b, &b, &link, &url, "revoke", |s, _| s == 428).await;
+    within_a_second("revoke", || call(&admin_b, &b, &link, &url), |(s, _)| *s == 428).await;
 }
 
 /// `current_user` at `base` with the session `cookie`: the signed-in user's JSON, or `None`.
 async fn current_user(base: &str, cookie: &str) -> Option<serde_json::Value> {
     let res = reqwest::Client::new().post(format!("{base}/api/current_user")).header("cookie", cookie).send().await;
     res.unwrap().json().await.unwrap()
-}
-
-/// Polls `current_user` at `base` until `done` holds; panics after 1.5 s.
-async fn user_within_a_second(base: &str, cookie: &str, what: &str, done: impl Fn(&Option<serde_json::Value>) -> bool) {
-    let start = Instant::now();
-    loop {
-        let user = current_user(base, cookie).await;
-        if done(&user) {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_millis(1500), "{what}: still {user:?} after 1.5 s");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]
@@ -170,7 +160,12 @@ async fn a_sign_out_or_a_role_change_is_seen_by_every_replica_within_a_second() 
         .await
         .unwrap();
     for base in [&a, &b] {
-        user_within_a_second(base, &cookie, "role change", |u| u.as_ref().is_some_and(|u| u["role"] == "User")).await;
+        within_a_second(
+            "role change",
+            || current_user(base, &cookie),
+            |u| u.as_ref().is_some_and(|u| u["role"] == "User"),
+        )
+        .await;
     }
     sqlx::query("UPDATE users SET role = 'admin' WHERE email = 'admin@demo.test'")
         .execute(&app.state.db.pool)
@@ -180,7 +175,7 @@ async fn a_sign_out_or_a_role_change_is_seen_by_every_replica_within_a_second() 
     // Signed out through A: ended there at once, on B within a second.
     assert_eq!(app.call(&client, "logout", &[]).await.status(), 200);
     assert_eq!(current_user(&a, &cookie).await, None, "ended at once where it was signed out");
-    user_within_a_second(&b, &cookie, "sign-out", Option::is_none).await;
+    within_a_second("sign-out", || current_user(&b, &cookie), Option::is_none).await;
     // And it stays ended: neither replica brings it back from a cache.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for base in [&a, &b] {
@@ -217,24 +212,10 @@ async fn the_panel_shows_a_change_made_on_another_replica_within_a_second() {
         let (app, admin, id) = (&app, admin_a.clone(), id.clone());
         async move { app.json::<()>(&admin, "set_connection_enabled", &[("connection_id", &id), ("enabled", on)]).await }
     };
-    let within_a_second = |what: &'static str, want: String| {
-        let (admin, b) = (admin_b.clone(), b.clone());
-        async move {
-            let start = Instant::now();
-            loop {
-                let status = panel_status(&admin, &b).await;
-                if status == want {
-                    return;
-                }
-                assert!(start.elapsed() < Duration::from_millis(1500), "{what}: still {status} after 1.5 s");
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        }
-    };
     set_enabled("false").await;
     assert_eq!(panel_status(&admin_a, &a).await, "Disabled", "at once where it was disabled");
-    within_a_second("disabled", "Disabled".into()).await;
+    within_a_second("disabled", || panel_status(&admin_b, &b), |s| s == "Disabled").await;
     set_enabled("true").await;
     assert_eq!(panel_status(&admin_a, &a).await, before, "at once where it was enabled");
-    within_a_second("enabled", before.clone()).await;
+    within_a_second("enabled", || panel_status(&admin_b, &b), |s| *s == before).await;
 }
