@@ -197,6 +197,9 @@ async fn main() {
     let ceiling = wrk(dir, "static", &server.url("/embed.js"), &get(None));
     let session = wrk(dir, "session", &server.url("/api/current_user"), &post(&cookie, &[]));
     let panel_small = wrk(dir, "panel", &server.url("/api/app_connections"), &panel);
+    // What a browser sends: the answer is then compressed on the fly.
+    let browser = format!("{panel}wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate, br, zstd\"\n");
+    let panel_br = wrk(dir, "panel-br", &server.url("/api/app_connections"), &browser);
     app.add_connections(0..10_000).await;
     let panel_10k = wrk(dir, "panel10k", &server.url("/api/app_connections"), &panel);
     app.add_connections(10_000..100_000).await;
@@ -246,6 +249,11 @@ async fn main() {
     row("the server's static `/embed.js`", ceiling, "this server's HTTP ceiling".into());
     row("`current_user` (a session read)", session, pct(session.rps, ceiling.rps) + " of the ceiling");
     row("`app_connections`, demo workspace", panel_small, pct(panel_small.rps, ceiling.rps) + " of the ceiling");
+    row(
+        "`app_connections`, demo workspace, compressed as a browser accepts (brotli)",
+        panel_br,
+        pct(panel_br.rps, panel_small.rps) + " of the uncompressed answer's",
+    );
     row(
         "`app_connections`, 10 000 connections in the workspace",
         panel_10k,

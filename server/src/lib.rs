@@ -21,7 +21,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -212,6 +212,11 @@ pub fn start_workers(built: &Built) -> Workers {
     workers
 }
 
+/// How hard answers made per request are compressed: quality 4, not the codecs' default
+/// (brotli's is 11, its slowest, meant for files compressed once). The bench's compressed panel
+/// row shows what compressing still costs a small answer (mostly setting up the encoder).
+pub const COMPRESSION: CompressionLevel = CompressionLevel::Precise(4);
+
 /// The whole application: pages, server functions, health, metrics and static files.
 pub fn router(built: Built) -> Router {
     let Built { state, sessions } = built;
@@ -255,9 +260,9 @@ pub fn router(built: Built) -> Router {
             app::ssr::sessions::OwnOrigin(settings.public_origin().into()),
             app::ssr::sessions::refuse_cross_site_writes,
         ))
-        // Brotli or gzip, as the browser accepts: the WASM client, its JS and CSS, pages and
-        // server-function answers (the client is about a quarter of its size in brotli).
-        .layer(CompressionLayer::new().br(true).gzip(true))
+        // Brotli or gzip, as the browser accepts: pages and server-function answers (the client's
+        // files come precompressed from /pkg), at [`COMPRESSION`].
+        .layer(CompressionLayer::new().br(true).gzip(true).quality(COMPRESSION))
         .layer(middleware::from_fn(app::ssr::assets::cache_headers))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
