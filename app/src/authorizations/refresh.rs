@@ -63,6 +63,9 @@ pub async fn refresh_account(
             .run(account_id, move || async move { refresh_with_lease(&st, &conn, account_id, &token).await })
             .await
             .unwrap_or_else(|| Err(AppError::Upstream("The token refresh failed. Try again.".into())));
+        // New credentials, or an account now marked for re-authorization: nothing read before
+        // (`ssr::cache`: an invoke plan, the panel) may be answered again on this replica.
+        state.caches.clear();
         match &result {
             Ok(c) if c.access_token() == Some(used) => continue,
             _ => return result,

@@ -274,7 +274,6 @@ async fn perform(
     if refresh_first || creds.expiring(now_ms()) {
         let used = creds.access_token().unwrap_or_default().to_owned();
         creds = refresh_account(state, connector, account_id, &used).await.map_err(|e| for_connection(e, conn))?;
-        state.caches.clear();
     }
     let start = Instant::now();
     let mut response = send(state, connector, &creds, &method, &url, req).await?;
@@ -282,7 +281,6 @@ async fn perform(
         let used = creds.access_token().unwrap_or_default().to_owned();
         state.caches.clear();
         creds = refresh_account(state, connector, account_id, &used).await.map_err(|e| for_connection(e, conn))?;
-        state.caches.clear();
         response = send(state, connector, &creds, &method, &url, req).await?;
     }
     response.duration_ms = start.elapsed().as_millis() as i64;

@@ -252,11 +252,19 @@ async fn invalid_grant_marks_the_connection_for_reauthorization() {
         .unwrap();
     assert!(revoke.status().is_success());
     tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    let panel_status = || async {
+        let panel: Vec<Value> =
+            app.json(&admin, "app_connections", &[("app", "sales_hub"), ("environment", "Production")]).await;
+        panel.iter().find(|c| c["link_name"] == "sales_crm").expect("in the panel")["status"].clone()
+    };
+    // The panel was just read (and kept for a second): the call's discovery must still show.
+    assert_eq!(panel_status().await, "Connected");
 
     let (status, e) =
         err(invoke(&app, &admin, "sales_hub", "sales_crm", &sandbox.endpoint("/api/crm/Deals")).await).await;
     assert_eq!(status, 428, "{e:?}");
     assert!(e.to_string().contains("Authorize the connection again"), "{e}");
+    assert_eq!(panel_status().await, "NeedsReauthorization", "the panel shows it at once");
     let details: Value = app.json(&admin, "get_connection", &[("link_name", "sales_crm")]).await;
     assert_eq!(details["environments"][2]["status"], "NeedsReauthorization");
     assert_eq!(details["environments"][2]["status_reason"], app::authorizations::ssr::reason::REFRESH_REJECTED);
