@@ -104,12 +104,7 @@ pub mod ssr {
     /// old (`ssr::cache`), cleared by any write through this server. Writes use [`find`].
     pub async fn find_cached(state: &AppState, user: &SessionUser, link_name: &str) -> AppResult<ApplicationSummary> {
         let key = (user.workspace_id, link_name.to_string());
-        if let Some(app) = state.caches.applications.get(&key) {
-            return Ok((*app).clone());
-        }
-        let app = find(state, user, link_name).await?;
-        state.caches.applications.insert(key, app.clone());
-        Ok(app)
+        state.caches.applications.get_or_load(key, || find(state, user, link_name)).await
     }
 
     /// A component of application `app_link` as a builder edits it: id, kind, name and its

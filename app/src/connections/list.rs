@@ -132,12 +132,7 @@ pub async fn for_application(
         component: component.map(str::to_string),
         environment,
     };
-    if let Some(entries) = state.caches.panels.get(&key) {
-        return Ok((*entries).clone());
-    }
-    let entries = read_for_application(state, user, app, component, environment).await?;
-    state.caches.panels.insert(key, entries.clone());
-    Ok(entries)
+    state.caches.panels.get_or_load(key, || read_for_application(state, user, app, component, environment)).await
 }
 
 async fn read_for_application(

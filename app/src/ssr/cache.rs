@@ -45,6 +45,20 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
         entries.insert(key, (Instant::now(), Arc::new(value)));
     }
 
+    /// The entry for `key`, else what `load` answers (kept when it is `Ok`).
+    pub async fn get_or_load<E, F>(&self, key: K, load: impl FnOnce() -> F) -> Result<V, E>
+    where
+        V: Clone,
+        F: std::future::Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.get(&key) {
+            return Ok((*value).clone());
+        }
+        let value = load().await?;
+        self.insert(key, value.clone());
+        Ok(value)
+    }
+
     pub fn remove(&self, key: &K) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
