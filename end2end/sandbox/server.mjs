@@ -41,7 +41,13 @@ import crypto from 'node:crypto';
 console.info = (...args) => console.error(...args);
 console.log = (...args) => console.error(...args);
 
+// Each start step is logged to stderr with the time since start, so a start that stalls
+// (one on a CI machine never became ready within 60 s) says where.
+const startedAt = performance.now();
+const startStep = (what) => console.error(`sandbox: ${what} after ${Math.round(performance.now() - startedAt)} ms`);
+
 const { default: Provider, errors } = await import('oidc-provider');
+startStep('oidc-provider loaded');
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -349,6 +355,7 @@ await new Promise((resolve, reject) => {
 });
 
 const { port } = server.address();
+startStep(`listening on port ${port}`);
 const hostForUrl = HOST.includes(':') ? `[${HOST}]` : HOST;
 const ISSUER = `http://${hostForUrl}:${port}`;
 const API_RESOURCE = `${ISSUER}/api`;
@@ -358,9 +365,11 @@ function generateSigningKey() {
   return { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), alg: 'RS256', use: 'sig' };
 }
 
+const signingKey = generateSigningKey();
+startStep('signing key generated');
 const provider = new Provider(ISSUER, {
   clients: CLIENTS,
-  jwks: { keys: [generateSigningKey()] },
+  jwks: { keys: [signingKey] },
   cookies: {
     keys: [crypto.randomBytes(32).toString('hex')],
     // Cookies are not port-scoped: prefix them so they cannot collide with the
@@ -889,4 +898,5 @@ function shutdown(signal) {
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
 
+startStep('ready');
 process.stdout.write(`SANDBOX_READY ${JSON.stringify({ issuer: ISSUER, port })}\n`);

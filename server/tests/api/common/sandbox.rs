@@ -22,6 +22,8 @@ use tokio::task::JoinHandle;
 const READY_PREFIX: &str = "SANDBOX_READY ";
 /// A start takes a second or two; a machine busy with compiles once made one take over 20 s.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Starts that stall are tried again this many times in all (see [`Sandbox::start`]).
+const START_ATTEMPTS: u32 = 2;
 /// Sandboxes starting at once. A test file's tests run in parallel and each starts its own
 /// sandbox; loading oidc-provider is CPU-bound, so on a 2-core machine with a cold cache ten
 /// simultaneous starts could each take longer than [`START_TIMEOUT`] (seen on a fresh clone).
@@ -46,8 +48,9 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts `node sandbox/server.mjs` in `<workspace>/end2end` on a free port (`SANDBOX_PORT=0`)
     /// with `extra_env` on top (later entries win, so they may override `SANDBOX_PORT` too) and
-    /// waits up to 20 s for its `SANDBOX_READY {json}` line. `SANDBOX_*` variables of the test
-    /// process are not passed on, so only `extra_env` configures it.
+    /// waits up to 60 s for its `SANDBOX_READY {json}` line (and starts it once more if it
+    /// stalls). `SANDBOX_*` variables of the test process are not passed on, so only
+    /// `extra_env` configures it.
     ///
     /// Panics, with the tail of the sandbox's stderr, if it cannot be started.
     pub async fn start(extra_env: &[(&str, &str)]) -> Sandbox {
@@ -62,70 +65,24 @@ impl Sandbox {
         );
 
         let _turn = STARTING.acquire().await.expect("the semaphore is never closed");
-        let mut cmd = Command::new("node");
-        cmd.arg("sandbox/server.mjs")
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("SANDBOX_") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.env("SANDBOX_PORT", "0");
-        for (name, value) in extra_env {
-            cmd.env(name, value);
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("could not start `node sandbox/server.mjs` in {} (is Node.js on PATH?): {e}", dir.display())
-        });
-
-        // Drain both pipes for the whole life of the process so it never blocks on a full pipe.
-        let stderr: StderrTail = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr_task = {
-            let tail = stderr.clone();
-            let pipe = child.stderr.take().expect("piped stderr");
-            tokio::spawn(read_lines(pipe, move |line| {
-                let mut tail = tail.lock().unwrap();
-                if tail.len() == STDERR_LINES_KEPT {
-                    tail.pop_front();
+        let mut attempt = 1;
+        let (child, stderr, ready) = loop {
+            match spawn_until_ready(&dir, extra_env).await {
+                Ok(started) => break started,
+                // A start that stalls is tried once more: one on a CI machine printed nothing
+                // after oidc-provider's first warning for a whole minute, where a start takes
+                // half a second. Its stderr now names each start step, to tell where next time.
+                Err(Stalled(tail)) if attempt < START_ATTEMPTS => {
+                    eprintln!(
+                        "sandbox printed no `SANDBOX_READY` line within {START_TIMEOUT:?} (attempt {attempt}); \
+                         starting it again. Its stderr:\n{tail}"
+                    );
+                    attempt += 1;
                 }
-                tail.push_back(line);
-            }))
-        };
-        let (ready_tx, ready_rx) = oneshot::channel::<String>();
-        {
-            let pipe = child.stdout.take().expect("piped stdout");
-            let mut ready_tx = Some(ready_tx);
-            tokio::spawn(read_lines(pipe, move |line| {
-                if let Some(rest) = line.strip_prefix(READY_PREFIX) {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(rest.to_string());
-                    }
-                }
-            }));
-        }
-
-        let ready = match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
-            Ok(Ok(json)) => json,
-            Ok(Err(_)) => {
-                // stdout closed without the ready line: the process is exiting.
-                let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-                    Ok(Ok(status)) => status.to_string(),
-                    Ok(Err(e)) => format!("unknown status ({e})"),
-                    Err(_) => "still running, stdout closed".to_string(),
-                };
-                let _ = child.start_kill();
-                let tail = finished_stderr(stderr_task, &stderr).await;
-                panic!("sandbox exited before it was ready ({status}); its stderr:\n{tail}");
-            }
-            Err(_) => {
-                let _ = child.start_kill();
-                let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-                let tail = finished_stderr(stderr_task, &stderr).await;
-                panic!("sandbox printed no `SANDBOX_READY` line within {START_TIMEOUT:?}; its stderr:\n{tail}");
+                Err(Stalled(tail)) => panic!(
+                    "sandbox printed no `SANDBOX_READY` line within {START_TIMEOUT:?}, {attempt} times; \
+                     its last stderr:\n{tail}"
+                ),
             }
         };
 
@@ -506,6 +463,82 @@ fn html_to_text(html: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Process plumbing
 // ---------------------------------------------------------------------------------------------
+
+/// A start that printed no ready line in time; the process is killed. Holds its stderr tail.
+struct Stalled(String);
+
+/// Starts `node sandbox/server.mjs` once and waits up to [`START_TIMEOUT`] for its ready line.
+/// Panics if the process exits before it is ready (a configuration error, not worth a retry).
+async fn spawn_until_ready(
+    dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> Result<(Child, StderrTail, String), Stalled> {
+    let mut cmd = Command::new("node");
+    cmd.arg("sandbox/server.mjs")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SANDBOX_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("SANDBOX_PORT", "0");
+    for (name, value) in extra_env {
+        cmd.env(name, value);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!("could not start `node sandbox/server.mjs` in {} (is Node.js on PATH?): {e}", dir.display())
+    });
+
+    // Drain both pipes for the whole life of the process so it never blocks on a full pipe.
+    let stderr: StderrTail = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr_task = {
+        let tail = stderr.clone();
+        let pipe = child.stderr.take().expect("piped stderr");
+        tokio::spawn(read_lines(pipe, move |line| {
+            let mut tail = tail.lock().unwrap();
+            if tail.len() == STDERR_LINES_KEPT {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }))
+    };
+    let (ready_tx, ready_rx) = oneshot::channel::<String>();
+    {
+        let pipe = child.stdout.take().expect("piped stdout");
+        let mut ready_tx = Some(ready_tx);
+        tokio::spawn(read_lines(pipe, move |line| {
+            if let Some(rest) = line.strip_prefix(READY_PREFIX) {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(rest.to_string());
+                }
+            }
+        }));
+    }
+
+    match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+        Ok(Ok(json)) => Ok((child, stderr, json)),
+        Ok(Err(_)) => {
+            // stdout closed without the ready line: the process is exiting.
+            let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                Ok(Ok(status)) => status.to_string(),
+                Ok(Err(e)) => format!("unknown status ({e})"),
+                Err(_) => "still running, stdout closed".to_string(),
+            };
+            let _ = child.start_kill();
+            let tail = finished_stderr(stderr_task, &stderr).await;
+            panic!("sandbox exited before it was ready ({status}); its stderr:\n{tail}");
+        }
+        Err(_) => {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            Err(Stalled(finished_stderr(stderr_task, &stderr).await))
+        }
+    }
+}
 
 fn end2end_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("end2end");
