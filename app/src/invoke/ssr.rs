@@ -279,7 +279,6 @@ async fn perform(
     let mut response = send(state, connector, &creds, &method, &url, req).await?;
     if response.status == 401 && matches!(creds, Credentials::OAuth2 { .. }) {
         let used = creds.access_token().unwrap_or_default().to_owned();
-        state.caches.clear();
         creds = refresh_account(state, connector, account_id, &used).await.map_err(|e| for_connection(e, conn))?;
         response = send(state, connector, &creds, &method, &url, req).await?;
     }
