@@ -34,6 +34,12 @@ async fn call(client: &reqwest::Client, base: &str, link: &str, url: &str) -> (u
     (status, body)
 }
 
+/// `app` and a second replica on its database: their base URLs (a load balancer's two backends).
+async fn two_replicas(app: &common::TestApp) -> (String, String) {
+    let (other, _) = common::spawn_replica(app).await;
+    (app.url(""), format!("http://{other}"))
+}
+
 /// Reads with `read` until `done` holds for its answer; panics with the last answer after
 /// 1.5 s (the one-second TTL and some room).
 async fn within_a_second<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
@@ -58,8 +64,7 @@ async fn a_change_on_one_replica_is_honoured_by_the_other_within_a_second() {
     let (mut settings, dir) = common::settings().await;
     settings.outbound_allowlist = vec![echo.to_string()];
     let app = common::spawn_with(settings, dir).await;
-    let (other, _) = common::spawn_replica(&app).await;
-    let (a, b) = (app.url(""), format!("http://{other}"));
+    let (a, b) = two_replicas(&app).await;
     let admin_a = app.signed_in("admin@demo.test").await;
     let (admin_b, _) = app.signed_in_at(&b, "admin@demo.test").await;
     let base = format!("http://{echo}");
@@ -146,8 +151,7 @@ async fn current_user(base: &str, cookie: &str) -> Option<serde_json::Value> {
 #[tokio::test]
 async fn a_sign_out_or_a_role_change_is_seen_by_every_replica_within_a_second() {
     let app = common::spawn().await;
-    let (other, _) = common::spawn_replica(&app).await;
-    let (a, b) = (app.url(""), format!("http://{other}"));
+    let (a, b) = two_replicas(&app).await;
     // One session used through both replicas (a load balancer in front), read by each.
     let (client, cookie) = app.signed_in_at(&a, "admin@demo.test").await;
     for base in [&a, &b, &a, &b] {
@@ -199,8 +203,7 @@ async fn panel_status(client: &reqwest::Client, base: &str) -> String {
 #[tokio::test]
 async fn the_panel_shows_a_change_made_on_another_replica_within_a_second() {
     let app = common::spawn().await;
-    let (other, _) = common::spawn_replica(&app).await;
-    let (a, b) = (app.url(""), format!("http://{other}"));
+    let (a, b) = two_replicas(&app).await;
     let (admin_a, _) = app.signed_in_at(&a, "admin@demo.test").await;
     let (admin_b, _) = app.signed_in_at(&b, "admin@demo.test").await;
     let before = panel_status(&admin_b, &b).await;
