@@ -69,6 +69,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         login_hashing,
         caches: Default::default(),
         operations: app::operations::queue::Queue::new(db.clone()),
+        sync_queued: Default::default(),
     };
     Ok(Built { state, sessions })
 }
@@ -179,10 +180,11 @@ pub fn start_workers(built: &Built) -> Workers {
         app::revocations::ssr::retry_due(&state).await.map(drop)
     });
     let sync = (state.clone(), Arc::new(SyncWorker::default()));
-    workers.every(
+    workers.every_or_woken(
         "sync",
         secs(0),
         app::sync::ssr::TICK,
+        Some(state.sync_queued.clone()),
         sync,
         |(state, worker)| async move { worker.tick(&state).await },
     );

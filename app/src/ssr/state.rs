@@ -24,6 +24,9 @@ pub struct AppState {
     pub caches: Arc<super::cache::Caches>,
     /// Operations entries of the hot paths, written in batches (`operations::queue`).
     pub operations: crate::operations::queue::Queue,
+    /// Notified when this process queues a sync run, so its sync worker starts it at once
+    /// rather than at its next tick.
+    pub sync_queued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -146,6 +146,7 @@ pub async fn initiate(
     .await;
     match inserted {
         Ok(id) => {
+            state.sync_queued.notify_one();
             Operation::by(user, Level::Info, OperationKind::SyncQueued)
                 .on(conn.id)
                 .env(environment)
