@@ -140,6 +140,7 @@ function freshStats() {
 
 let stats = freshStats();
 const failure = { mode: 'off', remaining: null, delayMs: 30_000, skip: 0 };
+let crmDrift = false;
 // Webhook deliveries received at /_sandbox/webhooks/receive (newest last, at most 200), kept
 // raw so a test can verify their signatures with its own Standard Webhooks library.
 const webhooks = [];
@@ -698,6 +699,10 @@ async function handleCrm(req, res, url, moduleName) {
   const start = (pageNo - 1) * perPage; // 0-based position in the (filtered) list
   const end = Math.min(start + perPage, total);
   const data = [];
+  // Paging drift (`/_sandbox/crm-drift`): every page after the first starts again with the
+  // record that ended the page before, marked `"moved": true`, as when a record moved while the
+  // client paged.
+  if (crmDrift && pageNo > 1 && start > 0 && start <= total) data.push({ ...mod.record(first + (start - 1) * step), moved: true });
   for (let j = start; j < end; j += 1) data.push(mod.record(first + j * step));
   return sendJson(res, 200, {
     data,
@@ -839,6 +844,10 @@ async function handleHooks(req, res, url) {
   }
   if (pathname === '/_sandbox/webhooks' && req.method === 'GET') {
     return sendJson(res, 200, webhooks);
+  }
+  if (pathname === '/_sandbox/crm-drift' && req.method === 'POST') {
+    crmDrift = url.searchParams.get('on') === '1';
+    return sendJson(res, 200, { drift: crmDrift });
   }
   if (pathname === '/_sandbox/fail' && req.method === 'POST') {
     const mode = url.searchParams.get('mode');

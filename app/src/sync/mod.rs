@@ -110,7 +110,7 @@ mod worker;
 /// leases and the sweep, `fetch`: paging over HTTP); other modules and the tests use these paths.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    pub use super::fetch::parse_page;
+    pub use super::fetch::{parse_page, Page};
     pub use super::store::{initiate, recent, run, view};
     pub use super::worker::{sweep, SyncWorker, TICK};
 }

@@ -13,8 +13,6 @@ use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
 use std::collections::HashMap;
 
-const INSERT_CHUNK: usize = 300;
-
 type RunRow = (i64, i64, String, String, i64, i64, Option<String>, String, i64, Option<i64>, Option<i64>);
 const RUN_SELECT: &str = "SELECT r.id, r.datasource_id, d.name, r.status, r.records, r.api_calls, r.error, u.email,
                                  r.created_at, r.started_at, r.finished_at
@@ -199,33 +197,121 @@ fn display(record: &serde_json::Value, field: &str) -> Option<String> {
     }
 }
 
-/// Replaces the datasource's records and updates integration-field values in form records,
-/// all in one transaction that also completes the run (only if this worker still owns it).
-pub(super) async fn apply(
-    state: &AppState,
-    owner: &str,
-    run_id: i64,
-    ds: &Datasource,
-    records: HashMap<String, String>,
-    api_calls: i64,
-) -> AppResult<()> {
+/// Rows per INSERT statement when pages are written (two parameters per row).
+const STAGE_CHUNK: usize = 200;
+/// Record ids per lookup when form records are updated.
+const LOOKUP_CHUNK: usize = 500;
+
+/// Pages of a run on their way to the database: records not read before, and records an
+/// earlier page already had (read again because the service's paging moved; the last one read
+/// is kept).
+#[derive(Debug, Default)]
+pub(super) struct Staged {
+    pub new: Vec<(String, String)>,
+    pub again: Vec<(String, String)>,
+}
+
+impl Staged {
+    pub fn append(&mut self, mut later: Staged) {
+        self.new.append(&mut later.new);
+        self.again.append(&mut later.again);
+    }
+}
+
+/// Writes pages read by run `run_id` under that run, in one transaction: rows the datasource
+/// does not offer yet (its records are its latest completed run's).
+pub(super) async fn stage(state: &AppState, datasource_id: i64, run_id: i64, rows: Staged) -> AppResult<()> {
     let mut tx = state.db.pool.begin().await?;
-    sqlx::query("DELETE FROM datasource_records WHERE datasource_id = $1").bind(ds.id).execute(&mut *tx).await?;
-    let rows: Vec<(&String, &String)> = records.iter().collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut sql = String::from("INSERT INTO datasource_records (datasource_id, record_id, data) VALUES ");
+    for chunk in rows.new.chunks(STAGE_CHUNK) {
+        let mut sql = String::from("INSERT INTO datasource_records (datasource_id, run_id, record_id, data) VALUES ");
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3));
+            sql.push_str(&format!("($1, $2, ${}, ${})", 2 * i + 3, 2 * i + 4));
         }
-        let mut q = sqlx::query(&sql).bind(ds.id);
+        let mut q = sqlx::query(&sql).bind(datasource_id).bind(run_id);
         for (id, data) in chunk {
             q = q.bind(id.as_str()).bind(data.as_str());
         }
         q.execute(&mut *tx).await?;
     }
+    for (id, data) in &rows.again {
+        sqlx::query(
+            "UPDATE datasource_records SET data = $1 WHERE datasource_id = $2 AND run_id = $3 AND record_id = $4",
+        )
+        .bind(data.as_str())
+        .bind(datasource_id)
+        .bind(run_id)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes what run `run_id` wrote, when it did not complete (in the transaction that marks it).
+pub(super) async fn discard(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run_id: i64) -> AppResult<()> {
+    sqlx::query(
+        "DELETE FROM datasource_records
+         WHERE datasource_id = (SELECT datasource_id FROM sync_runs WHERE id = $1) AND run_id = $1",
+    )
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The run's records with the given ids, parsed.
+async fn records_by_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    datasource_id: i64,
+    run_id: i64,
+    ids: &[String],
+) -> AppResult<HashMap<String, serde_json::Value>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let mut sql = String::from(
+            "SELECT record_id, data FROM datasource_records WHERE datasource_id = $1 AND run_id = $2 AND record_id IN (",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", i + 3));
+        }
+        sql.push(')');
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(datasource_id).bind(run_id);
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        for (id, data) in q.fetch_all(&mut **tx).await? {
+            if let Ok(value) = serde_json::from_str(&data) {
+                found.insert(id, value);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Makes the run's records the datasource's (deleting every other generation) and updates
+/// integration-field values in form records, all in one transaction that also completes the
+/// run (only if this worker still owns it).
+pub(super) async fn apply(
+    state: &AppState,
+    owner: &str,
+    run_id: i64,
+    ds: &Datasource,
+    records: i64,
+    api_calls: i64,
+) -> AppResult<()> {
+    let mut tx = state.db.pool.begin().await?;
+    sqlx::query("DELETE FROM datasource_records WHERE datasource_id = $1 AND run_id <> $2")
+        .bind(ds.id)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
 
     let fields: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT component_id, field_name, display_field FROM integration_fields WHERE datasource_id = $1 ORDER BY component_id",
@@ -246,18 +332,29 @@ pub(super) async fn apply(
                 .bind(component)
                 .fetch_all(&mut *tx)
                 .await?;
+        let mut forms = Vec::with_capacity(form_rows.len());
         for (id, data) in form_rows {
-            let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&data) else {
-                tracing::warn!(form_record = id, "form record is not JSON; left as it is");
-                continue;
-            };
+            match serde_json::from_str::<serde_json::Value>(&data) {
+                Ok(value) => forms.push((id, value)),
+                Err(_) => tracing::warn!(form_record = id, "form record is not JSON; left as it is"),
+            }
+        }
+        let referenced = |value: &serde_json::Value, field: &str| -> Option<String> {
+            value.get(field)?.as_object()?.get("id")?.as_str().map(str::to_owned)
+        };
+        let mut wanted: Vec<String> =
+            forms.iter().flat_map(|(_, v)| fields.iter().filter_map(|(f, _)| referenced(v, f))).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let found = records_by_id(&mut tx, ds.id, run_id, &wanted).await?;
+        for (id, mut value) in forms {
             let mut changed = false;
             for (field, display_field) in &fields {
+                let Some(ref_id) = referenced(&value, field) else { continue };
                 let Some(slot) = value.get_mut(field.as_str()).and_then(|v| v.as_object_mut()) else { continue };
-                let Some(ref_id) = slot.get("id").and_then(|v| v.as_str()).map(str::to_owned) else { continue };
-                match records.get(&ref_id).and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()) {
+                match found.get(&ref_id) {
                     Some(rec) => {
-                        let text = display(&rec, display_field).unwrap_or_default();
+                        let text = display(rec, display_field).unwrap_or_default();
                         if slot.get("value").and_then(|v| v.as_str()) != Some(text.as_str())
                             || slot.contains_key("missing")
                         {
@@ -290,7 +387,7 @@ pub(super) async fn apply(
         "UPDATE sync_runs SET status = 'completed', records = $1, api_calls = $2, finished_at = $3, error = NULL
          WHERE id = $4 AND owner = $5 AND status = 'ongoing'",
     )
-    .bind(records.len() as i64)
+    .bind(records)
     .bind(api_calls)
     .bind(now_ms())
     .bind(run_id)
@@ -299,8 +396,12 @@ pub(super) async fn apply(
     .await?
     .rows_affected();
     if finished != 1 {
-        // The run was given up (e.g. marked failed after losing its heartbeat): change nothing.
+        // The run was given up (e.g. marked failed after losing its heartbeat): change nothing,
+        // and drop what it wrote after that.
         tx.rollback().await?;
+        let mut tx = state.db.pool.begin().await?;
+        discard(&mut tx, run_id).await?;
+        tx.commit().await?;
         return Ok(());
     }
     let workspace: Option<i64> = sqlx::query_scalar("SELECT workspace_id FROM applications WHERE id = $1")
@@ -321,7 +422,7 @@ pub(super) async fn apply(
         .detail(format!(
             "sync run {run_id} of datasource {}: {} records in {api_calls} API calls; {updated} form records updated{}",
             ds.name,
-            records.len(),
+            records,
             if missing > 0 { format!(", {missing} references not found in the service") } else { String::new() }
         ))
         .record(&state.db)

@@ -3,6 +3,7 @@
 //! and its slot, and any replica marks a run whose server stopped heartbeating failed (R12.7).
 
 use super::fetch::perform;
+use super::store::discard;
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
@@ -183,6 +184,7 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
         .await?
         .rows_affected();
         if done == 1 {
+            discard(&mut tx, id).await?;
             run.emit_failed(&mut tx, &reason).await?;
         }
         tx.commit().await?;
@@ -265,6 +267,7 @@ async fn mark_failed(state: &AppState, owner: &str, run_id: i64, reason: &str) -
     }
     let run: RunOwner =
         sqlx::query_as(&format!("{RUN_OWNER} WHERE r.id = $1")).bind(run_id).fetch_one(&mut *tx).await?;
+    discard(&mut tx, run_id).await?;
     run.emit_failed(&mut tx, reason).await?;
     tx.commit().await?;
     Ok(Some(run))

@@ -162,8 +162,24 @@ async fn configure_then_sync_pulls_every_page_into_the_forms_integration_fields(
     assert_eq!(code, 429);
     assert!(err.to_string().contains("next one is allowed after"), "{err}");
     let developer = app.signed_in("developer@demo.test").await;
+    // With paging drift (each page repeats the record that ended the page before), every record
+    // is kept once, in the version read last.
+    sandbox.drift(true).await;
     assert_eq!(initiate(&app, &developer, DEALS).await.status(), 200);
     assert_eq!(finished(&app, DEALS).await.0, "completed");
+    sandbox.drift(false).await;
+    let run = app.json::<SyncView>(&developer, "get_sync_status", &[("datasource_id", "1")]).await.latest.unwrap();
+    assert_eq!((run.records, run.api_calls), (450, 3));
+    assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records WHERE datasource_id = 1").await, 450);
+    let data = |id: &'static str| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT data FROM datasource_records WHERE datasource_id = 1 AND record_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&app.state.db.pool)
+    };
+    assert!(data("D-0200").await.unwrap().contains(r#""moved":true"#));
+    assert!(!data("D-0199").await.unwrap().contains("moved"));
 
     // A stage filter is sent as configured: deals elsewhere in the pipeline are marked missing.
     app.json::<()>(
@@ -255,6 +271,24 @@ async fn a_failing_service_fails_the_run_without_touching_form_records() {
     let after = form_values(&app, "contact_lookup", "contact").await;
     assert_eq!(after[0]["value"], "grace.lovelace.1@example.test");
     assert_eq!(app.count("SELECT COUNT(*) FROM datasource_records").await, 600);
+
+    // A later run that fails after writing two pages leaves the completed run's records as
+    // they were: its own rows go, the earlier ones stay.
+    let developer = app.signed_in("developer@demo.test").await;
+    sandbox.fail_with("500", &[("times", "1"), ("skip", "2")]).await;
+    assert_eq!(initiate(&app, &developer, CONTACTS).await.status(), 200);
+    assert_eq!(finished(&app, CONTACTS).await.0, "failed");
+    let completed: i64 = sqlx::query_scalar("SELECT MAX(id) FROM sync_runs WHERE status = 'completed'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let by_run: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT run_id, COUNT(*) FROM datasource_records GROUP BY run_id ORDER BY run_id")
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(by_run, vec![(completed, 600)]);
+    assert_eq!(form_values(&app, "contact_lookup", "contact").await, after);
 }
 
 /// The test's app (its router runs no syncs: no slots) and two server processes on its database

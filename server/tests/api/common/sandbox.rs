@@ -143,6 +143,12 @@ impl Sandbox {
         self.hook(Method::POST, "/_sandbox/fail", &query).await;
     }
 
+    /// Paging drift in the CRM lists: each page after the first repeats the record that ended the
+    /// page before, marked `"moved": true`.
+    pub async fn drift(&self, on: bool) {
+        self.hook(Method::POST, "/_sandbox/crm-drift", &[("on", if on { "1" } else { "0" })]).await;
+    }
+
     /// Calls a test hook, panics unless it answers 200; returns the body.
     async fn hook(&self, method: Method, path: &str, query: &[(&str, &str)]) -> String {
         let res =
