@@ -8,7 +8,7 @@
 //! answered for is on the Operations page), and so does a graceful shutdown.
 
 use super::ssr::Operation;
-use crate::ssr::db::Db;
+use crate::ssr::db::{placeholders, Db};
 use crate::ssr::ids::now_ms;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Semaphore;
@@ -89,13 +89,7 @@ impl Queue {
 async fn write(db: &Db, batch: &[(i64, Operation<'static>)]) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        // Placeholders only ($1 … $n); every value is bound.
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 8 + 1, 8))).collect();
         let sql = format!(
             "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
              VALUES {}",

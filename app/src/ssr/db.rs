@@ -136,9 +136,22 @@ pub fn conflict_if_referenced(e: sqlx::Error, message: impl FnOnce() -> String) 
     }
 }
 
+/// `$first, $first+1, …` (`count` of them): the numbered placeholders of a row in a multi-row
+/// VALUES list or of an IN list. Only placeholders go into the SQL; every value is bound.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_placeholders() {
+        assert_eq!(placeholders(3, 2), "$3, $4");
+        assert_eq!(placeholders(1, 1), "$1");
+        assert_eq!(placeholders(5, 0), "");
+    }
 
     #[test]
     fn backends_and_paths() {

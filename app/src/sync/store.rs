@@ -8,7 +8,7 @@ use crate::datasources::ssr::Datasource;
 use crate::domain::Environment;
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, Operation, OperationKind};
-use crate::ssr::db::is_unique_violation;
+use crate::ssr::db::{is_unique_violation, placeholders};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
 use std::collections::HashMap;
@@ -223,13 +223,11 @@ impl Staged {
 pub(super) async fn stage(state: &AppState, datasource_id: i64, run_id: i64, rows: Staged) -> AppResult<()> {
     let mut tx = state.db.pool.begin().await?;
     for chunk in rows.new.chunks(STAGE_CHUNK) {
-        let mut sql = String::from("INSERT INTO datasource_records (datasource_id, run_id, record_id, data) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("($1, $2, ${}, ${})", 2 * i + 3, 2 * i + 4));
-        }
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("($1, $2, {})", placeholders(2 * i + 3, 2))).collect();
+        let sql = format!(
+            "INSERT INTO datasource_records (datasource_id, run_id, record_id, data) VALUES {}",
+            rows.join(",")
+        );
         let mut q = sqlx::query(&sql).bind(datasource_id).bind(run_id);
         for (id, data) in chunk {
             q = q.bind(id.as_str()).bind(data.as_str());
@@ -272,16 +270,10 @@ async fn records_by_id(
 ) -> AppResult<HashMap<String, serde_json::Value>> {
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let mut sql = String::from(
-            "SELECT record_id, data FROM datasource_records WHERE datasource_id = $1 AND run_id = $2 AND record_id IN (",
+        let sql = format!(
+            "SELECT record_id, data FROM datasource_records WHERE datasource_id = $1 AND run_id = $2 AND record_id IN ({})",
+            placeholders(3, chunk.len())
         );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("${}", i + 3));
-        }
-        sql.push(')');
         let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(datasource_id).bind(run_id);
         for id in chunk {
             q = q.bind(id.as_str());
