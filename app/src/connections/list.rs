@@ -196,6 +196,19 @@ macro_rules! filtered {
 /// starts after, `$8` the page size plus one, to know whether another page follows).
 pub const PAGE: &str = concat!(filtered!(), " AND e.link_name > $7 ORDER BY e.link_name LIMIT $8");
 
+/// How many of the workspace's (`$1`) enabled connections need attention: started from the few
+/// authorizations that do (partial indexes), each looked up by its connection id. The unary `+`
+/// keeps SQLite's planner (which has no statistics) from starting at the workspace's index
+/// instead, which read every connection of the workspace: 11 ms with 100 000 of them.
+pub const ATTENTION: &str = "SELECT COUNT(*) FROM connections c
+     WHERE c.id IN (SELECT ca.connection_id FROM authorized_accounts a
+                    JOIN connection_authorizations ca ON ca.account_id = a.id
+                    WHERE a.status = 'needs_reauthorization'
+                    UNION
+                    SELECT ca.connection_id FROM connection_authorizations ca
+                    WHERE ca.reconsent_reason IS NOT NULL)
+       AND +c.workspace_id = $1 AND c.enabled = 1";
+
 /// The search and filters of a [`ConnectionQuery`], checked.
 struct Filters {
     pattern: String,
@@ -270,26 +283,15 @@ pub async fn page(state: &AppState, user: &SessionUser, query: &ConnectionQuery)
     let total = by_type.iter().map(|(_, n)| n).sum();
     let matching = if f.is_empty() {
         total
+    } else if let (true, None, Some(t)) = (f.pattern.is_empty(), f.status, f.conn_type) {
+        // A type filter alone: its count is kept too.
+        by_type.iter().find(|(k, _)| *k == t).map_or(0, |(_, n)| *n)
     } else {
         with_filters!(sqlx::query_scalar(concat!("SELECT COUNT(*) FROM (", filtered!(), ") m")))
             .fetch_one(&state.db.pool)
             .await?
     };
-    let attention: i64 = sqlx::query_scalar(
-        // From the few authorizations needing attention (partial indexes), not every connection.
-        "SELECT COUNT(DISTINCT c.id) FROM (
-             SELECT ca.connection_id FROM authorized_accounts a
-             JOIN connection_authorizations ca ON ca.account_id = a.id
-             WHERE a.status = 'needs_reauthorization'
-             UNION ALL
-             SELECT ca.connection_id FROM connection_authorizations ca WHERE ca.reconsent_reason IS NOT NULL
-         ) x
-         JOIN connections c ON c.id = x.connection_id
-         WHERE c.workspace_id = $1 AND c.enabled = 1",
-    )
-    .bind(user.workspace_id)
-    .fetch_one(&state.db.pool)
-    .await?;
+    let attention: i64 = sqlx::query_scalar(ATTENTION).bind(user.workspace_id).fetch_one(&state.db.pool).await?;
     Ok(ConnectionPage {
         entries: visible(user, rows)?,
         environment: f.environment,

@@ -169,6 +169,33 @@ async fn the_first_page_walks_the_link_name_index_and_stops_after_fifty() {
     );
 }
 
+/// "Needs attention" starts from the few authorizations that need it, whatever the size of the
+/// workspace: without statistics SQLite's planner preferred the workspace's index and read every
+/// connection (11 ms per page with 100 000 of them).
+#[tokio::test]
+async fn attention_is_counted_from_the_authorizations_needing_it() {
+    if common::is_postgres() {
+        return; // PostgreSQL's plan depends on its statistics; the plan check is SQLite's.
+    }
+    let app = common::spawn().await;
+    bulk_connections(&app, 300).await;
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", app::connections::ssr::ATTENTION))
+            .bind(1_i64)
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+    let steps: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+    assert!(
+        steps.contains(&"SEARCH c USING INTEGER PRIMARY KEY (rowid=?)"),
+        "connections are not looked up by id: {steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|d| d.starts_with("SCAN c ") || *d == "SCAN c" || d.contains("workspace_id=?")),
+        "the workspace's connections are read: {steps:#?}"
+    );
+}
+
 /// The counts per type are kept by triggers (not counted per page): inserts, a change of type
 /// and deletes are reflected at once, and they always agree with the rows.
 #[tokio::test]
