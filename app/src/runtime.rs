@@ -3,8 +3,8 @@
 //! listing a service's records. Every call goes through the invoke-URL path as a component's
 //! call ([`crate::invoke::ssr::call`] with [`crate::invoke::ssr::Purpose::Component`]): the policy
 //! decides per step whether the caller may use that connection type through a component, an
-//! unauthorized connection answers [`AppError::AuthorizationRequired`] (HTTP 428) with `prompt`
-//! decided by the policy, and the call always uses production (live mode).
+//! unauthorized connection answers [`ComponentRun::AuthorizationRequired`] with `prompt` decided
+//! by the policy, and the call always uses production (live mode).
 //!
 //! Definitions (the `components.definition` JSON):
 //! - form: `{"on_load": "<workflow link name>"}` or `{"on_load": [step, …]}`
@@ -37,11 +37,34 @@ pub struct ComponentOutput {
     pub sections: Vec<DataSection>,
 }
 
+/// What opening a component gives: its output, or the connection it needs authorized first.
+///
+/// The second is an expected answer in live mode, not a failure: it is answered with 200 so the
+/// browser does not log it as a failed request (the invoke URL and `/v1` answer 428).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome")]
+pub enum ComponentRun {
+    Ready(ComponentOutput),
+    /// `prompt`: the caller may authorize it (the dialog opens); otherwise `message` says whom
+    /// to ask.
+    AuthorizationRequired {
+        connection: String,
+        prompt: bool,
+        message: String,
+    },
+}
+
 /// Runs a component of `app` for the caller (live mode, production environment).
 #[server(prefix = "/api", endpoint = "run_component")]
-pub async fn run_component(app: String, component: String) -> Result<ComponentOutput, AppError> {
+pub async fn run_component(app: String, component: String) -> Result<ComponentRun, AppError> {
     let (state, user) = crate::auth::ssr::require_user().await?;
-    ssr::run(&state, &user, &app, &component).await
+    match ssr::run(&state, &user, &app, &component).await {
+        Ok(out) => Ok(ComponentRun::Ready(out)),
+        Err(AppError::AuthorizationRequired { connection, prompt, message }) => {
+            Ok(ComponentRun::AuthorizationRequired { connection, prompt, message })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Turns a JSON answer (`{"data": [...]}` or `[...]`) into columns and rows: the scalar fields of

@@ -101,6 +101,10 @@ test('edit-mode tab: a developer sees details and references, but may not switch
 });
 
 test('a form with an unauthorized admin connection: users are told to contact the admin, the admin is prompted, and it loads without a reload', async ({ page }) => {
+  // "Authorization required" is an expected answer: never a failed request in the console.
+  const failed: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') failed.push(m.text()); });
+  page.on('response', (r) => { if (r.url().includes('/api/run_component') && r.status() !== 200) failed.push(`${r.status()} ${r.url()}`); });
   await signIn(page, USERS.admin);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   await ensureRevoked(await openSlider(page, 'sales_hub'), 'Sales CRM');
@@ -156,6 +160,7 @@ test('a form with an unauthorized admin connection: users are told to contact th
   await page.getByRole('dialog', { name: 'Authorize Sales CRM' }).getByRole('button', { name: 'Close' }).click();
   await expect(page.getByRole('alert', { name: 'Authorization required' })).toBeVisible();
   await expect(page.getByRole('form', { name: 'Deal Intake' })).toHaveCount(0);
+  expect(failed).toEqual([]);
 });
 
 test('a page panel over the user\'s own connection: the user is prompted, authorizes, and the panel loads', async ({ page }) => {

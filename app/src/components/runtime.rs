@@ -1,5 +1,5 @@
 //! A component opened in live mode. When one of its connections is not authorized the server
-//! answers 428: the authorization prompt (the authorization dialog for that connection) opens at
+//! says so (`ComponentRun::AuthorizationRequired`): the authorization prompt (the authorization dialog for that connection) opens at
 //! once for those the policy lets authorize; others are told whom to contact and cannot use the
 //! component. After authorizing, the component loads again without a page reload.
 
@@ -7,8 +7,7 @@ use super::authorize::{AuthorizeDialog, Target};
 use super::{ErrorMessage, Skeleton};
 use crate::connections::app_connections;
 use crate::domain::{ComponentKind, Environment};
-use crate::error::AppError;
-use crate::runtime::{run_component, ComponentOutput, DataSection};
+use crate::runtime::{run_component, ComponentOutput, ComponentRun, DataSection};
 use leptos::prelude::*;
 
 #[component]
@@ -48,8 +47,8 @@ pub fn ComponentView(app: String, component: String) -> impl IntoView {
             <Transition fallback=|| view! { <Skeleton/> }>
                 {move || Suspend::new(async move {
                     match output.await {
-                        Ok(out) => view! { <Output out=out/> }.into_any(),
-                        Err(AppError::AuthorizationRequired { connection, prompt, message }) => {
+                        Ok(ComponentRun::Ready(out)) => view! { <Output out=out/> }.into_any(),
+                        Ok(ComponentRun::AuthorizationRequired { connection, prompt, message }) => {
                             let again = connection.clone();
                             if prompt {
                                 // Prompt at once (after hydration too), unless the person closed it.
