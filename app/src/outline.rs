@@ -44,6 +44,7 @@ pub mod ssr {
     use super::*;
     use crate::auth::SessionUser;
     use crate::error::AppResult;
+    use crate::scripts::Step;
     use crate::ssr::AppState;
     use serde_json::Value;
 
@@ -60,13 +61,8 @@ pub mod ssr {
         };
         items
             .into_iter()
-            .filter_map(|s| {
-                let invoke = s.get("invoke")?;
-                let connection = invoke.get("connection")?.as_str()?;
-                let url = invoke.get("url")?.as_str()?;
-                let title = s.get("title").and_then(Value::as_str).unwrap_or(connection);
-                Some(part(label, format!("{title} — GET {connection} {url}")))
-            })
+            .filter_map(Step::from_definition)
+            .map(|s| part(label, format!("{} — {} {} {}", s.title, s.method.as_str(), s.connection, s.url)))
             .collect()
     }
 

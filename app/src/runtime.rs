@@ -12,8 +12,9 @@
 //! - page: `{"panels": [step, …]}`
 //! - integration report: `{"module": "Deals", "invoke": {…}}` (one step)
 //!
-//! where a step is `{"title": "…", "invoke": {"connection": "<link>", "url": "{api_base}/…"}}`;
-//! `{api_base}` is the connection's connector API address.
+//! where a step is `{"title": "…", "invoke": {"connection": "<link>", "url": "{api_base}/…"}}`
+//! (optionally with `"method"` and, for POST, PUT and PATCH, a JSON `"body"`: see
+//! [`crate::scripts::Step`]); `{api_base}` is the connection's connector API address.
 
 use crate::domain::ComponentKind;
 use crate::error::AppError;
@@ -104,39 +105,22 @@ pub fn tabulate(body: &serde_json::Value, max_cols: usize, max_rows: usize) -> (
 pub mod ssr {
     use super::*;
     use crate::auth::SessionUser;
+    use crate::domain::Environment;
     use crate::error::AppResult;
     use crate::invoke::InvokeRequest;
+    use crate::scripts::{steps_in, Step};
     use crate::ssr::AppState;
     use serde_json::Value;
 
     const MAX_STEPS: usize = 5;
 
-    struct Step {
-        title: String,
-        connection: String,
-        url: String,
-    }
-
     fn steps_of(list: &Value) -> AppResult<Vec<Step>> {
         let bad = || AppError::invalid("component", "This component's definition cannot be run.");
-        let items: Vec<&Value> = match list {
-            Value::Array(a) => a.iter().collect(),
-            Value::Object(_) => vec![list],
-            _ => return Err(bad()),
-        };
-        if items.len() > MAX_STEPS {
+        let steps = steps_in(list).map_err(|_| bad())?;
+        if steps.len() > MAX_STEPS {
             return Err(bad());
         }
-        items
-            .into_iter()
-            .map(|s| {
-                let invoke = s.get("invoke").ok_or_else(bad)?;
-                let connection = invoke.get("connection").and_then(Value::as_str).ok_or_else(bad)?.to_owned();
-                let url = invoke.get("url").and_then(Value::as_str).ok_or_else(bad)?.to_owned();
-                let title = s.get("title").and_then(Value::as_str).unwrap_or(&connection).to_owned();
-                Ok(Step { title, connection, url })
-            })
-            .collect()
+        Ok(steps)
     }
 
     async fn definition(state: &AppState, id: i64) -> AppResult<Value> {
@@ -205,24 +189,36 @@ pub mod ssr {
         Ok(url.replace("{api_base}", base.trim_end_matches('/')))
     }
 
-    async fn run_step(state: &AppState, user: &SessionUser, app: &str, step: Step) -> AppResult<DataSection> {
+    /// The invoke request of `step` for application `app` in `environment`: its method, its URL
+    /// with `{api_base}` resolved, and its JSON body.
+    pub(crate) async fn request(
+        state: &AppState,
+        user: &SessionUser,
+        app: &str,
+        step: &Step,
+        environment: Environment,
+    ) -> AppResult<InvokeRequest> {
         let url = resolve_url(state, user, &step.connection, &step.url).await?;
+        let headers = match step.body {
+            Some(_) => vec![("content-type".to_owned(), "application/json".to_owned())],
+            None => vec![],
+        };
+        Ok(InvokeRequest {
+            app: app.to_owned(),
+            connection: step.connection.clone(),
+            method: step.method.as_str().to_owned(),
+            url,
+            headers,
+            body: step.body.clone(),
+            environment: Some(environment),
+        })
+    }
+
+    async fn run_step(state: &AppState, user: &SessionUser, app: &str, step: Step) -> AppResult<DataSection> {
+        let request = request(state, user, app, &step, Environment::Production).await?;
         // The component permission was checked in `run`; `call` checks the policy for using
         // this step's connection type through a component, refusing (and auditing) otherwise.
-        let response = crate::invoke::ssr::call(
-            state,
-            user,
-            crate::invoke::ssr::Purpose::Component,
-            InvokeRequest {
-                app: app.to_owned(),
-                connection: step.connection.clone(),
-                method: "GET".into(),
-                url,
-                environment: Some(crate::domain::Environment::Production),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let response = crate::invoke::ssr::call(state, user, crate::invoke::ssr::Purpose::Component, request).await?;
         if response.status >= 400 {
             return Err(AppError::Upstream(format!(
                 "The service answered {} for \"{}\". Try again later.",

@@ -89,7 +89,7 @@ fn Editor(app: String, component: String, name: String, text: String, on_integra
                 aria-describedby="script-check" aria-invalid=move || checked.get().is_err().to_string()
                 prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))>
             </textarea>
-            <p class="muted">"One step per line: " <code>"<title>: GET <connection> {api_base}/<path>"</code> "; lines starting with # are comments."</p>
+            <p class="muted">"One step per line: " <code>"<title>: GET <connection> {api_base}/<path>"</code> " (also POST, PUT or PATCH with a JSON body after the URL, and DELETE); lines starting with # are comments."</p>
             <div id="script-check" role="status" aria-label="Syntax check">
                 {move || match checked.get() {
                     Ok(s) => view! { <p class="ok">{format!("Syntax OK — {}{}", steps_count(s.len()), if dirty() { ", not saved" } else { "" })}</p> }.into_any(),

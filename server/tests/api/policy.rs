@@ -11,12 +11,15 @@ use common::TestApp;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
-/// One request the upstream received: method, path with query, and the API key header.
+/// One request the upstream received: method, path with query, the API key header, its
+/// content type and body.
 #[derive(Debug, Clone)]
 struct Seen {
     method: String,
     target: String,
     key: Option<String>,
+    content_type: Option<String>,
+    body: String,
 }
 
 /// A stand-in for the third party: counts what reaches it and answers a list of records.
@@ -32,11 +35,13 @@ impl Upstream {
         let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let log = log.clone();
             async move {
-                log.lock().unwrap().push(Seen {
-                    method: req.method().to_string(),
-                    target: req.uri().to_string(),
-                    key: req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
-                });
+                let (parts, body) = req.into_parts();
+                let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let (key, content_type) = (header("x-api-key"), header("content-type"));
+                let (method, target) = (parts.method.to_string(), parts.uri.to_string());
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+                let body = String::from_utf8_lossy(&body).into_owned();
+                log.lock().unwrap().push(Seen { method, target, key, content_type, body });
                 axum::Json(json!({"data": [{"id": "R-1", "name": "First record"}]}))
             }
         });
@@ -242,4 +247,65 @@ async fn plain_users_use_admin_connections_through_components_in_production() {
     let calls: Vec<&Value> = ops.iter().filter(|o| o["kind"] == "invoke_url").collect();
     assert_eq!(calls.len(), 2, "{ops:#?}");
     assert!(calls.iter().all(|o| o["environment"] == "production"), "{calls:#?}");
+}
+
+/// A script's steps send what they say: Test runs a POST step with its JSON body in Development
+/// (as the builder), saved steps keep them, and a PATCH panel runs in live mode with production's key.
+#[tokio::test]
+async fn script_steps_send_their_method_and_json_body() {
+    let (app, upstream, admin) = setup().await;
+    let args = |text: &'static str| [("app", "field_service"), ("component", "recent_charges"), ("text", text)];
+    let text = "Create: POST vault {api_base}/records {\"name\": \"New record\", \"tags\": [1, 2]}\n\
+                Drop: DELETE vault {api_base}/records/R-1\n";
+    let out: app::invoke::InvokeResponse =
+        app.json(&admin, "test_script_step", &[args(text).as_slice(), &[("step", "0")]].concat()).await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let seen = upstream.seen();
+    assert_eq!((seen[0].method.as_str(), seen[0].target.as_str()), ("POST", "/records"));
+    assert_eq!(seen[0].key.as_deref(), Some(DEV_KEY));
+    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
+    let sent: Value = serde_json::from_str(&seen[0].body).expect("a JSON body");
+    assert_eq!(sent, json!({"name": "New record", "tags": [1, 2]}));
+    let out: app::invoke::InvokeResponse =
+        app.json(&admin, "test_script_step", &[args(text).as_slice(), &[("step", "1")]].concat()).await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let seen = upstream.seen();
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].target.as_str(), seen[1].body.as_str()),
+        ("DELETE", "/records/R-1", "")
+    );
+
+    // Saved, the steps keep their method and body; the editor reads them back as written.
+    let saved = "Update: PATCH vault {api_base}/records/R-1 {\"name\":\"Renamed\"}\n";
+    let res = app.call(&admin, "save_script", &args(saved)).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let script: app::scripts::ScriptView =
+        app.json(&admin, "get_script", &[("app", "field_service"), ("component", "recent_charges")]).await;
+    assert_eq!(script.text, saved);
+
+    // A page whose panel is that PATCH step, opened in live mode: production's key.
+    let pool = &app.state.db.pool;
+    let definition = json!({"panels": [{"title": "Renamed", "invoke": {"connection": "vault", "method": "PATCH",
+        "url": "{api_base}/records/R-1", "body": {"name": "Renamed"}}}]});
+    let component: i64 = sqlx::query_scalar(
+        "INSERT INTO components (application_id, kind, name, link_name, definition)
+         SELECT id, 'page', 'Rename Page', 'rename_page', $1 FROM applications WHERE link_name = 'field_service'
+         RETURNING id",
+    )
+    .bind(definition.to_string())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO component_connections (component_id, connection_id) VALUES ($1, $2)")
+        .bind(component)
+        .bind(app.connection_id("vault").await)
+        .execute(pool)
+        .await
+        .unwrap();
+    let out: Value = app.json(&admin, "run_component", &[("app", "field_service"), ("component", "rename_page")]).await;
+    assert_eq!(out["sections"][0]["rows"][0][0], "R-1", "{out}");
+    let last = upstream.seen().pop().expect("the panel's call");
+    assert_eq!((last.method.as_str(), last.target.as_str()), ("PATCH", "/records/R-1"));
+    assert_eq!(last.key.as_deref(), Some(PROD_KEY));
+    assert_eq!(serde_json::from_str::<Value>(&last.body).unwrap(), json!({"name": "Renamed"}));
 }
