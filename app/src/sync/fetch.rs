@@ -1,18 +1,20 @@
 //! Reading a datasource's module page by page over its connection: every call goes through the
 //! invoke-URL path (connection access, the guarded outbound client, token refresh). Two parts run
-//! side by side: the reader asks for the next page as soon as the last one is parsed, while the
-//! writer stores the pages read so far under the run (not yet the datasource's records: the run's
-//! last transaction makes them so, R12.1, R12.3).
+//! side by side: the reader asks for the next page as soon as a page says more follow (before its
+//! records are read), while the writer stores the pages read so far under the run (not yet the
+//! datasource's records: the run's last transaction makes them so, R12.1, R12.3).
 
 use super::store::{apply, record_progress, stage, Staged};
 use crate::datasources::ssr::InUse;
 use crate::domain::Environment;
 use crate::error::{AppError, AppResult};
-use crate::invoke::InvokeRequest;
+use crate::invoke::{InvokeRequest, InvokeResponse};
 use crate::ssr::AppState;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 /// A guard against services that never stop saying "more records".
 const MAX_PAGES: i64 = 10_000;
@@ -87,42 +89,58 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Asks for `page` in a task of its own, so the service answers it while the page before is
+    /// read and written (dropping the handle stops it).
+    fn request(&self, module_url: &url::Url, page: i64) -> AbortOnDropHandle<AppResult<InvokeResponse>> {
+        let mut url = module_url.clone();
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("per_page", &self.state.settings.sync_page_size.to_string());
+        let request = InvokeRequest {
+            app: self.used.ds.app_link.clone(),
+            connection: self.used.conn.link_name.clone(),
+            method: "GET".into(),
+            url: url.to_string(),
+            environment: Some(self.used.environment),
+            ..Default::default()
+        };
+        let (state, user) = (self.state.clone(), self.used.user.clone());
+        AbortOnDropHandle::new(tokio::spawn(
+            async move { crate::invoke::ssr::invoke(&state, &user, request).await }.in_current_span(),
+        ))
+    }
+
     /// Asks for page after page, handing each to the writer; the number of distinct records
     /// and of API calls once the service says there are no more.
     async fn read(self, module_url: url::Url, pages: mpsc::Sender<Staged>) -> AppResult<(i64, i64)> {
         let state = self.state;
         let mut ids: HashSet<String> = HashSet::new();
-        let mut api_calls = 0i64;
+        let mut api_calls = 1i64;
         let mut progress_at = Instant::now();
-        for page in 1.. {
-            if page > MAX_PAGES {
-                return Err(AppError::Upstream(format!(
-                    "The service kept reporting more records after {MAX_PAGES} pages; the sync stopped."
-                )));
-            }
-            let mut url = module_url.clone();
-            url.query_pairs_mut()
-                .append_pair("page", &page.to_string())
-                .append_pair("per_page", &state.settings.sync_page_size.to_string());
-            api_calls += 1;
-            let request = InvokeRequest {
-                app: self.used.ds.app_link.clone(),
-                connection: self.used.conn.link_name.clone(),
-                method: "GET".into(),
-                url: url.to_string(),
-                environment: Some(self.used.environment),
-                ..Default::default()
-            };
-            let res = match crate::invoke::ssr::invoke(state, self.used.user, request).await {
+        let mut next = Some(self.request(&module_url, 1));
+        let mut page = 0;
+        while let Some(pending) = next.take() {
+            page += 1;
+            let answer = pending.await.map_err(|e| AppError::internal("sync page request", e))?;
+            let res = match answer {
                 Ok(r) => r,
                 Err(e) => {
                     record_progress(state, self.run_id, self.owner, ids.len() as i64, api_calls).await;
                     return Err(on_page(page, e));
                 }
             };
-            let Page { records, more } = parse_page(page, res.status, &res.body)?;
+            let envelope = envelope(page, res.status, &res.body)?;
+            if envelope.more() {
+                if page >= MAX_PAGES {
+                    return Err(AppError::Upstream(format!(
+                        "The service kept reporting more records after {MAX_PAGES} pages; the sync stopped."
+                    )));
+                }
+                api_calls += 1;
+                next = Some(self.request(&module_url, page + 1));
+            }
             let mut staged = Staged::default();
-            for (id, data) in records {
+            for (id, data) in envelope.records(page)? {
                 // A record an earlier page had (the service's paging moved) replaces that one.
                 if ids.insert(id.clone()) {
                     staged.new.push((id, data));
@@ -134,10 +152,7 @@ impl Reader<'_> {
                 // The writer stopped: its error is what the run failed of.
                 break;
             }
-            if !more {
-                break;
-            }
-            if progress_at.elapsed() >= PROGRESS_EVERY {
+            if next.is_some() && progress_at.elapsed() >= PROGRESS_EVERY {
                 record_progress(state, self.run_id, self.owner, ids.len() as i64, api_calls).await;
                 progress_at = Instant::now();
             }
@@ -178,6 +193,13 @@ struct Keyed {
 
 /// Reads one page (`{"data": [...], "info": {"more_records": bool}}`).
 pub fn parse_page(page: i64, status: u16, body: &str) -> AppResult<Page> {
+    let envelope = envelope(page, status, body)?;
+    Ok(Page { more: envelope.more(), records: envelope.records(page)? })
+}
+
+/// A page's outline: the service's refusal, or the list of records (not yet read) and whether
+/// more follow. Enough to ask for the next page.
+fn envelope(page: i64, status: u16, body: &str) -> AppResult<Envelope<'_>> {
     if status != 200 {
         let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
         let why = json
@@ -191,33 +213,45 @@ pub fn parse_page(page: i64, status: u16, body: &str) -> AppResult<Page> {
             .unwrap_or_default();
         return Err(AppError::Upstream(format!("The service answered HTTP {status} on page {page}{why}.")));
     }
-    let envelope: Envelope = serde_json::from_str(body).map_err(|_| {
+    serde_json::from_str(body).map_err(|_| {
         if serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() {
             AppError::Upstream(format!("The service's answer on page {page} has no \"data\" list."))
         } else {
             AppError::Upstream(format!("The service's answer on page {page} is not valid JSON."))
         }
-    })?;
-    let mut records = Vec::with_capacity(envelope.data.len());
-    let mut positions = std::collections::HashMap::with_capacity(envelope.data.len());
-    for item in &envelope.data {
-        let no_id = || AppError::Upstream(format!("A record on page {page} has no id."));
-        let id = match serde_json::from_str::<Keyed>(item.get()).map_err(|_| no_id())?.id {
-            Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => return Err(no_id()),
-        };
-        let data = item.get().to_owned();
-        match positions.get(&id) {
-            Some(&at) => records[at] = (id, data),
-            None => {
-                positions.insert(id.clone(), records.len());
-                records.push((id, data));
+    })
+}
+
+impl Envelope<'_> {
+    /// Whether another page follows: the service says so, and this one was not empty (an empty
+    /// page that says more would loop for ever).
+    fn more(&self) -> bool {
+        let said = self.info.as_ref().and_then(|i| i.get("more_records")).and_then(|m| m.as_bool());
+        said.unwrap_or(false) && !self.data.is_empty()
+    }
+
+    /// The records, each id once (the last one wins), as `(id, the record's JSON as sent)`.
+    fn records(&self, page: i64) -> AppResult<Vec<(String, String)>> {
+        let mut records = Vec::with_capacity(self.data.len());
+        let mut positions = std::collections::HashMap::with_capacity(self.data.len());
+        for item in &self.data {
+            let no_id = || AppError::Upstream(format!("A record on page {page} has no id."));
+            let id = match serde_json::from_str::<Keyed>(item.get()).map_err(|_| no_id())?.id {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s,
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => return Err(no_id()),
+            };
+            let data = item.get().to_owned();
+            match positions.get(&id) {
+                Some(&at) => records[at] = (id, data),
+                None => {
+                    positions.insert(id.clone(), records.len());
+                    records.push((id, data));
+                }
             }
         }
+        Ok(records)
     }
-    let more = envelope.info.as_ref().and_then(|i| i.get("more_records")).and_then(|m| m.as_bool()).unwrap_or(false);
-    Ok(Page { more: more && !records.is_empty(), records })
 }
 
 #[cfg(test)]
