@@ -242,6 +242,18 @@ pub async fn save_script(app: String, component: String, text: String) -> Result
     ssr::save(&state, &user, &app, &component, &text).await
 }
 
+/// What Test gives: the service's answer, or the connection the builder must authorize first.
+///
+/// The second is an expected answer, not a failure: it is answered with 200 (as
+/// [`crate::runtime::ComponentRun`] is) so the browser does not log a failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome")]
+pub enum StepTest {
+    Answered(InvokeResponse),
+    /// `prompt`: the builder may authorize it (from Integrations); `message` says what to do.
+    AuthorizationRequired { connection: String, prompt: bool, message: String },
+}
+
 /// Runs step `step` (0-based) of the script as written (saved or not).
 #[server(prefix = "/api", endpoint = "test_script_step")]
 pub async fn test_script_step(
@@ -249,9 +261,15 @@ pub async fn test_script_step(
     component: String,
     text: String,
     step: usize,
-) -> Result<InvokeResponse, AppError> {
+) -> Result<StepTest, AppError> {
     let (state, user) = crate::auth::ssr::require_builder("test scripts").await?;
-    ssr::test_step(&state, &user, &app, &component, &text, step).await
+    match ssr::test_step(&state, &user, &app, &component, &text, step).await {
+        Ok(res) => Ok(StepTest::Answered(res)),
+        Err(AppError::AuthorizationRequired { connection, prompt, message }) => {
+            Ok(StepTest::AuthorizationRequired { connection, prompt, message })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(feature = "ssr")]

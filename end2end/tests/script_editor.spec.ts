@@ -37,6 +37,23 @@ test('a builder edits a function in the script editor, opens its integrations an
   await page.getByRole('button', { name: 'Close integrations' }).click();
   await expect(panel).toBeHidden();
 
+  // Testing a step whose connection is not authorized yet is an answer, not a failed request:
+  // the editor says so and leads to Integrations, and the browser logs no error.
+  const consoleErrors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  const testAnswers: number[] = [];
+  page.on('response', (r) => { if (r.url().includes('/api/test_script_step')) testAnswers.push(r.status()); });
+  await editor.getByLabel('Step to test').selectOption({ label: 'Deal list' });
+  await editor.getByRole('button', { name: 'Test' }).click();
+  const needed = editor.getByRole('region', { name: 'Test result' });
+  await expect(needed.getByRole('heading', { name: 'Authorization needed' })).toBeVisible();
+  await expect(needed).toContainText('CRM System is not authorized yet');
+  await needed.getByRole('button', { name: 'Authorize in Integrations' }).click();
+  await expect(panel.getByRole('listitem', { name: 'CRM System', exact: true })).toBeVisible();
+  await page.getByRole('button', { name: 'Close integrations' }).click();
+  expect(testAnswers).toEqual([200]);
+  expect(consoleErrors).toEqual([]);
+
   // Test runs the chosen step as the builder and shows the service's answer.
   await editor.getByLabel('Step to test').selectOption({ label: 'Deals to forecast' });
   await editor.getByRole('button', { name: 'Test' }).click();

@@ -5,7 +5,7 @@
 
 use super::{toast, ErrorMessage, Skeleton};
 use crate::invoke::InvokeResponse;
-use crate::scripts::{get_script, parse, SaveScript, TestScriptStep};
+use crate::scripts::{get_script, parse, SaveScript, StepTest, TestScriptStep};
 use leptos::prelude::*;
 
 #[component]
@@ -101,7 +101,19 @@ fn Editor(app: String, component: String, name: String, text: String, on_integra
             {move || save.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> })}
             {move || test.value().get().map(|r| match r {
                 Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
-                Ok(res) => view! { <TestResult res/> }.into_any(),
+                Ok(StepTest::Answered(res)) => view! { <TestResult res/> }.into_any(),
+                Ok(StepTest::AuthorizationRequired { connection, prompt, message }) => view! {
+                    <section class="card test-result" aria-label="Test result">
+                        <h3>"Authorization needed"</h3>
+                        <p role="alert">{message}</p>
+                        <p class="muted">{format!("The step uses '{connection}' in Development.")}</p>
+                        {prompt.then(|| view! {
+                            <button type="button" class="primary" on:click=move |_| on_integrations.run(())>
+                                "Authorize in Integrations"
+                            </button>
+                        })}
+                    </section>
+                }.into_any(),
             })}
         </section>
     }

@@ -257,8 +257,11 @@ async fn script_steps_send_their_method_and_json_body() {
     let args = |text: &'static str| [("app", "field_service"), ("component", "recent_charges"), ("text", text)];
     let text = "Create: POST vault {api_base}/records {\"name\": \"New record\", \"tags\": [1, 2]}\n\
                 Drop: DELETE vault {api_base}/records/R-1\n";
-    let out: app::invoke::InvokeResponse =
-        app.json(&admin, "test_script_step", &[args(text).as_slice(), &[("step", "0")]].concat()).await;
+    let answered = |test: app::scripts::StepTest| match test {
+        app::scripts::StepTest::Answered(out) => out,
+        other => panic!("expected the service's answer, got {other:?}"),
+    };
+    let out = answered(app.json(&admin, "test_script_step", &[args(text).as_slice(), &[("step", "0")]].concat()).await);
     assert_eq!(out.status, 200, "{}", out.body);
     let seen = upstream.seen();
     assert_eq!((seen[0].method.as_str(), seen[0].target.as_str()), ("POST", "/records"));
@@ -266,8 +269,7 @@ async fn script_steps_send_their_method_and_json_body() {
     assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
     let sent: Value = serde_json::from_str(&seen[0].body).expect("a JSON body");
     assert_eq!(sent, json!({"name": "New record", "tags": [1, 2]}));
-    let out: app::invoke::InvokeResponse =
-        app.json(&admin, "test_script_step", &[args(text).as_slice(), &[("step", "1")]].concat()).await;
+    let out = answered(app.json(&admin, "test_script_step", &[args(text).as_slice(), &[("step", "1")]].concat()).await);
     assert_eq!(out.status, 200, "{}", out.body);
     let seen = upstream.seen();
     assert_eq!(

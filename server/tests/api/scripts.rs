@@ -3,8 +3,7 @@
 
 use crate::common;
 
-use app::invoke::InvokeResponse;
-use app::scripts::ScriptView;
+use app::scripts::{ScriptView, StepTest};
 use common::fixtures::api_key_auth;
 use common::sandbox::Sandbox;
 use common::TestApp;
@@ -99,11 +98,21 @@ async fn scripts_open_save_with_their_references_and_test_a_step() {
             .await
         }
     };
-    assert_eq!(test("0").await.status(), 428);
+    // The prompt is an answer (200), not a failure the browser would log.
+    let res = test("0").await;
+    assert_eq!(res.status(), 200);
+    let prompt: StepTest = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let StepTest::AuthorizationRequired { connection, prompt, message } = prompt else {
+        panic!("expected the authorization prompt, got {prompt:?}")
+    };
+    assert_eq!((connection.as_str(), prompt), ("weather", true));
+    assert!(message.contains("not authorized yet"), "{message}");
     app.authorize(&admin, "weather", &api_key_auth("Key", "sandbox-weather-key")).await;
     let res = test("0").await;
     assert_eq!(res.status(), 200);
-    let out: InvokeResponse = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let StepTest::Answered(out) = serde_json::from_str(&res.text().await.unwrap()).unwrap() else {
+        panic!("expected the service's answer")
+    };
     assert_eq!(out.status, 200, "{}", out.body);
     assert!(out.body.contains("Chennai"), "{}", out.body);
     assert!(!out.headers.is_empty());
