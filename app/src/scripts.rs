@@ -251,17 +251,16 @@ pub async fn save_script(app: String, component: String, text: String) -> Result
 pub enum StepTest {
     Answered(InvokeResponse),
     /// `prompt`: the builder may authorize it (from Integrations); `message` says what to do.
-    AuthorizationRequired { connection: String, prompt: bool, message: String },
+    AuthorizationRequired {
+        connection: String,
+        prompt: bool,
+        message: String,
+    },
 }
 
 /// Runs step `step` (0-based) of the script as written (saved or not).
 #[server(prefix = "/api", endpoint = "test_script_step")]
-pub async fn test_script_step(
-    app: String,
-    component: String,
-    text: String,
-    step: usize,
-) -> Result<StepTest, AppError> {
+pub async fn test_script_step(app: String, component: String, text: String, step: usize) -> Result<StepTest, AppError> {
     let (state, user) = crate::auth::ssr::require_builder("test scripts").await?;
     match ssr::test_step(&state, &user, &app, &component, &text, step).await {
         Ok(res) => Ok(StepTest::Answered(res)),
