@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/env.sh
-cargo leptos build --release
+cargo leptos build --release --split
 node scripts/precompress.mjs target/site
 mkdir -p data
 start_sandbox "${SANDBOX_PORT:-4010}" data/sandbox.log

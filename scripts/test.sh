@@ -34,7 +34,7 @@ bounded 40m scripts/with-postgres.sh cargo test -p server
 say "sandbox service self-test"
 (cd end2end && node sandbox/selftest.mjs)
 say "release build"
-cargo leptos build --release
+cargo leptos build --release --split
 node scripts/precompress.mjs target/site
 say "Playwright"
 bounded 30m scripts/e2e.sh

@@ -35,7 +35,7 @@ pub mod webhooks;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, Lazy};
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -63,33 +63,26 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     components::provide_session();
     components::toast::provide_toasts();
-    // Marks the page as interactive once the WASM client has hydrated it (effects run only in
-    // the browser); end-to-end tests wait for it before clicking.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
 
     view! {
         <Title text="Connections"/>
         <Router>
             <Routes fallback=|| view! { <main class="page"><h1>"Page not found"</h1><a href="/">"Go home"</a></main> }>
-                <Route path=path!("/") view=pages::home::HomePage/>
-                <Route path=path!("/login") view=pages::login::LoginPage/>
-                <Route path=path!("/app/:app") view=pages::live::LivePage/>
-                <Route path=path!("/app/:app/edit") view=pages::edit::EditPage/>
-                <Route path=path!("/app/:app/records/:form") view=pages::records::FormRecordsPage/>
-                <Route path=path!("/microservices") view=pages::microservices::MicroservicesPage/>
-                <Route path=path!("/microservices/connections/new") view=pages::create::CreateConnectionPage/>
-                <Route path=path!("/microservices/connections/:link") view=pages::connection::ConnectionPage/>
-                <Route path=path!("/microservices/connectors/new") view=pages::custom_connector::CustomConnectorPage/>
-                <Route path=path!("/microservices/connectors/:id/edit") view=pages::custom_connector::EditCustomConnectorPage/>
-                <Route path=path!("/microservices/promotion") view=pages::promotion::PromotionPage/>
-                <Route path=path!("/operations") view=pages::operations::OperationsPage/>
-                <Route path=path!("/settings/api-keys") view=pages::api_keys::ApiKeysPage/>
-                <Route path=path!("/settings/webhooks") view=pages::webhooks::WebhooksPage/>
-                <Route path=path!("/embed/:app") view=pages::embed::EmbedPage/>
+                <Route path=path!("/") view={Lazy::<pages::HomeRoute>::new()}/>
+                <Route path=path!("/login") view={Lazy::<pages::LoginRoute>::new()}/>
+                <Route path=path!("/app/:app") view={Lazy::<pages::LiveRoute>::new()}/>
+                <Route path=path!("/app/:app/edit") view={Lazy::<pages::EditRoute>::new()}/>
+                <Route path=path!("/app/:app/records/:form") view={Lazy::<pages::RecordsRoute>::new()}/>
+                <Route path=path!("/microservices") view={Lazy::<pages::MicroservicesRoute>::new()}/>
+                <Route path=path!("/microservices/connections/new") view={Lazy::<pages::CreateConnectionRoute>::new()}/>
+                <Route path=path!("/microservices/connections/:link") view={Lazy::<pages::ConnectionRoute>::new()}/>
+                <Route path=path!("/microservices/connectors/new") view={Lazy::<pages::CustomConnectorRoute>::new()}/>
+                <Route path=path!("/microservices/connectors/:id/edit") view={Lazy::<pages::EditCustomConnectorRoute>::new()}/>
+                <Route path=path!("/microservices/promotion") view={Lazy::<pages::PromotionRoute>::new()}/>
+                <Route path=path!("/operations") view={Lazy::<pages::OperationsRoute>::new()}/>
+                <Route path=path!("/settings/api-keys") view={Lazy::<pages::ApiKeysRoute>::new()}/>
+                <Route path=path!("/settings/webhooks") view={Lazy::<pages::WebhooksRoute>::new()}/>
+                <Route path=path!("/embed/:app") view={Lazy::<pages::EmbedRoute>::new()}/>
             </Routes>
         </Router>
         <components::toast::ToastRegion/>
@@ -99,6 +92,16 @@ pub fn App() -> impl IntoView {
 /// In the browser, a panic leaves the page looking normal with every control dead. This hook
 /// logs it (as `console_error_panic_hook` would) and puts a banner on top of the page saying so,
 /// with a Reload button.
+/// Marks the page interactive (`data-hydrated` on `<body>`) once the client has hydrated all of
+/// it, the lazily loaded route included: until then buttons look busy and take no click (see
+/// `style/main.css`), and end-to-end tests wait for it before typing or clicking.
+#[cfg(feature = "hydrate")]
+pub fn mark_hydrated() {
+    if let Some(body) = document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}
+
 #[cfg(feature = "hydrate")]
 pub fn install_panic_banner() {
     std::panic::set_hook(Box::new(|info| {

@@ -5,11 +5,20 @@ import { existsSync, statSync } from 'node:fs';
 // names; other static files are revalidated; answers are compressed.
 test('hashed client files with long-lived caching, compressed', async ({ page, request }) => {
   await page.goto('/login');
-  const wasm = await page.locator('link[rel="preload"][href$=".wasm"]').getAttribute('href');
+  const wasm = await page.locator('link[rel="preload"][href^="/pkg/connections."][href$=".wasm"]').getAttribute('href');
   const css = await page.locator('link#leptos[rel="stylesheet"]').getAttribute('href');
   expect(wasm).toMatch(/^\/pkg\/connections\.[A-Za-z0-9_-]{8,}\.wasm$/);
   expect(css).toMatch(/^\/pkg\/connections\.[A-Za-z0-9_-]{8,}\.css$/);
-  for (const path of [wasm!, css!]) {
+  // Each page is a lazy route (`--split`): the page names its own chunks beside the main module,
+  // so they download side by side, not one after the other.
+  const chunks = await page.locator('link[rel="preload"][href$=".wasm"]:not([href^="/pkg/connections."])').evaluateAll(
+    (links) => links.map((l) => l.getAttribute('href')!),
+  );
+  expect(chunks.length).toBeGreaterThan(0);
+  for (const chunk of chunks) expect(chunk).toMatch(/^\/pkg\/(chunk_\d+|split___\w+)\.[A-Za-z0-9_-]{8,}\.wasm$/);
+  // The sign-in page's own module is among them.
+  expect(chunks.filter((c) => c.startsWith('/pkg/split___login_route_view_'))).toHaveLength(1);
+  for (const path of [wasm!, css!, ...chunks.slice(0, 3)]) {
     const res = await request.get(path, { headers: { 'Accept-Encoding': 'br, gzip' } });
     expect(res.status(), path).toBe(200);
     expect(res.headers()['cache-control'], path).toBe('public, max-age=31536000, immutable');
