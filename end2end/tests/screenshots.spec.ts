@@ -54,4 +54,45 @@ test.describe('screenshots', () => {
     await expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/);
     await page.screenshot({ path: path.join(DOCS, 'script-editor.png') });
   });
+
+  test('Microservices, Operations and the builder: desktop and phone, light and dark', async ({ page }) => {
+    const shots: [string, { width: number; height: number }, 'light' | 'dark'][] = [
+      ['microservices.png', { width: 1280, height: 800 }, 'light'],
+      ['microservices-phone-dark.png', { width: 390, height: 844 }, 'dark'],
+    ];
+    await signIn(page, USERS.admin);
+    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    for (const [file, size, scheme] of shots) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.setViewportSize(size);
+      await page.goto('/microservices');
+      await expect(page.getByRole('table', { name: 'Connections' })).toBeVisible();
+      await page.waitForLoadState('networkidle');
+      await page.screenshot({ path: path.join(DOCS, file) });
+    }
+    // Something in the log besides sign-ins (folded away): a connection created.
+    const connectors = await (await page.request.post('/api/list_connectors')).json();
+    const crm = connectors.find((c: { link_name: string }) => c.link_name === 'sandbox_crm');
+    const created = await page.request.post('/api/create_connection', {
+      form: { 'input[connector_id]': String(crm.id), 'input[display_name]': 'Support CRM', 'input[same_for_all_envs]': 'true', 'input[conn_type]': 'admin' },
+    });
+    expect(created.ok()).toBeTruthy();
+    for (const [file, size, scheme] of [
+      ['operations-dark.png', { width: 1280, height: 800 }, 'dark'],
+      ['operations-phone.png', { width: 390, height: 844 }, 'light'],
+    ] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.setViewportSize(size);
+      await page.goto('/operations');
+      await expect(page.getByRole('table', { name: 'Operations log' })).toBeVisible();
+      await page.waitForLoadState('networkidle');
+      await page.screenshot({ path: path.join(DOCS, file) });
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto('/app/sales_hub/edit?component=load_deals');
+    await expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/);
+    await page.waitForLoadState('networkidle');
+    await page.screenshot({ path: path.join(DOCS, 'script-editor-phone.png') });
+  });
 });

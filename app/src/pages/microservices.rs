@@ -76,22 +76,30 @@ fn Filters(query: Memo<ConnectionQuery>) -> impl IntoView {
     view! {
         <Form method="GET" action="/microservices">
             <div class="filters" role="search" aria-label="Filter connections">
-                <label for="ms-q">"Search connections"</label>
-                <input id="ms-q" name="q" type="search" placeholder="Name, link name or service" value=move || q().q/>
-                <label for="ms-type">"Type"</label>
-                <select id="ms-type" name="type">
-                    {option("", "Any type", |q| q.conn_type.clone())}
-                    {ConnectionType::ALL.map(|t| option(t.as_str(), t.label(), |q| q.conn_type.clone())).collect_view()}
-                </select>
-                <label for="ms-status">"Status"</label>
-                <select id="ms-status" name="status">
-                    {option("", "Any status", |q| q.status.clone())}
-                    {Status::ALL.map(|s| option(s.as_str(), s.label(), |q| q.status.clone())).collect_view()}
-                </select>
-                <label for="ms-env">"Environment"</label>
-                <select id="ms-env" name="env">
-                    {Environment::ALL.map(|e| option(e.as_str(), e.label(), |q| if q.env.is_empty() { "development".into() } else { q.env.clone() })).collect_view()}
-                </select>
+                <div class="field">
+                    <label for="ms-q">"Search connections"</label>
+                    <input id="ms-q" name="q" type="search" placeholder="Name, link name or service" value=move || q().q/>
+                </div>
+                <div class="field">
+                    <label for="ms-type">"Type"</label>
+                    <select id="ms-type" name="type">
+                        {option("", "Any type", |q| q.conn_type.clone())}
+                        {ConnectionType::ALL.map(|t| option(t.as_str(), t.label(), |q| q.conn_type.clone())).collect_view()}
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="ms-status">"Status"</label>
+                    <select id="ms-status" name="status">
+                        {option("", "Any status", |q| q.status.clone())}
+                        {Status::ALL.map(|s| option(s.as_str(), s.label(), |q| q.status.clone())).collect_view()}
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="ms-env">"Environment"</label>
+                    <select id="ms-env" name="env">
+                        {Environment::ALL.map(|e| option(e.as_str(), e.label(), |q| if q.env.is_empty() { "development".into() } else { q.env.clone() })).collect_view()}
+                    </select>
+                </div>
                 <button type="submit">"Apply"</button>
             </div>
         </Form>
