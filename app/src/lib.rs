@@ -89,9 +89,6 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// In the browser, a panic leaves the page looking normal with every control dead. This hook
-/// logs it (as `console_error_panic_hook` would) and puts a banner on top of the page saying so,
-/// with a Reload button.
 /// Marks the page interactive (`data-hydrated` on `<body>`) once the client has hydrated all of
 /// it, the lazily loaded route included: until then buttons look busy and take no click (see
 /// `style/main.css`), and end-to-end tests wait for it before typing or clicking.
@@ -102,6 +99,9 @@ pub fn mark_hydrated() {
     }
 }
 
+/// In the browser, a panic leaves the page looking normal with every control dead. This hook
+/// logs it (as `console_error_panic_hook` would) and puts a banner on top of the page saying so,
+/// with a Reload button.
 #[cfg(feature = "hydrate")]
 pub fn install_panic_banner() {
     std::panic::set_hook(Box::new(|info| {
