@@ -60,7 +60,17 @@ pub fn OperationsPage() -> impl IntoView {
                     <FilterForm filter=filter.get_untracked().unwrap_or_default()/>
                     <Loaded resource=list let:list>
                         {if list.is_empty() {
-                            view! { <p class="muted">"Nothing matches. Clear the filters to see every event."</p> }.into_any()
+                            let filtered = filter.get_untracked().is_ok_and(|f| f.kind.is_some() || f.connection.is_some());
+                            if filtered {
+                                view! { <p class="muted">"Nothing matches. Clear the filters to see every event."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <p class="muted">
+                                        "No connection events yet: creating, authorizing, switching or revoking a connection is logged here. "
+                                        <a href="/microservices">"Go to Microservices"</a>
+                                    </p>
+                                }.into_any()
+                            }
                         } else {
                             view! { <OperationsTable list=list/> }.into_any()
                         }}
