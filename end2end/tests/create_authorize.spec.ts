@@ -169,6 +169,10 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
     await p.getByLabel('Scopes').fill('files.read');
     await p.getByRole('button', { name: 'Save', exact: true }).click();
     await expect(p.getByRole('alert')).toContainText('full URL');
+    // Checked in the browser by its own URL parser, as the server's would: an empty fragment too.
+    await p.getByLabel('Access Token URL').fill(`${SANDBOX}/token#`);
+    await p.getByRole('button', { name: 'Save', exact: true }).click();
+    await expect(p.getByRole('alert')).toContainText('Remove the #fragment');
     await p.getByLabel('Access Token URL').fill(`${SANDBOX}/token`);
   });
 

@@ -197,24 +197,62 @@ impl ServiceUrl {
         if s.len() > 2000 {
             return Err(bad("This URL is too long (at most 2000 characters)."));
         }
-        let url = url::Url::parse(s).map_err(|_| bad("Enter a full URL such as https://example.com/oauth/token."))?;
-        if !matches!(url.scheme(), "https" | "http") {
+        let url =
+            AbsoluteUrl::parse(s).ok_or_else(|| bad("Enter a full URL such as https://example.com/oauth/token."))?;
+        if !matches!(url.scheme.as_str(), "https" | "http") {
             return Err(bad("Use an https:// (or http://) URL."));
         }
-        if url.host_str().is_none_or(|h| h.is_empty()) {
+        if !url.has_host {
             return Err(bad("The URL needs a host name."));
         }
-        if !url.username().is_empty() || url.password().is_some() {
+        if url.has_credentials {
             return Err(bad("Do not put credentials in the URL."));
         }
-        if url.fragment().is_some() {
+        // `#` appears in a serialized URL only before its fragment (elsewhere it is escaped).
+        if url.href.contains('#') {
             return Err(bad("Remove the #fragment from the URL."));
         }
-        Ok(ServiceUrl(url.to_string()))
+        Ok(ServiceUrl(url.href))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// What validation reads of an absolute URL, from a WHATWG URL parser: the `url` crate on the
+/// server, the browser's own `URL` in the client. Both follow the same standard; the client so
+/// does not carry the `url` crate's IDNA tables, which (being data, which the WASM split cannot
+/// move) were downloaded with every page, about 18 KB brotli.
+struct AbsoluteUrl {
+    scheme: String,
+    has_host: bool,
+    has_credentials: bool,
+    /// The URL serialized.
+    href: String,
+}
+
+impl AbsoluteUrl {
+    #[cfg(not(feature = "hydrate"))]
+    fn parse(s: &str) -> Option<Self> {
+        let url = url::Url::parse(s).ok()?;
+        Some(AbsoluteUrl {
+            scheme: url.scheme().to_string(),
+            has_host: url.host_str().is_some_and(|h| !h.is_empty()),
+            has_credentials: !url.username().is_empty() || url.password().is_some(),
+            href: url.to_string(),
+        })
+    }
+
+    #[cfg(feature = "hydrate")]
+    fn parse(s: &str) -> Option<Self> {
+        let url = web_sys::Url::new(s).ok()?;
+        Some(AbsoluteUrl {
+            scheme: url.protocol().trim_end_matches(':').to_string(),
+            has_host: !url.hostname().is_empty(),
+            has_credentials: !url.username().is_empty() || !url.password().is_empty(),
+            href: url.href(),
+        })
     }
 }
 
@@ -259,9 +297,19 @@ mod url_scope_tests {
     fn service_urls() {
         assert!(ServiceUrl::parse("token_url", "https://api.example.com/oauth/token").is_ok());
         assert!(ServiceUrl::parse("token_url", "http://127.0.0.1:4010/token").is_ok());
-        for bad in
-            ["", "example.com/token", "ftp://x.y/z", "https://user:pw@x.y/", "https://x.y/#f", "javascript:alert(1)"]
-        {
+        // Kept as the WHATWG standard serializes it (the browser's parser gives the same).
+        let idn = ServiceUrl::parse("token_url", " HTTPS://Bücher.example/Token?a=b c ").unwrap();
+        assert_eq!(idn.as_str(), "https://xn--bcher-kva.example/Token?a=b%20c");
+        for bad in [
+            "",
+            "example.com/token",
+            "ftp://x.y/z",
+            "https://user:pw@x.y/",
+            "https://:pw@x.y/",
+            "https://x.y/#f",
+            "https://x.y/#",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(ServiceUrl::parse("token_url", bad).unwrap_err().field(), Some("token_url"), "{bad:?}");
         }
     }
