@@ -247,6 +247,8 @@ function dealRecord(i) {
     amount: 1000 + ((i * 7919) % 99000),
     stage: STAGES[i % STAGES.length],
     updated_at: updatedAt(i),
+    // One record with what text formats must escape (a sync stores records as sent).
+    ...(i === 7 ? { note: 'Quote "this", a backslash \\ and a tab\t' } : {}),
   };
 }
 

@@ -39,21 +39,39 @@ pub(super) async fn perform(state: &AppState, owner: &str, run_id: i64) -> AppRe
     used.ensure_usable(state).await?;
     let module_url = module_url(state, &used).await?;
 
+    let started = Instant::now();
     let (pages, written) = mpsc::channel::<Staged>(PAGES_AHEAD);
     let reader = Reader { state, owner, run_id, used: &used };
     let writer = async {
-        let mut written = written;
+        let (mut written, mut busy, mut writes) = (written, Duration::ZERO, 0u32);
         while let Some(mut batch) = written.recv().await {
             // Whatever the reader got meanwhile goes into the same write.
             while let Ok(more) = written.try_recv() {
                 batch.append(more);
             }
+            let at = Instant::now();
             stage(state, datasource_id, run_id, batch).await?;
+            busy += at.elapsed();
+            writes += 1;
         }
-        Ok::<_, AppError>(())
+        Ok::<_, AppError>((busy, writes))
     };
-    let ((records, api_calls), ()) = tokio::try_join!(reader.read(module_url, pages), writer)?;
-    apply(state, owner, run_id, &used.ds, records, api_calls).await
+    let ((records, api_calls, waited), (busy, writes)) = tokio::try_join!(reader.read(module_url, pages), writer)?;
+    let read = started.elapsed();
+    apply(state, owner, run_id, &used.ds, records, api_calls).await?;
+    // Where a run's time went: waiting for the service, or writing (the two overlap).
+    tracing::info!(
+        run_id,
+        records,
+        api_calls,
+        read_ms = read.as_millis() as u64,
+        waiting_for_service_ms = waited.as_millis() as u64,
+        writing_ms = busy.as_millis() as u64,
+        writes,
+        completing_ms = (started.elapsed() - read).as_millis() as u64,
+        "sync run done"
+    );
+    Ok(())
 }
 
 /// The module's address with the datasource's configured filters as query parameters.
@@ -111,17 +129,21 @@ impl Reader<'_> {
     }
 
     /// Asks for page after page, handing each to the writer; the number of distinct records
-    /// and of API calls once the service says there are no more.
-    async fn read(self, module_url: url::Url, pages: mpsc::Sender<Staged>) -> AppResult<(i64, i64)> {
+    /// and of API calls once the service says there are no more, and the time spent waiting for
+    /// the service's answers.
+    async fn read(self, module_url: url::Url, pages: mpsc::Sender<Staged>) -> AppResult<(i64, i64, Duration)> {
         let state = self.state;
         let mut ids: HashSet<String> = HashSet::new();
         let mut api_calls = 1i64;
         let mut progress_at = Instant::now();
         let mut next = Some(self.request(&module_url, 1));
         let mut page = 0;
+        let mut waited = Duration::ZERO;
         while let Some(pending) = next.take() {
             page += 1;
+            let at = Instant::now();
             let answer = pending.await.map_err(|e| AppError::internal("sync page request", e))?;
+            waited += at.elapsed();
             let res = match answer {
                 Ok(r) => r,
                 Err(e) => {
@@ -157,7 +179,7 @@ impl Reader<'_> {
                 progress_at = Instant::now();
             }
         }
-        Ok((ids.len() as i64, api_calls))
+        Ok((ids.len() as i64, api_calls, waited))
     }
 }
 

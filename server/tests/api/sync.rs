@@ -180,6 +180,8 @@ async fn configure_then_sync_pulls_every_page_into_the_forms_integration_fields(
     };
     assert!(data("D-0200").await.unwrap().contains(r#""moved":true"#));
     assert!(!data("D-0199").await.unwrap().contains("moved"));
+    // Stored exactly as the service sent it, escapes included (PostgreSQL's COPY has its own).
+    assert!(data("D-0007").await.unwrap().contains(r#","note":"Quote \"this\", a backslash \\ and a tab\t"}"#));
 
     // A stage filter is sent as configured: deals elsewhere in the pipeline are marked missing.
     app.json::<()>(
