@@ -25,7 +25,7 @@ function total(files) {
   return files.map(size).reduce((a, s) => ({ raw: a.raw + s.raw, br: a.br + s.br }), { raw: 0, br: 0 });
 }
 
-const main = names.filter((f) => /^connections\..*\.(wasm|js|css)$/.test(f) || /^connections\.(wasm|js|css)$/.test(f));
+const main = names.filter((f) => /^connections\.(.+\.)?(wasm|js|css)$/.test(f));
 const loader = names.filter((f) => /^__wasm_split\..*\.js$/.test(f));
 console.log('file | bytes | brotli');
 for (const f of [...main, ...loader]) console.log(`${f} | ${size(f).raw} | ${size(f).br}`);

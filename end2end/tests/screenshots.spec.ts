@@ -1,16 +1,35 @@
-import { test, expect } from '@playwright/test';
+import { test, expect, type Page } from '@playwright/test';
 import * as path from 'path';
 import { USERS, signIn, openConnectionsSlider, openConnectionsTab } from './helpers';
 
 // Refreshes the README's screenshots: SCREENSHOTS=1 (skipped otherwise).
 // Playwright runs from end2end/.
 const DOCS = path.join(process.cwd(), '..', 'docs');
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+
+/** Opens `url` at `size` in the light or dark scheme, waits until `ready` passes and the network is idle, and saves docs/`file`. */
+async function shoot(
+  page: Page,
+  file: string,
+  size: { width: number; height: number },
+  scheme: 'light' | 'dark',
+  url: string,
+  ready: () => Promise<void>,
+) {
+  await page.emulateMedia({ colorScheme: scheme });
+  await page.setViewportSize(size);
+  await page.goto(url);
+  await ready();
+  await page.waitForLoadState('networkidle');
+  await page.screenshot({ path: path.join(DOCS, file) });
+}
 
 test.describe('screenshots', () => {
   test.skip(!process.env.SCREENSHOTS, 'set SCREENSHOTS=1 to refresh docs/*.png');
 
   test('live-mode slider with an entry\'s details', async ({ page }) => {
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.setViewportSize(DESKTOP);
     await signIn(page, USERS.admin);
     await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
     const slider = await openConnectionsSlider(page);
@@ -21,7 +40,7 @@ test.describe('screenshots', () => {
   });
 
   test('edit-mode Connections tab', async ({ page }) => {
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.setViewportSize(DESKTOP);
     await signIn(page, USERS.developer);
     await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
     const tab = await openConnectionsTab(page, 'sales_hub', 'deal_intake');
@@ -33,43 +52,33 @@ test.describe('screenshots', () => {
 
   test('dark mode and a phone: the slider', async ({ page }) => {
     await page.emulateMedia({ colorScheme: 'dark' });
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.setViewportSize(DESKTOP);
     await signIn(page, USERS.admin);
     await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
     await openConnectionsSlider(page);
     await page.waitForLoadState('networkidle');
     await page.screenshot({ path: path.join(DOCS, 'live-slider-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
-    await page.setViewportSize({ width: 390, height: 844 });
+    await page.setViewportSize(PHONE);
     await openConnectionsSlider(page);
     await page.waitForLoadState('networkidle');
     await page.screenshot({ path: path.join(DOCS, 'live-slider-phone.png') });
   });
 
   test('the script editor', async ({ page }) => {
-    await page.setViewportSize({ width: 1280, height: 800 });
     await signIn(page, USERS.developer);
     await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-    await page.goto('/app/sales_hub/edit?component=load_deals');
-    await expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/);
-    await page.screenshot({ path: path.join(DOCS, 'script-editor.png') });
+    await shoot(page, 'script-editor.png', DESKTOP, 'light', '/app/sales_hub/edit?component=load_deals', () =>
+      expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/),
+    );
   });
 
   test('Microservices, Operations and the builder: desktop and phone, light and dark', async ({ page }) => {
-    const shots: [string, { width: number; height: number }, 'light' | 'dark'][] = [
-      ['microservices.png', { width: 1280, height: 800 }, 'light'],
-      ['microservices-phone-dark.png', { width: 390, height: 844 }, 'dark'],
-    ];
     await signIn(page, USERS.admin);
     await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-    for (const [file, size, scheme] of shots) {
-      await page.emulateMedia({ colorScheme: scheme });
-      await page.setViewportSize(size);
-      await page.goto('/microservices');
-      await expect(page.getByRole('table', { name: 'Connections' })).toBeVisible();
-      await page.waitForLoadState('networkidle');
-      await page.screenshot({ path: path.join(DOCS, file) });
-    }
+    const microservices = page.getByRole('table', { name: 'Connections' });
+    await shoot(page, 'microservices.png', DESKTOP, 'light', '/microservices', () => expect(microservices).toBeVisible());
+    await shoot(page, 'microservices-phone-dark.png', PHONE, 'dark', '/microservices', () => expect(microservices).toBeVisible());
     // Something in the log besides sign-ins (folded away): a connection created.
     const connectors = await (await page.request.post('/api/list_connectors')).json();
     const crm = connectors.find((c: { link_name: string }) => c.link_name === 'sandbox_crm');
@@ -77,22 +86,11 @@ test.describe('screenshots', () => {
       form: { 'input[connector_id]': String(crm.id), 'input[display_name]': 'Support CRM', 'input[same_for_all_envs]': 'true', 'input[conn_type]': 'admin' },
     });
     expect(created.ok()).toBeTruthy();
-    for (const [file, size, scheme] of [
-      ['operations-dark.png', { width: 1280, height: 800 }, 'dark'],
-      ['operations-phone.png', { width: 390, height: 844 }, 'light'],
-    ] as const) {
-      await page.emulateMedia({ colorScheme: scheme });
-      await page.setViewportSize(size);
-      await page.goto('/operations');
-      await expect(page.getByRole('table', { name: 'Operations log' })).toBeVisible();
-      await page.waitForLoadState('networkidle');
-      await page.screenshot({ path: path.join(DOCS, file) });
-    }
-    await page.emulateMedia({ colorScheme: 'light' });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.goto('/app/sales_hub/edit?component=load_deals');
-    await expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/);
-    await page.waitForLoadState('networkidle');
-    await page.screenshot({ path: path.join(DOCS, 'script-editor-phone.png') });
+    const log = page.getByRole('table', { name: 'Operations log' });
+    await shoot(page, 'operations-dark.png', DESKTOP, 'dark', '/operations', () => expect(log).toBeVisible());
+    await shoot(page, 'operations-phone.png', PHONE, 'light', '/operations', () => expect(log).toBeVisible());
+    await shoot(page, 'script-editor-phone.png', PHONE, 'light', '/app/sales_hub/edit?component=load_deals', () =>
+      expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/),
+    );
   });
 });

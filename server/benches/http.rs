@@ -188,25 +188,35 @@ async fn main() {
     );
     let panel = post(&cookie, &[("app", "field_service"), ("environment", "Production")]);
 
+    // The peak after each row (it only grows): which load raised it.
+    let mut peaks: Vec<(&str, f64)> = vec![("start", peak_rss_mb(pid))];
     let direct = wrk(dir, "direct", &upstream_url, &get(None));
     let nginx_header = wrk(dir, "nginx", &format!("http://127.0.0.1:{proxy}/"), &get(None));
     let invoked = wrk(dir, "invoke", &server.url("/api/invoke_url"), &invoke);
+    peaks.push(("invoked", peak_rss_mb(pid)));
     // One request at a time: what a call adds to the service's own time, without queueing.
     let direct_alone = wrk_with(dir, "direct1", &upstream_url, &get(None), 1);
     let invoked_alone = wrk_with(dir, "invoke1", &server.url("/api/invoke_url"), &invoke, 1);
+    peaks.push(("invoked_alone", peak_rss_mb(pid)));
     let ceiling = wrk(dir, "static", &server.url("/embed.js"), &get(None));
+    peaks.push(("ceiling", peak_rss_mb(pid)));
     let session = wrk(dir, "session", &server.url("/api/current_user"), &post(&cookie, &[]));
+    peaks.push(("session", peak_rss_mb(pid)));
     let panel_small = wrk(dir, "panel", &server.url("/api/app_connections"), &panel);
+    peaks.push(("panel_small", peak_rss_mb(pid)));
     // What a browser sends: the answer is then compressed on the fly.
     let browser = format!("{panel}wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate, br, zstd\"\n");
     let panel_br = wrk(dir, "panel-br", &server.url("/api/app_connections"), &browser);
+    peaks.push(("panel_br", peak_rss_mb(pid)));
     app.add_connections(0..10_000).await;
     let panel_10k = wrk(dir, "panel10k", &server.url("/api/app_connections"), &panel);
+    peaks.push(("panel_10k", peak_rss_mb(pid)));
     app.add_connections(10_000..100_000).await;
     if common::is_postgres() {
         sqlx::query("ANALYZE").execute(&app.state.db.pool).await.expect("analyze");
     }
     let page = wrk_with(dir, "page", &server.url("/api/connections_page"), &post(&cookie, &[]), 1);
+    peaks.push(("page", peak_rss_mb(pid)));
     let page_bytes = common::http()
         .post(server.url("/api/connections_page"))
         .header("cookie", &cookie)
@@ -269,6 +279,8 @@ async fn main() {
         format!("answer {:.1} KB", page_bytes as f64 / 1000.0),
     );
     println!("server peak RSS: {rss:.0} MB");
+    let steps: Vec<String> = peaks.iter().map(|(what, mb)| format!("{what} {mb:.0}")).collect();
+    println!("server peak RSS after each row (MB): {}", steps.join(", "));
     // TERM stops nginx's workers too (a KILL would leave them running).
     let _ = Command::new("kill").args(["-TERM", &nginx.id().to_string()]).status();
     let _ = nginx.wait();
