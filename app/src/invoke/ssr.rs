@@ -28,12 +28,16 @@ pub enum Purpose {
     Raw,
     /// A step of a component a builder wrote, run for the caller (`run_component`).
     Component,
+    /// A page of a datasource's module, read by the sync the builder started: a raw call, whose
+    /// Operations entry is the sync run's own (records and API calls, or why it failed), not
+    /// one per page.
+    SyncPage,
 }
 
 impl Purpose {
     fn action(self) -> Action {
         match self {
-            Purpose::Raw => Action::InvokeRaw,
+            Purpose::Raw | Purpose::SyncPage => Action::InvokeRaw,
             Purpose::Component => Action::UseInComponent,
         }
     }
@@ -42,21 +46,32 @@ impl Purpose {
         match self {
             Purpose::Raw => "make a raw call",
             Purpose::Component => "use a connection through a component",
+            Purpose::SyncPage => "sync a datasource",
         }
     }
 }
 
-/// The raw call (the `invoke_url` server function, and the sync on behalf of the builder who
-/// started it): refused with 403 before anything is loaded or sent unless the caller's role
-/// may make raw calls over some connection type; the exact type is checked in [`call`].
+/// The raw call (the `invoke_url` server function, scripts' Test): refused with 403 before
+/// anything is loaded or sent unless the caller's role may make raw calls over some connection
+/// type; the exact type is checked in [`call`].
 pub async fn invoke(state: &AppState, user: &SessionUser, req: InvokeRequest) -> AppResult<InvokeResponse> {
+    raw(state, user, Purpose::Raw, req).await
+}
+
+/// A page read by a sync on behalf of the builder who started it: checked as a raw call
+/// ([`invoke`]), logged by the sync run ([`Purpose::SyncPage`]).
+pub async fn sync_page(state: &AppState, user: &SessionUser, req: InvokeRequest) -> AppResult<InvokeResponse> {
+    raw(state, user, Purpose::SyncPage, req).await
+}
+
+async fn raw(state: &AppState, user: &SessionUser, purpose: Purpose, req: InvokeRequest) -> AppResult<InvokeResponse> {
     let anywhere = ConnectionType::ALL
         .into_iter()
         .any(|kind| decide(user.role, kind, Action::InvokeRaw, Context::default()).is_allowed());
     if !anywhere {
-        return Err(refuse(state, user, None, Purpose::Raw, &req).await);
+        return Err(refuse(state, user, None, purpose, &req).await);
     }
-    call(state, user, Purpose::Raw, req).await
+    call(state, user, purpose, req).await
 }
 
 /// Writes a refused call to Operations (who, which connection, the method and the URL
@@ -85,7 +100,7 @@ pub async fn refuse(
         .record(&state.db)
         .await;
     match purpose {
-        Purpose::Raw => AppError::forbidden(
+        Purpose::Raw | Purpose::SyncPage => AppError::forbidden(
             "Only super admins, admins and developers can call a service directly. \
              Use the application's forms and pages to work with this connection.",
         ),
@@ -149,6 +164,7 @@ pub async fn call(
             return perform(
                 state,
                 user,
+                purpose,
                 &plan.conn,
                 &plan.connector,
                 (plan.account_id, plan.creds.clone(), false),
@@ -183,7 +199,7 @@ pub async fn call(
         let plan = Plan { conn: conn.clone(), connector: connector.clone(), account_id, creds: creds.clone() };
         state.caches.plans.insert(key, plan);
     }
-    perform(state, user, &conn, &connector, (account_id, creds, refresh_first), env, method, url, &req).await
+    perform(state, user, purpose, &conn, &connector, (account_id, creds, refresh_first), env, method, url, &req).await
 }
 
 /// The method and URL of `req`, if they may be sent with `connector`'s credentials: a
@@ -258,11 +274,13 @@ async fn authorization_required(
 }
 
 /// Sends the checked request with the credentials (refreshed first when due, and once
-/// more after a 401 for OAuth2), and queues its Operations entry.
+/// more after a 401 for OAuth2), and queues its Operations entry (a sync's pages have theirs in
+/// the run's).
 #[allow(clippy::too_many_arguments)]
 async fn perform(
     state: &AppState,
     user: &SessionUser,
+    purpose: Purpose,
     conn: &crate::connections::ssr::Connection,
     connector: &crate::connectors::ssr::Connector,
     (account_id, mut creds, refresh_first): (i64, Credentials, bool),
@@ -283,6 +301,9 @@ async fn perform(
         response = send(state, connector, &creds, &method, &url, req).await?;
     }
     response.duration_ms = start.elapsed().as_millis() as i64;
+    if purpose == Purpose::SyncPage {
+        return Ok(response);
+    }
     let level = if response.status >= 400 { Level::Warn } else { Level::Info };
     Operation::by(user, level, OperationKind::InvokeUrl)
         .on(conn.id)

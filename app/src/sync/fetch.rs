@@ -124,7 +124,7 @@ impl Reader<'_> {
         };
         let (state, user) = (self.state.clone(), self.used.user.clone());
         AbortOnDropHandle::new(tokio::spawn(
-            async move { crate::invoke::ssr::invoke(&state, &user, request).await }.in_current_span(),
+            async move { crate::invoke::ssr::sync_page(&state, &user, request).await }.in_current_span(),
         ))
     }
 

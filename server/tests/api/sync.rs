@@ -137,6 +137,9 @@ async fn configure_then_sync_pulls_every_page_into_the_forms_integration_fields(
 
     // Initiate: every page (450 records at 200 per page = 3 calls), values updated, nothing pushed.
     sandbox.reset_stats().await;
+    app.state.operations.flush().await;
+    let calls_logged = "SELECT COUNT(*) FROM operations WHERE kind = 'invoke_url'";
+    let logged_before = app.count(calls_logged).await;
     let res = initiate(&app, &admin, DEALS).await;
     assert_eq!(res.status(), 200);
     let started: Initiated = res.json().await.unwrap();
@@ -155,6 +158,14 @@ async fn configure_then_sync_pulls_every_page_into_the_forms_integration_fields(
     // The other form's datasource was not synced: its values are untouched.
     assert_eq!(form_values(&app, "contact_lookup", "contact").await[0]["value"], "unknown@old.example");
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'sync_completed'").await, 1);
+    // The pages are the run's own API calls: counted in its entry, not logged one by one.
+    app.state.operations.flush().await;
+    assert_eq!(app.count(calls_logged).await, logged_before);
+    let detail: String = sqlx::query_scalar("SELECT detail FROM operations WHERE kind = 'sync_completed'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert!(detail.contains("450 records in 3 API calls"), "{detail}");
 
     // A second press the same day is refused with the next allowed time; another builder may sync.
     let (code, err) =
