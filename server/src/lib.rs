@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -219,11 +219,21 @@ pub fn start_workers(built: &Built) -> Workers {
 /// row shows what compressing still costs a small answer (mostly setting up the encoder).
 pub const COMPRESSION: CompressionLevel = CompressionLevel::Precise(4);
 
+/// The application's page routes, generated once per process. While Leptos generates them it
+/// stops every resource *in the process* from loading (a process-wide flag), and a resource first
+/// polled meanwhile never loads (leptos-rs/leptos#4773): a page that another router of the same
+/// process (the tests build many) was rendering then never finished. Generated once, before the
+/// first router serves, nothing can render during it.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 /// The whole application: pages, server functions, health, metrics and static files.
 pub fn router(built: Built) -> Router {
     let Built { state, sessions } = built;
     let settings = state.settings.clone();
-    let routes = generate_route_list(app::App);
+    let routes = route_list();
     let metrics = metrics_handle();
 
     // With --metrics-listen, /metrics is served there only ([`spawn_metrics_listener`]).

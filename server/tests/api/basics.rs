@@ -241,3 +241,35 @@ async fn responses_are_compressed_and_there_is_a_favicon() {
     assert_eq!(res.status(), 308);
     assert_eq!(res.headers()["location"], "/favicon.svg");
 }
+
+/// While Leptos generates a router's page routes, it keeps every resource of the process from
+/// loading (a process-wide flag, leptos-rs/leptos#4773): a page that another router of the same
+/// process rendered meanwhile never finished (a test hung that way in CI). The routes are now
+/// generated once per process, so building routers (replicas here) no longer stalls pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_finish_while_other_routers_are_built() {
+    let app = std::sync::Arc::new(spawn().await);
+    let admin = app.signed_in("admin@demo.test").await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let building = tokio::spawn({
+        let (app, done) = (app.clone(), done.clone());
+        async move {
+            let mut built = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && built < 40 {
+                common::spawn_replica(&app).await;
+                built += 1;
+            }
+        }
+    });
+    for _ in 0..60 {
+        let page = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            admin.get(app.url("/operations")).send().await?.text().await
+        })
+        .await
+        .expect("the Operations page finished within 10 s")
+        .expect("page");
+        assert!(page.contains("Operations"), "{page}");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    building.await.expect("building routers");
+}
