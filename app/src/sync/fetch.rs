@@ -4,7 +4,8 @@
 //! records are read), while the writer stores the pages read so far under the run (not yet the
 //! datasource's records: the run's last transaction makes them so, R12.1, R12.3).
 
-use super::store::{apply, record_progress, stage, Staged};
+use super::stage::{stage, Staged};
+use super::store::{apply, record_progress};
 use crate::datasources::ssr::InUse;
 use crate::domain::Environment;
 use crate::error::{AppError, AppResult};

@@ -102,6 +102,8 @@ pub async fn list_sync_runs() -> Result<Vec<SyncRun>, AppError> {
 #[cfg(feature = "ssr")]
 mod fetch;
 #[cfg(feature = "ssr")]
+mod stage;
+#[cfg(feature = "ssr")]
 mod store;
 #[cfg(feature = "ssr")]
 mod worker;

@@ -3,7 +3,7 @@
 //! and its slot, and any replica marks a run whose server stopped heartbeating failed (R12.7).
 
 use super::fetch::perform;
-use super::store::discard;
+use super::stage::discard;
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, Operation, OperationKind};
 use crate::ssr::ids::{now_ms, random_token};
