@@ -57,7 +57,12 @@ pub(super) async fn perform(state: &AppState, owner: &str, run_id: i64) -> AppRe
         }
         Ok::<_, AppError>((busy, writes))
     };
-    let ((records, api_calls, waited), (busy, writes)) = tokio::try_join!(reader.read(module_url, pages), writer)?;
+    // Both run to their end, even when one fails: a writer dropped mid-`COPY` leaves its pooled
+    // PostgreSQL connection with answers nobody read (the next `COPY` on it then fails with a
+    // protocol error), and a write still in flight could land after the failed run's rows are
+    // deleted.
+    let (read, written) = tokio::join!(reader.read(module_url, pages), writer);
+    let ((records, api_calls, waited), (busy, writes)) = (read?, written?);
     let read = started.elapsed();
     apply(state, owner, run_id, &used.ds, records, api_calls).await?;
     // Where a run's time went: waiting for the service, or writing (the two overlap).
