@@ -2,6 +2,12 @@
 //! [`TTL`]: another replica's change is seen within that. Changes made through this server
 //! clear them at once ([`invalidate_on_writes`]: any request that may write, before it is
 //! answered), and so does a token refresh.
+//!
+//! An entry is renewed before it expires, by one caller: the first to ask once it is
+//! [`RENEW_AFTER`] old is answered a miss and loads it again, while the others go on using the
+//! entry until it is replaced (never past [`TTL`]). Without that, every concurrent caller
+//! missed at the same moment each second and loaded the same rows at once (the invoke-URL
+//! bench's p99 on PostgreSQL).
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -14,12 +20,21 @@ use std::time::{Duration, Instant};
 
 /// How long an entry is trusted without asking the database again.
 pub const TTL: Duration = Duration::from_secs(1);
+/// From this age on, one caller reloads the entry while the others still use it.
+pub const RENEW_AFTER: Duration = Duration::from_millis(750);
 /// Entries at most per cache; a full cache starts again empty.
 const MAX_ENTRIES: usize = 10_000;
 
 /// A small map whose entries expire after [`TTL`].
 pub struct TtlCache<K, V> {
-    entries: Mutex<HashMap<K, (Instant, Arc<V>)>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
+}
+
+struct Entry<V> {
+    at: Instant,
+    /// A caller was answered a miss to renew this entry.
+    renewing: bool,
+    value: Arc<V>,
 }
 
 impl<K: Hash + Eq, V> Default for TtlCache<K, V> {
@@ -29,20 +44,27 @@ impl<K: Hash + Eq, V> Default for TtlCache<K, V> {
 }
 
 impl<K: Hash + Eq, V> TtlCache<K, V> {
+    /// The entry for `key` while it is younger than [`TTL`]; a miss (`None`) for the one caller
+    /// that renews it once it is [`RENEW_AFTER`] old (it loads and [`insert`](Self::insert)s).
     pub fn get(&self, key: &K) -> Option<Arc<V>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = entries.get_mut(key)?;
+        let age = entry.at.elapsed();
+        if age >= TTL || (age >= RENEW_AFTER && !std::mem::replace(&mut entry.renewing, true)) {
+            return None;
+        }
+        Some(entry.value.clone())
     }
 
     pub fn insert(&self, key: K, value: V) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (at, _)| at.elapsed() < TTL);
+            entries.retain(|_, e| e.at.elapsed() < TTL);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(key, (Instant::now(), Arc::new(value)));
+        entries.insert(key, Entry { at: Instant::now(), renewing: false, value: Arc::new(value) });
     }
 
     /// The entry for `key`, else what `load` answers (kept when it is `Ok`).
@@ -151,6 +173,25 @@ mod tests {
         assert!(may_write(&Method::POST, "/api/a_server_function_added_later"));
         assert!(may_write(&Method::DELETE, "/v1/connections/sales_crm"));
         assert!(may_write(&Method::GET, "/oauth/callback"));
+    }
+
+    #[test]
+    fn one_caller_renews_an_entry_while_the_others_still_use_it() {
+        let cache: TtlCache<u8, u8> = TtlCache::default();
+        cache.insert(1, 2);
+        assert_eq!(cache.get(&1).as_deref(), Some(&2));
+        std::thread::sleep(RENEW_AFTER + Duration::from_millis(20));
+        assert_eq!(cache.get(&1), None, "the first caller past RENEW_AFTER reloads");
+        for _ in 0..3 {
+            assert_eq!(cache.get(&1).as_deref(), Some(&2), "the others keep the entry meanwhile");
+        }
+        cache.insert(1, 3);
+        assert_eq!(cache.get(&1).as_deref(), Some(&3));
+        std::thread::sleep(RENEW_AFTER + Duration::from_millis(20));
+        assert_eq!(cache.get(&1), None, "a renewed entry is renewed again");
+        std::thread::sleep(TTL - RENEW_AFTER);
+        assert_eq!(cache.get(&1), None, "never answered past TTL, renewed or not");
+        assert_eq!(cache.get(&1), None);
     }
 
     #[test]
