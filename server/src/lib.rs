@@ -59,7 +59,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         .hash_files(app::ssr::assets::hashed_names())
         .build();
     let login_hashing = Arc::new(tokio::sync::Semaphore::new(settings.login_hash_concurrency.max(1)));
-    let state = AppState {
+    let state = AppState::new(app::ssr::state::Shared {
         leptos_options,
         db: db.clone(),
         settings: Arc::new(settings),
@@ -70,7 +70,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
         caches: Default::default(),
         operations: app::operations::queue::Queue::new(db.clone()),
         sync_queued: Default::default(),
-    };
+    });
     Ok(Built { state, sessions })
 }
 
