@@ -7,14 +7,18 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// One line of the outline: "On load: runs the workflow Load Deals".
+/// One element of the canvas, drawn as what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutlinePart {
-    pub label: String,
-    pub detail: String,
-    /// Another component of the application this line points at, by name and link name (the
-    /// builder opens it); `detail` then leads up to its name.
-    pub component: Option<(String, String)>,
+pub enum OutlinePart {
+    /// A form's on-load workflow, by link name, with its name when the application has it.
+    OnLoad { workflow: String, name: Option<String> },
+    /// A form's integration field: a lookup filled from a datasource's module.
+    Field { field: String, datasource: String, module: String },
+    /// A call the component makes over a connection: a page's panel, a report's read, a step
+    /// run on load. `label` says which ("Panel", "Reads", "On load").
+    Call { label: String, title: String, method: String, connection: String, url: String },
+    /// Anything else worth saying: a report's module, "nothing" on load, no panels yet.
+    Note { label: String, detail: String },
 }
 
 /// A connection the component uses.
@@ -48,11 +52,11 @@ pub mod ssr {
     use crate::ssr::AppState;
     use serde_json::Value;
 
-    fn part(label: &str, detail: impl Into<String>) -> OutlinePart {
-        OutlinePart { label: label.into(), detail: detail.into(), component: None }
+    fn note(label: &str, detail: impl Into<String>) -> OutlinePart {
+        OutlinePart::Note { label: label.into(), detail: detail.into() }
     }
 
-    /// "Open deals — GET sales_crm {api_base}/api/crm/Deals" for each step of a list.
+    /// A call for each step of a list: its title, method, connection and URL.
     fn steps(label: &str, list: Option<&Value>) -> Vec<OutlinePart> {
         let items: Vec<&Value> = match list {
             Some(Value::Array(a)) => a.iter().collect(),
@@ -62,7 +66,13 @@ pub mod ssr {
         items
             .into_iter()
             .filter_map(Step::from_definition)
-            .map(|s| part(label, format!("{} — {} {} {}", s.title, s.method.as_str(), s.connection, s.url)))
+            .map(|s| OutlinePart::Call {
+                label: label.into(),
+                title: s.title,
+                method: s.method.as_str().into(),
+                connection: s.connection,
+                url: s.url,
+            })
             .collect()
     }
 
@@ -86,18 +96,10 @@ pub mod ssr {
                         .bind(workflow)
                         .fetch_optional(&state.db.pool)
                         .await?;
-                        let detail = match &target {
-                            Some(_) => "runs the workflow".to_string(),
-                            None => format!("runs the workflow {workflow}, which is missing"),
-                        };
-                        parts.push(OutlinePart {
-                            label: "On load".into(),
-                            detail,
-                            component: target.map(|n| (n, workflow.clone())),
-                        });
+                        parts.push(OutlinePart::OnLoad { workflow: workflow.clone(), name: target });
                     }
                     Some(list) => parts.extend(steps("On load", Some(list))),
-                    None => parts.push(part("On load", "nothing")),
+                    None => parts.push(note("On load", "nothing")),
                 }
                 let fields: Vec<(String, String, String)> = sqlx::query_as(
                     "SELECT f.field_name, d.name, d.module FROM integration_fields f
@@ -107,27 +109,27 @@ pub mod ssr {
                 .fetch_all(&state.db.pool)
                 .await?;
                 for (field, datasource, module) in fields {
-                    parts.push(part("Integration field", format!("{field} ← {datasource} ({module})")));
+                    parts.push(OutlinePart::Field { field, datasource, module });
                 }
             }
             ComponentKind::Page => {
                 let panels = steps("Panel", def.get("panels"));
                 if panels.is_empty() {
-                    parts.push(part("Panels", "none yet"));
+                    parts.push(note("Panels", "none yet"));
                 }
                 parts.extend(panels);
             }
             ComponentKind::IntegrationReport => {
                 if let Some(module) = def.get("module").and_then(Value::as_str) {
-                    parts.push(part("Module", module));
+                    parts.push(note("Module", module));
                 }
                 parts.extend(steps("Reads", def.get("invoke").map(|_| &def)));
             }
             ComponentKind::Workflow | ComponentKind::Function => {
-                parts.push(part("Script", "opens in the script editor"));
+                parts.push(note("Script", "opens in the script editor"));
             }
             ComponentKind::Report | ComponentKind::Blueprint | ComponentKind::Schedule => {
-                parts.push(part(kind.label(), "not drawn here; the connections it uses are below"));
+                parts.push(note(kind.label(), "not drawn here; the connections it uses are below"));
             }
         }
         let connections: Vec<(String, String, String)> = sqlx::query_as(

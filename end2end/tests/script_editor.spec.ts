@@ -71,14 +71,18 @@ test('a builder edits a function in the script editor, opens its integrations an
   await expect(save).toBeDisabled();
 });
 
-test('the builder canvas outlines a form, opens its integrations, and leads to its workflow', async ({ page }) => {
+test('the builder canvas draws a form, opens its integrations, and leads to its workflow', async ({ page }) => {
   await signIn(page, USERS.developer);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   await page.goto('/app/sales_hub/edit?component=deal_intake');
   await hydrated(page);
   const outline = page.getByRole('region', { name: 'Component outline' });
   await expect(outline.getByRole('heading', { name: 'Deal Intake' })).toBeVisible();
-  await expect(outline).toContainText('Integration field');
+  // The form as its users see it: its integration field is a lookup filled from the datasource.
+  const form = outline.getByRole('group', { name: 'Deal Intake as users see it' });
+  await expect(form).toContainText('On load, runs the workflow Load Deals');
+  await expect(form).toContainText('Choose from CRM Deals');
+  await expect(form).toContainText('Integration field · CRM Deals (Deals)');
   const used = outline.getByRole('list', { name: 'Connections used' });
   await expect(used).toContainText('Sales CRM');
   await expect(used).toContainText('My CRM');
@@ -89,4 +93,13 @@ test('the builder canvas outlines a form, opens its integrations, and leads to i
   await outline.getByRole('link', { name: 'Load Deals' }).click();
   await expect(page).toHaveURL(/component=load_deals$/);
   await expect(page.getByLabel('Script of Load Deals')).toHaveValue(/^Open deals: GET sales_crm /);
+
+  // A page: each panel is a card naming its call and the connection it goes over.
+  await page.goto('/app/sales_hub/edit?component=pipeline');
+  await hydrated(page);
+  const card = page.getByRole('region', { name: 'Component outline' }).getByRole('listitem').filter({ hasText: 'My deals' });
+  await expect(card.getByRole('heading', { name: 'My deals' })).toBeVisible();
+  await expect(card).toContainText('GET {api_base}/api/crm/Deals?per_page=5');
+  await expect(card.getByRole('img', { name: 'User connection' })).toBeVisible();
+  await expect(card).toContainText('My CRM');
 });

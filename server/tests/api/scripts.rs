@@ -121,7 +121,7 @@ async fn scripts_open_save_with_their_references_and_test_a_step() {
 
 #[tokio::test]
 async fn the_builder_canvas_outlines_a_component_and_its_connections() {
-    use app::outline::ComponentOutline;
+    use app::outline::{ComponentOutline, OutlinePart};
     let app = common::spawn().await;
     let dev = app.signed_in("developer@demo.test").await;
     let user = app.signed_in("user@demo.test").await;
@@ -140,16 +140,29 @@ async fn the_builder_canvas_outlines_a_component_and_its_connections() {
     // A form: its on-load workflow (a link to it), its integration fields, its connections.
     let form = outline("deal_intake").await;
     assert_eq!(form.name, "Deal Intake");
-    let on_load = form.parts.iter().find(|p| p.label == "On load").expect("on load");
-    assert_eq!(on_load.component, Some(("Load Deals".to_string(), "load_deals".to_string())));
-    assert!(form.parts.iter().any(|p| p.label == "Integration field" && p.detail.contains("CRM Deals")), "{form:?}");
+    assert!(
+        form.parts.contains(&OutlinePart::OnLoad { workflow: "load_deals".into(), name: Some("Load Deals".into()) }),
+        "{form:?}"
+    );
+    assert!(
+        form.parts.iter().any(|p| matches!(p, OutlinePart::Field { datasource, .. } if datasource == "CRM Deals")),
+        "{form:?}"
+    );
     let used: Vec<&str> = form.connections.iter().map(|c| c.display_name.as_str()).collect();
     assert_eq!(used, ["My CRM", "Sales CRM"]);
 
     // A page: its panels, each with the connection it reads.
     let page = outline("pipeline").await;
-    assert_eq!(page.parts.len(), 1, "{page:?}");
-    assert_eq!(page.parts[0].detail, "My deals — GET my_crm {api_base}/api/crm/Deals?per_page=5");
+    assert_eq!(
+        page.parts,
+        [OutlinePart::Call {
+            label: "Panel".into(),
+            title: "My deals".into(),
+            method: "GET".into(),
+            connection: "my_crm".into(),
+            url: "{api_base}/api/crm/Deals?per_page=5".into(),
+        }]
+    );
 
     // Builders only; an unknown component is not found.
     let (status, _) =
