@@ -51,9 +51,11 @@ fn Outline(app: String, outline: ComponentOutline, on_integrations: Callback<()>
                     <span class="canvas-submit" aria-hidden="true">"Submit"</span>
                 </div>
             })}
-            <ul class="canvas-parts">
-                {others.into_iter().map(|p| view! { <OtherPart part=p used/> }).collect_view()}
-            </ul>
+            {(!others.is_empty()).then(|| view! {
+                <ul class="canvas-parts">
+                    {others.into_iter().map(|p| view! { <OtherPart part=p used/> }).collect_view()}
+                </ul>
+            })}
             <h3>"Connections used"</h3>
             {if connections.is_empty() {
                 view! { <p class="muted">"None."</p> }.into_any()
