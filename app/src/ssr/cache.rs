@@ -47,9 +47,13 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
     /// The entry for `key` while it is younger than [`TTL`]; a miss (`None`) for the one caller
     /// that renews it once it is [`RENEW_AFTER`] old (it loads and [`insert`](Self::insert)s).
     pub fn get(&self, key: &K) -> Option<Arc<V>> {
+        self.get_at(key, Instant::now())
+    }
+
+    fn get_at(&self, key: &K, now: Instant) -> Option<Arc<V>> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.get_mut(key)?;
-        let age = entry.at.elapsed();
+        let age = now.saturating_duration_since(entry.at);
         if age >= TTL || (age >= RENEW_AFTER && !std::mem::replace(&mut entry.renewing, true)) {
             return None;
         }
@@ -57,14 +61,18 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
     }
 
     pub fn insert(&self, key: K, value: V) {
+        self.insert_at(key, value, Instant::now())
+    }
+
+    fn insert_at(&self, key: K, value: V, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| e.at.elapsed() < TTL);
+            entries.retain(|_, e| now.saturating_duration_since(e.at) < TTL);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(key, Entry { at: Instant::now(), renewing: false, value: Arc::new(value) });
+        entries.insert(key, Entry { at: now, renewing: false, value: Arc::new(value) });
     }
 
     /// The entry for `key`, else what `load` answers (kept when it is `Ok`).
@@ -178,29 +186,28 @@ mod tests {
     #[test]
     fn one_caller_renews_an_entry_while_the_others_still_use_it() {
         let cache: TtlCache<u8, u8> = TtlCache::default();
-        cache.insert(1, 2);
-        assert_eq!(cache.get(&1).as_deref(), Some(&2));
-        std::thread::sleep(RENEW_AFTER + Duration::from_millis(20));
-        assert_eq!(cache.get(&1), None, "the first caller past RENEW_AFTER reloads");
-        for _ in 0..3 {
-            assert_eq!(cache.get(&1).as_deref(), Some(&2), "the others keep the entry meanwhile");
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        cache.insert_at(1, 2, t0);
+        assert_eq!(cache.get_at(&1, at(700)).as_deref(), Some(&2));
+        assert_eq!(cache.get_at(&1, t0 + RENEW_AFTER), None, "the first caller from RENEW_AFTER on reloads");
+        for ms in [760, 900, 999] {
+            assert_eq!(cache.get_at(&1, at(ms)).as_deref(), Some(&2), "the others keep the entry meanwhile");
         }
-        cache.insert(1, 3);
-        assert_eq!(cache.get(&1).as_deref(), Some(&3));
-        std::thread::sleep(RENEW_AFTER + Duration::from_millis(20));
-        assert_eq!(cache.get(&1), None, "a renewed entry is renewed again");
-        std::thread::sleep(TTL - RENEW_AFTER);
-        assert_eq!(cache.get(&1), None, "never answered past TTL, renewed or not");
-        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.get_at(&1, at(1000)), None, "never answered from TTL on, renewed or not");
+        cache.insert_at(1, 3, at(800));
+        assert_eq!(cache.get_at(&1, at(1500)).as_deref(), Some(&3));
+        assert_eq!(cache.get_at(&1, at(1550)), None, "a renewed entry is renewed again");
+        assert_eq!(cache.get_at(&1, at(1560)).as_deref(), Some(&3));
     }
 
     #[test]
     fn entries_expire() {
         let cache: TtlCache<u8, u8> = TtlCache::default();
-        cache.insert(1, 2);
-        assert_eq!(cache.get(&1).as_deref(), Some(&2));
-        std::thread::sleep(TTL + Duration::from_millis(20));
-        assert_eq!(cache.get(&1), None);
+        let t0 = Instant::now();
+        cache.insert_at(1, 2, t0);
+        assert_eq!(cache.get_at(&1, t0).as_deref(), Some(&2));
+        assert_eq!(cache.get_at(&1, t0 + TTL), None);
         cache.insert(1, 3);
         cache.clear();
         assert_eq!(cache.get(&1), None);
