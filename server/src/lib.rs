@@ -40,6 +40,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
     let allowlist = Allowlist::parse(&settings.outbound_allowlist).map_err(|e| anyhow::anyhow!(e))?;
     let outbound = Outbound::new(allowlist).context("could not build the outbound HTTP client")?;
     let url = settings.database_url();
+    // The session store creates its table before the application's pool reads the schema:
+    // on SQLite, a connection that read the schema before another one changed it fails its
+    // next write to `connections` once (its triggers reach the FTS5 search index,
+    // migration 0016, which reloads the schema in the middle of the statement).
+    let sessions = Store::connect(&url).await.context("could not open the session store")?;
     let db = Db::connect(&url).await.context("could not open the database")?;
     let cipher = load_cipher(&settings)?;
     app::ssr::keys::ensure_configured(&db, &cipher).await?;
@@ -50,7 +55,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Built> {
     if settings.seed_demo {
         app::ssr::seed::seed_demo(&db).await.map_err(|e| anyhow::anyhow!("could not seed the demo workspace: {e}"))?;
     }
-    let sessions = Store::connect(&url).await.context("could not open the session store")?;
     let leptos_options = LeptosOptions::builder()
         .output_name("connections")
         .site_root(settings.site_root.as_str())

@@ -56,14 +56,7 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
-        if backend == Backend::Sqlite {
-            if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
-            {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&dir).map_err(sqlx::Error::Io)?;
-                }
-            }
-        }
+        create_sqlite_dir(url)?;
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         options = match backend {
             Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
@@ -119,6 +112,16 @@ impl Db {
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
+}
+
+/// Creates the folder of a SQLite database file if it is missing (`sqlite://data/x.db` → `data/`).
+pub fn create_sqlite_dir(url: &str) -> Result<(), sqlx::Error> {
+    if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+    }
+    Ok(())
 }
 
 /// `sqlite://data/x.db?mode=rwc` → `data/x.db`.

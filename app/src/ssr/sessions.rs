@@ -29,6 +29,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let store = match Backend::of(url).map_err(|e| sqlx::Error::Configuration(e.into()))? {
             Backend::Sqlite => {
+                super::db::create_sqlite_dir(url)?;
                 let path = sqlite_path(url).unwrap_or(":memory:");
                 let opts = sqlx::sqlite::SqliteConnectOptions::new()
                     .filename(path)

@@ -5,20 +5,22 @@
 use crate::common;
 
 use common::fixtures::api_key_auth;
+use common::Bind::{Int, Text};
 use common::TestApp;
 use serde_json::Value;
 
-/// Adds `n` connections to workspace 1 (`Bulk 000` …, link `bulk_000` …), every third one a
-/// logged-in-user connection.
+/// Adds `n` connections to workspace 1 (`Bulk 000` …, link `bulk_000` …; four digits from
+/// 1 000 on), every third one a logged-in-user connection.
 async fn bulk_connections(app: &TestApp, n: usize) {
+    let width = if n > 1_000 { 4 } else { 3 };
     let mut tx = app.state.db.pool.begin().await.unwrap();
     for i in 0..n {
         sqlx::query(
             "INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, created_at)
              SELECT workspace_id, connector_id, $1, $2, $3, created_at FROM connections WHERE link_name = 'sales_crm'",
         )
-        .bind(format!("Bulk {i:03}"))
-        .bind(format!("bulk_{i:03}"))
+        .bind(format!("Bulk {i:0width$}"))
+        .bind(format!("bulk_{i:0width$}"))
         .bind(if i % 3 == 0 { "user" } else { "admin" })
         .execute(&mut *tx)
         .await
@@ -145,20 +147,12 @@ async fn the_first_page_walks_the_link_name_index_and_stops_after_fifty() {
     }
     let app = common::spawn().await;
     bulk_connections(&app, 300).await;
-    let plan: Vec<(i64, i64, i64, String)> =
-        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", app::connections::ssr::PAGE))
-            .bind("development")
-            .bind(2_i64)
-            .bind(1_i64)
-            .bind("")
-            .bind("")
-            .bind("")
-            .bind("")
-            .bind(51_i64)
-            .fetch_all(&app.state.db.pool)
-            .await
-            .unwrap();
-    let steps: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+    let steps = app
+        .sqlite_plan(
+            app::connections::ssr::PAGE,
+            &[Text("development"), Int(2), Int(1), Text(""), Text(""), Text(""), Text(""), Int(51)],
+        )
+        .await;
     assert!(
         !steps.iter().any(|d| d.contains("TEMP B-TREE")),
         "the page is sorted after reading everything: {steps:#?}"
@@ -179,15 +173,9 @@ async fn attention_is_counted_from_the_authorizations_needing_it() {
     }
     let app = common::spawn().await;
     bulk_connections(&app, 300).await;
-    let plan: Vec<(i64, i64, i64, String)> =
-        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", app::connections::ssr::ATTENTION))
-            .bind(1_i64)
-            .fetch_all(&app.state.db.pool)
-            .await
-            .unwrap();
-    let steps: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+    let steps = app.sqlite_plan(app::connections::ssr::ATTENTION, &[Int(1)]).await;
     assert!(
-        steps.contains(&"SEARCH c USING INTEGER PRIMARY KEY (rowid=?)"),
+        steps.iter().any(|d| d == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)"),
         "connections are not looked up by id: {steps:#?}"
     );
     assert!(
@@ -244,4 +232,158 @@ async fn counts_follow_inserts_type_changes_and_deletes() {
     assert_eq!(n(&counts(&after), "user"), n(&before, "user") - 2, "bulk_000 became admin, bulk_003 was deleted");
     assert_eq!(n(&counts(&after), "admin"), n(&before, "admin"), "one became admin, one admin was deleted");
     assert_eq!(after["total"].as_i64().unwrap(), before.iter().map(|(_, n)| n).sum::<i64>() - 2);
+}
+
+/// Every page of a search, followed to the end: the link names in order.
+async fn all_pages(app: &TestApp, client: &reqwest::Client, q: &str) -> (Vec<String>, i64) {
+    let (mut seen, mut after, mut matching) = (Vec::new(), String::new(), -1);
+    for _ in 0..100 {
+        let p = page(app, client, &[("q", q), ("after", &after)]).await;
+        if matching < 0 {
+            matching = p["matching"].as_i64().unwrap();
+        }
+        assert_eq!(p["matching"].as_i64().unwrap(), matching, "the count changed between pages");
+        seen.extend(links(&p));
+        match p["next_after"].as_str() {
+            Some(next) => after = next.to_string(),
+            None => return (seen, matching),
+        }
+    }
+    panic!("the pages of {q:?} never end");
+}
+
+/// Searches of three characters or more are answered from the trigram indexes (migration 0016),
+/// kept by triggers: a renamed connection is found by its new name only, a deleted one no more;
+/// any case; quotes, `%` and `_` are searched for as they are; a search matching more than a
+/// page is paged in order; one matching thousands (read in link-name order instead) gives the
+/// same answer as reading every row.
+#[tokio::test]
+async fn searches_use_the_trigram_index_which_follows_renames_and_deletes() {
+    let app = common::spawn().await;
+    let admin = app.signed_in("admin@demo.test").await;
+    bulk_connections(&app, 2_100).await;
+    let expected = |like: &'static str| {
+        let pool = app.state.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT link_name FROM connections WHERE workspace_id = 1 AND LOWER(display_name) LIKE $1 ORDER BY link_name",
+            )
+            .bind(like)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+
+    // 100 matches: two pages, every one once, in order, counted.
+    let (seen, matching) = all_pages(&app, &admin, "ULK 01").await;
+    assert_eq!(seen, expected("bulk 01%").await);
+    assert_eq!((seen.len(), matching), (100, 100));
+    // 2 100 matches: more than the index path sorts; the same rows, in order.
+    let (seen, matching) = all_pages(&app, &admin, "bulk").await;
+    assert_eq!(seen, expected("bulk%").await);
+    assert_eq!((seen.len(), matching), (2_100, 2_100));
+
+    // Renamed: found by the new name, not the old; deleted: gone.
+    sqlx::query("UPDATE connections SET display_name = 'Quarterly \"Revenue\" 100%_x' WHERE link_name = 'bulk_0042'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(all_pages(&app, &admin, "bulk 0042").await.0, Vec::<String>::new());
+    assert_eq!(all_pages(&app, &admin, "quarterly").await.0, vec!["bulk_0042".to_string()]);
+    assert_eq!(all_pages(&app, &admin, "\"revenue\"").await.0, vec!["bulk_0042".to_string()]);
+    assert_eq!(all_pages(&app, &admin, "100%_").await.0, vec!["bulk_0042".to_string()]);
+    assert_eq!(all_pages(&app, &admin, "10%_").await.1, 0, "% and _ are not wildcards");
+    assert_eq!(all_pages(&app, &admin, "lk_0042").await.0, vec!["bulk_0042".to_string()], "the link name");
+    sqlx::query("UPDATE connections SET display_name = 'ÜBER Straße' WHERE link_name = 'bulk_0043'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    if !common::is_postgres() {
+        // Only the index folds case beyond ASCII (SQLite's `LOWER` does not): found through it.
+        assert_eq!(all_pages(&app, &admin, "über").await.0, vec!["bulk_0043".to_string()]);
+    }
+    sqlx::query("DELETE FROM connections WHERE link_name = 'bulk_0042'").execute(&app.state.db.pool).await.unwrap();
+    assert_eq!(all_pages(&app, &admin, "quarterly").await.1, 0);
+
+    // The service's name still finds its connections; filters combine with an indexed search.
+    let (seen, _) = all_pages(&app, &admin, "bulk 00").await;
+    assert_eq!(seen.len(), 98, "bulk_0000 … bulk_0099 less the deleted and the renamed one");
+    let p = page(&app, &admin, &[("q", "bulk 00"), ("type", "user")]).await;
+    assert_eq!(p["matching"], 33, "every third is a logged-in-user connection");
+    assert!(p["entries"].as_array().unwrap().iter().all(|c| c["conn_type"] == "LoggedInUser"), "{p}");
+    let service: String = sqlx::query_scalar(
+        "SELECT k.name FROM connections c JOIN connectors k ON k.id = c.connector_id WHERE c.link_name = 'weather'",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert!(all_pages(&app, &admin, &service.to_uppercase()).await.0.contains(&"weather".to_string()));
+
+    if common::is_postgres() {
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'connections' AND indexname LIKE '%_trgm' ORDER BY 1",
+        )
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, ["connections_display_name_trgm", "connections_link_name_trgm"]);
+        return; // PostgreSQL's plan depends on its statistics; the plan check is SQLite's.
+    }
+    // SQLite: the ids come from the FTS5 index and drive the look-ups; no connection is read
+    // from the workspace's index.
+    let steps = app
+        .sqlite_plan(
+            app::connections::ssr::SEARCH_PAGE_SQLITE,
+            &[
+                Text("development"),
+                Int(2),
+                Int(1),
+                Text("%ulk 01%"),
+                Text(""),
+                Text(""),
+                Text("\"ulk 01\""),
+                Text(""),
+                Int(51),
+            ],
+        )
+        .await;
+    assert!(
+        steps.iter().any(|d| d.contains("connection_search VIRTUAL TABLE")),
+        "the trigram index is not used: {steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|d| *d == "SCAN c" || d.starts_with("SCAN c ") || d.contains("workspace_id=?")),
+        "the workspace's connections are read: {steps:#?}"
+    );
+    assert!(
+        steps.iter().any(|d| d == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)"),
+        "not looked up by id: {steps:#?}"
+    );
+}
+
+/// On SQLite the triggers on `connections` reach the FTS5 search index; a pooled connection
+/// that read the schema before another connection changed it failed its next insert once
+/// ("no such table: connections"). The session store created its table after the pool had
+/// read the schema (seeding the demo workspace), so the first insert after start could fail.
+/// Now every schema change at start comes first: every pooled connection inserts at once.
+#[tokio::test]
+async fn connections_can_be_added_on_every_pooled_connection_right_after_start() {
+    let (settings, _dir) = common::settings().await;
+    let built = server::build(settings).await.expect("build");
+    let pool = &built.state.db.pool;
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query(
+            "INSERT INTO connections (workspace_id, connector_id, display_name, link_name, conn_type, created_at)
+             SELECT workspace_id, connector_id, $1, $2, conn_type, created_at FROM connections WHERE link_name = 'sales_crm'",
+        )
+        .bind(format!("Started {i}"))
+        .bind(format!("started_{i}"))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("insert on pooled connection {i}: {e}"));
+        held.push(conn);
+    }
 }

@@ -3,6 +3,7 @@
 //! here the query plan and the answer are checked).
 
 use crate::common;
+use common::Bind::{Int, Text};
 
 use serde_json::Value;
 
@@ -40,21 +41,15 @@ async fn the_panel_reads_only_the_connections_the_application_uses() {
     if common::is_postgres() {
         return; // PostgreSQL's plan depends on its statistics; the plan check is SQLite's.
     }
-    let plan: Vec<(i64, i64, i64, String)> =
-        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", app::connections::ssr::FOR_APPLICATION))
-            .bind("production")
-            .bind(2_i64)
-            .bind(1_i64)
-            .bind(1_i64)
-            .bind("")
-            .bind(1_i64)
-            .fetch_all(&app.state.db.pool)
-            .await
-            .unwrap();
-    let steps: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+    let steps = app
+        .sqlite_plan(
+            app::connections::ssr::FOR_APPLICATION,
+            &[Text("production"), Int(2), Int(1), Int(1), Text(""), Int(1)],
+        )
+        .await;
     // Connections are looked up by id from the application's components, never walked; no
     // table is scanned whole.
-    let walks: Vec<&&str> = steps
+    let walks: Vec<&String> = steps
         .iter()
         .filter(|d| d.starts_with("SCAN ") || (d.starts_with("SEARCH c ") && !d.contains("INTEGER PRIMARY KEY")))
         .collect();

@@ -46,11 +46,18 @@ fn kind(declared: &str) -> &'static str {
 
 const NOT_OURS: [&str; 2] = ["_sqlx_migrations", "sqlite_sequence"];
 
+/// The search index over connections' names (migration 0016) is each backend's own: an FTS5
+/// table (and the tables FTS5 keeps it in) on SQLite, `pg_trgm` indexes named `…_trgm` on
+/// PostgreSQL.
+fn is_sqlite_search_index(table: &str) -> bool {
+    table == "connection_search" || table.starts_with("connection_search_")
+}
+
 async fn sqlite_schema(db: &Db) -> (BTreeSet<Column>, BTreeSet<Index>) {
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&db.pool).await.unwrap();
     let (mut columns, mut indexes) = (BTreeSet::new(), BTreeSet::new());
-    for table in tables.into_iter().filter(|t| !NOT_OURS.contains(&t.as_str())) {
+    for table in tables.into_iter().filter(|t| !NOT_OURS.contains(&t.as_str()) && !is_sqlite_search_index(t)) {
         let cols: Vec<(String, String, i64, i64)> =
             sqlx::query_as(r#"SELECT name, type, "notnull", pk FROM pragma_table_info($1)"#)
                 .bind(&table)
@@ -117,8 +124,9 @@ async fn postgres_schema(db: &Db) -> (BTreeSet<Column>, BTreeSet<Index>) {
                    LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum)
          FROM pg_index ix
          JOIN pg_class t ON t.oid = ix.indrelid
+         JOIN pg_class i ON i.oid = ix.indexrelid
          JOIN pg_namespace ns ON ns.oid = t.relnamespace
-         WHERE ns.nspname = 'public' AND NOT ix.indisprimary",
+         WHERE ns.nspname = 'public' AND NOT ix.indisprimary AND i.relname NOT LIKE '%\\_trgm'",
     )
     .fetch_all(&db.pool)
     .await

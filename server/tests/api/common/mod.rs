@@ -437,7 +437,26 @@ impl TestApp {
     }
 }
 
+/// A value bound to a query whose plan is read ([`TestApp::sqlite_plan`]).
+pub enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
 impl TestApp {
+    /// SQLite's plan for `sql` with `binds` (`$1`, `$2`, … in order): one line per step.
+    pub async fn sqlite_plan(&self, sql: &str, binds: &[Bind<'_>]) -> Vec<String> {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(*text),
+                Bind::Int(n) => query.bind(*n),
+            };
+        }
+        query.fetch_all(&self.state.db.pool).await.expect("plan").into_iter().map(|(.., step)| step).collect()
+    }
+
     /// Adds connections `Bench <i>` / `bench_<i>` for each `i` in `range` to workspace 1, copied
     /// from `sales_crm` (every third one a logged-in-user connection), in one transaction. For
     /// the scale tests and benchmarks.
