@@ -55,6 +55,13 @@ async fn main() {
         ("search \"crm\" (every one matches by its service)", "connections_page", vec![("query[q]", "crm")], 20),
         ("search \"ch\" (too short for the index)", "connections_page", vec![("query[q]", "ch")], 20),
         ("logged-in-user connections", "connections_page", vec![("query[type]", "user")], 50),
+        (
+            "needs reauthorization (the banner's link; partial indexes)",
+            "connections_page",
+            vec![("query[status]", "needs_reauthorization")],
+            20,
+        ),
+        ("connected (from the authorizations)", "connections_page", vec![("query[status]", "connected")], 20),
         ("whole list in one answer (before)", "workspace_connections", vec![], 3),
     ];
     println!("{backend}, {n} connections in the workspace (HTTP on loopback, p50 / p95, answer size):");

@@ -26,6 +26,13 @@ closed_set! {
 }
 
 impl Status {
+    /// A row records it (an authorization, a revocation, the disabled flag); Not connected is
+    /// the absence of one. The Microservices list finds connections with a recorded status from
+    /// those rows rather than by reading every connection of the workspace.
+    pub fn is_recorded(self) -> bool {
+        !matches!(self, Status::NotConnected)
+    }
+
     /// The label with the reason, e.g. "Needs reauthorization: provider unreachable".
     pub fn describe(self, reason: Option<&str>) -> String {
         match (self, reason) {
@@ -326,14 +333,17 @@ mod lifecycle;
 #[cfg(feature = "ssr")]
 mod list;
 #[cfg(feature = "ssr")]
+mod listing;
+#[cfg(feature = "ssr")]
 mod store;
 
-/// The server side: panel and Microservices lists (`list.rs`), one connection's row,
+/// The server side: the panel (`list.rs`) and the Microservices list (`listing.rs`), one connection's row,
 /// creation, details and application access (`store.rs`), and its later life: edit, disable,
 /// delete, users' authorizations (`lifecycle.rs`).
 #[cfg(feature = "ssr")]
 pub mod ssr {
     pub use super::lifecycle::*;
     pub use super::list::*;
+    pub use super::listing::*;
     pub use super::store::*;
 }

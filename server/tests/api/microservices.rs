@@ -236,9 +236,17 @@ async fn counts_follow_inserts_type_changes_and_deletes() {
 
 /// Every page of a search, followed to the end: the link names in order.
 async fn all_pages(app: &TestApp, client: &reqwest::Client, q: &str) -> (Vec<String>, i64) {
+    all_pages_of(app, client, &[("q", q)]).await
+}
+
+/// Every page of the list with `filters`, followed to the end: the link names in order, and the
+/// count of matches (the same on every page).
+async fn all_pages_of(app: &TestApp, client: &reqwest::Client, filters: &[(&str, &str)]) -> (Vec<String>, i64) {
     let (mut seen, mut after, mut matching) = (Vec::new(), String::new(), -1);
     for _ in 0..100 {
-        let p = page(app, client, &[("q", q), ("after", &after)]).await;
+        let mut query = filters.to_vec();
+        query.push(("after", &after));
+        let p = page(app, client, &query).await;
         if matching < 0 {
             matching = p["matching"].as_i64().unwrap();
         }
@@ -249,7 +257,7 @@ async fn all_pages(app: &TestApp, client: &reqwest::Client, q: &str) -> (Vec<Str
             None => return (seen, matching),
         }
     }
-    panic!("the pages of {q:?} never end");
+    panic!("the pages of {filters:?} never end");
 }
 
 /// Searches of three characters or more are answered from the trigram indexes (migration 0016),
@@ -385,5 +393,84 @@ async fn connections_can_be_added_on_every_pooled_connection_right_after_start()
         .await
         .unwrap_or_else(|e| panic!("insert on pooled connection {i}: {e}"));
         held.push(conn);
+    }
+}
+
+/// A status some row records (connected, needs reauthorization, revoked, disabled) is listed from
+/// those rows, not by reading every connection: the right ones, paged in order, with their
+/// count, combined with a type filter, in the environment asked for.
+#[tokio::test]
+async fn recorded_statuses_are_listed_from_the_rows_that_record_them() {
+    let sandbox = common::sandbox::Sandbox::start(&[]).await;
+    let app = common::spawn_with_sandbox(&sandbox).await;
+    let admin = app.signed_in("admin@demo.test").await;
+    bulk_connections(&app, 300).await;
+    app.authorize(&admin, "weather", &api_key_auth("Key", "sandbox-weather-key")).await;
+    let in_production = |status: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move { all_pages_of(app, admin, &[("status", status), ("env", "production")]).await }
+    };
+    let weather = (vec!["weather".to_string()], 1);
+    let nothing = (Vec::<String>::new(), 0);
+    assert_eq!(in_production("connected").await, weather);
+
+    let disabled: Vec<String> = (100..160).map(|i| format!("bulk_{i:03}")).collect();
+    for link in &disabled {
+        sqlx::query("UPDATE connections SET enabled = 0 WHERE link_name = $1")
+            .bind(link)
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+    }
+    let (seen, matching) = all_pages_of(&app, &admin, &[("status", "disabled")]).await;
+    assert_eq!(seen, disabled, "60 disabled, over two pages, in order");
+    assert_eq!(matching, 60);
+    let users: Vec<String> = (100..160).filter(|i| i % 3 == 0).map(|i| format!("bulk_{i:03}")).collect();
+    assert_eq!(all_pages_of(&app, &admin, &[("status", "disabled"), ("type", "user")]).await.0, users);
+    assert_eq!(in_production("needs_reauthorization").await, nothing);
+
+    sqlx::query("UPDATE authorized_accounts SET status = 'needs_reauthorization'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_production("needs_reauthorization").await, weather);
+    assert_eq!(in_production("connected").await, nothing);
+
+    let id = app.connection_id("weather").await.to_string();
+    app.json::<()>(&admin, "revoke_authorization", &[("connection_id", &id)]).await;
+    assert_eq!(in_production("revoked").await, weather);
+    assert_eq!(in_production("needs_reauthorization").await, nothing);
+    // A disabled connection is listed as disabled, whatever its authorization says.
+    sqlx::query("UPDATE connections SET enabled = 0 WHERE link_name = 'weather'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_production("revoked").await, nothing);
+    assert_eq!(all_pages_of(&app, &admin, &[("status", "disabled")]).await.1, 61);
+
+    if common::is_postgres() {
+        return; // PostgreSQL's plan depends on its statistics; the plan check is SQLite's.
+    }
+    for status in ["disabled", "revoked", "connected"] {
+        let steps = app
+            .sqlite_plan(
+                app::connections::ssr::STATUS_PAGE_SQLITE,
+                &[Text("development"), Int(2), Int(1), Text(""), Text(""), Text(status), Text(""), Int(51)],
+            )
+            .await;
+        // Connections are looked up by id; no table of the workspace's size is read whole (the
+        // authorizations and revocations are read by their own keys or partial indexes).
+        let scans: Vec<&String> = steps
+            .iter()
+            .filter(|d| {
+                d.starts_with("SCAN c ") || *d == "SCAN c" || d.starts_with("SCAN c0") || d.starts_with("SCAN k")
+            })
+            .collect();
+        assert!(scans.is_empty(), "{status}: read whole: {scans:?} in {steps:#?}");
+        assert!(steps.iter().any(|d| d.contains("connections_disabled")), "{status}: {steps:#?}");
+        assert!(
+            steps.iter().any(|d| d == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{status}: not looked up by id: {steps:#?}"
+        );
     }
 }
