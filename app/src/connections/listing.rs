@@ -76,6 +76,26 @@ macro_rules! searched_postgres {
     };
 }
 
+/// The connections with an authorization that needs reauthorization (its account stopped
+/// working, or it asks for new consent), in any workspace, environment or for anyone: found
+/// from those few rows (partial indexes, migration 0014). `$guard` is put before each branch's
+/// condition (`"… AND"`, or `""`).
+macro_rules! needing_reauthorization {
+    ($guard:expr) => {
+        concat!(
+            "SELECT ca.connection_id FROM authorized_accounts a
+               JOIN connection_authorizations ca ON ca.account_id = a.id
+              WHERE ",
+            $guard,
+            " a.status = 'needs_reauthorization'
+             UNION SELECT ca.connection_id FROM connection_authorizations ca
+              WHERE ",
+            $guard,
+            " ca.reconsent_reason IS NOT NULL"
+        )
+    };
+}
+
 /// The connections that may have the status `$6` in the environment `$1` for someone, when
 /// it is one a row records ([`Status::is_recorded`]): from those rows (the authorizations, the
 /// revocations, partial indexes on the accounts needing reauthorization or revoked and on
@@ -83,20 +103,19 @@ macro_rules! searched_postgres {
 /// workspace for it. The page's filter then keeps those that have it for the caller.
 macro_rules! with_status {
     () => {
-        "SELECT ca.connection_id FROM connection_authorizations ca
-          WHERE $6 = 'connected' AND ca.environment = $1
-         UNION SELECT ca.connection_id FROM authorized_accounts a
-           JOIN connection_authorizations ca ON ca.account_id = a.id
-          WHERE $6 = 'needs_reauthorization' AND a.status = 'needs_reauthorization'
-         UNION SELECT ca.connection_id FROM connection_authorizations ca
-          WHERE $6 = 'needs_reauthorization' AND ca.reconsent_reason IS NOT NULL
-         UNION SELECT r.connection_id FROM revoked_authorizations r
-          WHERE $6 = 'revoked' AND r.environment = $1
-         UNION SELECT ca.connection_id FROM authorized_accounts a
-           JOIN connection_authorizations ca ON ca.account_id = a.id
-          WHERE $6 = 'revoked' AND a.status = 'revoked'
-         UNION SELECT c0.id FROM connections c0
-          WHERE $6 = 'disabled' AND c0.enabled = 0 AND c0.workspace_id = $3"
+        concat!(
+            "SELECT ca.connection_id FROM connection_authorizations ca
+              WHERE $6 = 'connected' AND ca.environment = $1
+             UNION ",
+            needing_reauthorization!("$6 = 'needs_reauthorization' AND"),
+            " UNION SELECT r.connection_id FROM revoked_authorizations r
+              WHERE $6 = 'revoked' AND r.environment = $1
+             UNION SELECT ca.connection_id FROM authorized_accounts a
+               JOIN connection_authorizations ca ON ca.account_id = a.id
+              WHERE $6 = 'revoked' AND a.status = 'revoked'
+             UNION SELECT c0.id FROM connections c0
+              WHERE $6 = 'disabled' AND c0.enabled = 0 AND c0.workspace_id = $3"
+        )
     };
 }
 
@@ -139,14 +158,11 @@ const SERVICE_MATCHES: &str = "SELECT COUNT(*) FROM connectors
 /// authorizations that do (partial indexes), each looked up by its connection id. The unary `+`
 /// keeps SQLite's planner (which has no statistics) from starting at the workspace's index
 /// instead, which read every connection of the workspace: 11 ms with 100 000 of them.
-pub const ATTENTION: &str = "SELECT COUNT(*) FROM connections c
-     WHERE c.id IN (SELECT ca.connection_id FROM authorized_accounts a
-                    JOIN connection_authorizations ca ON ca.account_id = a.id
-                    WHERE a.status = 'needs_reauthorization'
-                    UNION
-                    SELECT ca.connection_id FROM connection_authorizations ca
-                    WHERE ca.reconsent_reason IS NOT NULL)
-       AND +c.workspace_id = $1 AND c.enabled = 1";
+pub const ATTENTION: &str = concat!(
+    "SELECT COUNT(*) FROM connections c WHERE c.id IN (",
+    needing_reauthorization!(""),
+    ") AND +c.workspace_id = $1 AND c.enabled = 1"
+);
 
 /// The search and filters of a [`ConnectionQuery`], checked.
 struct Filters {
