@@ -22,6 +22,9 @@ pub struct PanelDetails {
     /// The permissions the connection asks the service for.
     pub scopes: Vec<String>,
     pub references: Vec<Reference>,
+    /// The names of the application's datasources that sync over the connection (builders
+    /// only: datasources are theirs to manage; empty for everyone else).
+    pub datasources: Vec<String>,
     /// May pick another account or authorize a new one (Switch).
     pub may_switch: bool,
     /// May revoke the authorization.
@@ -74,11 +77,23 @@ pub mod ssr {
         if references.is_empty() {
             return Err(not_found());
         }
+        let datasources: Vec<String> = if user.role.is_builder() {
+            sqlx::query_scalar(
+                "SELECT name FROM datasources WHERE connection_id = $1 AND application_id = $2 ORDER BY name",
+            )
+            .bind(conn.id)
+            .bind(app.id)
+            .fetch_all(&state.db.pool)
+            .await?
+        } else {
+            Vec::new()
+        };
         Ok(PanelDetails {
             connection_id: conn.id,
             link_name: conn.link_name.clone(),
             scopes: conn.scopes.split_whitespace().map(str::to_owned).collect(),
             references,
+            datasources,
             may_switch: decide(user.role, conn.conn_type, Action::Authorize, cx) == Decision::Allowed,
             may_revoke: decide(user.role, conn.conn_type, Action::Revoke, cx) == Decision::Allowed,
         })

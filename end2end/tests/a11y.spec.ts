@@ -12,6 +12,9 @@ async function expectAccessible(page: Page, what: string) {
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join(' | ')}`);
   expect(bad, `${what}:\n${bad.join('\n')}`).toEqual([]);
+  // Icons are inline SVG from one set, never text glyphs of mixed weights.
+  const glyphs = (await page.locator('body').innerText()).match(/[◧⚙⇄✎⋯✕×☰⚠✓✔]/gu) ?? [];
+  expect(glyphs, `${what}: text glyphs used as icons`).toEqual([]);
 }
 
 test('the sign-in page', async ({ page }) => {

@@ -31,6 +31,12 @@ test('hashed client files with long-lived caching, compressed', async ({ page, r
   }
   const icon = await request.get('/favicon.svg');
   expect(icon.headers()['cache-control']).toBe('no-cache');
+  expect(icon.headers()['content-type']).toContain('image/svg+xml');
+  // Browsers ask for /favicon.ico on their own: it answers (no 404), with the same icon.
+  const ico = await request.get('/favicon.ico', { maxRedirects: 0 });
+  expect(ico.status()).toBe(308);
+  expect(ico.headers()['location']).toBe('/favicon.svg');
+  expect((await request.get('/favicon.ico')).headers()['content-type']).toContain('image/svg+xml');
   // The page itself is not cached as a file would be.
   const html = await request.get('/login');
   expect(html.headers()['cache-control'] ?? '').not.toContain('immutable');

@@ -300,6 +300,11 @@ test('switch to another account, then revoke: the connection shows not connected
   dialog = page.getByRole('dialog', { name: 'Authorize Weather' });
   await dialog.getByRole('button', { name: 'Link New Account' }).click();
   await dialog.getByLabel('Name of the Authorization Account').fill('Second key');
+  // Switching is checked the same way: a key the service rejects changes nothing.
+  await dialog.getByLabel('API key').fill('wrong-key');
+  await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
+  await expect(dialog.getByRole('alert')).toContainText('Sandbox Weather refused these credentials: Invalid API key');
+  await expect(table.getByRole('row', { name: /Production/ })).toContainText('First key');
   await dialog.getByLabel('API key').fill('sandbox-weather-key');
   await dialog.getByRole('button', { name: 'Authorize', exact: true }).click();
   for (const env of ['Development', 'Stage', 'Production']) {

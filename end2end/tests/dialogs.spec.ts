@@ -1,5 +1,5 @@
 import { test, expect, Page, Locator } from '@playwright/test';
-import { USERS, hydrated, signIn, ensureSalesCrmAuthorized } from './helpers';
+import { USERS, hydrated, signIn, ensureSalesCrmAuthorized, confirmDialog } from './helpers';
 
 /** Presses Tab `n` times and checks after each press that focus is still inside `dialog`. */
 async function tabStaysIn(page: Page, dialog: Locator, n: number, shift = false) {
@@ -86,4 +86,44 @@ test('a confirmation opened from the slider closes alone on Esc; Revoke is never
   // Esc again closes the slider.
   await page.keyboard.press('Escape');
   await expect(slider).toBeHidden();
+});
+
+test('revoking from the slider lists the datasources that stop syncing, over a backdrop, and a revoke that fails says why', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  const row = await ensureSalesCrmAuthorized(page);
+  await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
+  await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('button', { name: 'Revoke Sales CRM' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Revoke Sales CRM' });
+  await expect(confirm).toBeVisible();
+  const synced = confirm.getByRole('list', { name: 'Datasources that cannot sync' });
+  await expect(synced).toContainText('CRM Deals');
+  await expect(synced).toContainText('CRM Contacts');
+  await expect(confirm).toContainText('Syncing the datasources listed fails until then.');
+  // A backdrop covers the page; clicking it does not close the confirmation (nothing is lost).
+  const backdrop = page.locator('.backdrop:not(.slide-backdrop)');
+  await expect(backdrop).toBeVisible();
+  await page.mouse.click(5, 700);
+  await expect(confirm).toBeVisible();
+
+  // Meanwhile the authorization is revoked elsewhere (another tab, the connection's page).
+  const other = await page.context().newPage();
+  await other.goto('/microservices/connections/sales_crm');
+  await hydrated(other);
+  // Sales CRM uses one authorization for every environment: one revoke covers them all.
+  const revokeThere = other.getByRole('button', { name: /^Revoke (Development|Stage|Production)$/ });
+  await revokeThere.first().click();
+  await confirmDialog(other, 'Revoke Sales CRM');
+  await expect(other.getByRole('status', { name: 'Notifications' })).toContainText('Sales CRM revoked.');
+  await expect(revokeThere).toHaveCount(0);
+  await other.close();
+
+  // Confirming here now fails: a toast says what could not be done and why.
+  await confirm.getByRole('button', { name: 'Revoke', exact: true }).click();
+  await expect(confirm).toBeHidden();
+  await expect(page.getByRole('status', { name: 'Notifications' }))
+    .toContainText('Could not revoke Sales CRM: This connection has no authorization to revoke here.');
+  // And the list is read again: it shows the revoke made elsewhere.
+  await expect(row).toContainText('Revoked');
+  await expect(row.getByRole('button', { name: 'Authorize Sales CRM' })).toBeVisible();
 });

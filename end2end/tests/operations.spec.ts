@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn } from './helpers';
+import { USERS, hydrated, signIn } from './helpers';
 
 test('Operations is a table with time and events in words, sign-ins folded away, filtered through the URL', async ({ page }) => {
   // An event of its own, so the log is not empty when this file runs alone on a fresh server.
@@ -31,4 +31,33 @@ test('Operations is a table with time and events in words, sign-ins folded away,
   await page.getByRole('link', { name: 'Clear' }).click();
   await expect(page).toHaveURL(/\/operations$/);
   await expect(log.getByRole('cell', { name: 'Signed in', exact: true })).toHaveCount(0);
+});
+
+test('Operations is filtered by connection through the form; disabling and enabling say so in toasts', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  // Two events of Weather's own.
+  await page.goto('/microservices/connections/weather');
+  await hydrated(page);
+  const manage = page.getByRole('group', { name: 'Manage connection' });
+  const toasts = page.getByRole('status', { name: 'Notifications' });
+  await manage.getByRole('button', { name: 'Disable', exact: true }).click();
+  await expect(toasts).toContainText('Weather disabled.');
+  await manage.getByRole('button', { name: 'Enable', exact: true }).click();
+  await expect(toasts).toContainText('Weather enabled.');
+  await expect(manage.getByRole('button', { name: 'Disable', exact: true })).toBeVisible();
+
+  await page.goto('/operations');
+  await hydrated(page);
+  const form = page.getByRole('form', { name: 'Filter the operations log' });
+  await form.getByLabel('Connection (link name)').fill('weather');
+  await form.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/connection=weather/);
+  const log = page.getByRole('table', { name: 'Operations log' });
+  await expect(log.getByRole('cell', { name: 'Connection disabled', exact: true }).first()).toBeVisible();
+  await expect(log.getByRole('cell', { name: 'Connection enabled', exact: true }).first()).toBeVisible();
+  // Only that connection's events.
+  const connections = await log.locator('tbody tr td:nth-child(5)').allInnerTexts();
+  expect(new Set(connections)).toEqual(new Set(['Weather']));
+  await expect(form.getByLabel('Connection (link name)')).toHaveValue('weather');
 });

@@ -46,7 +46,19 @@ test('a user authorizes their own connection from the live-mode slider, with the
   // The card does not scroll sideways while renaming.
   await row.getByRole('button', { name: 'Edit the account name of My CRM' }).click();
   expect(await row.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBeTruthy();
+  // Nor are its status pills clipped: each lies inside the card.
+  const card = (await row.boundingBox())!;
+  for (const pill of await row.locator('.status').all()) {
+    const b = (await pill.boundingBox())!;
+    expect(b.x >= card.x - 0.5 && b.x + b.width <= card.x + card.width + 0.5, 'status pill inside the card').toBeTruthy();
+  }
+  // Cancel gives up what was typed and gives the focus back.
+  await row.getByLabel('Authorized account name').fill('Not kept');
   await row.getByRole('button', { name: 'Cancel' }).click();
+  await expect(row.getByLabel('Authorized account name')).toBeHidden();
+  await expect(row.getByRole('button', { name: 'Edit the account name of My CRM' })).toBeFocused();
+  await expect(row).toContainText('Uma main');
+  await expect(row).not.toContainText('Not kept');
 
   // It is Uma's own authorization: the admin still sees My CRM as not connected for them.
   const admin = await page.context().browser()!.newContext({ baseURL: process.env.BASE_URL ?? 'http://127.0.0.1:3000' });

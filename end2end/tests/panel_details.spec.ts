@@ -70,6 +70,7 @@ test('live slider: details, switch to another account and back, revoke (admin, A
   expect(message).toMatch(/Environments\s+All environments/);
   expect(message).toContain('Site Weather');
   expect(message).toContain('The authorization is revoked at');
+  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Weather revoked.');
   await expect(row).toContainText('Revoked');
   await expect(row.getByRole('button', { name: 'Authorize Weather' })).toBeVisible();
 });

@@ -60,6 +60,10 @@ test('a builder edits a function in the script editor, opens its integrations an
   const result = editor.getByRole('region', { name: 'Test result' });
   await expect(result).toContainText('HTTP 200');
   await expect(result.getByLabel('Response body')).toContainText('Deal');
+  await result.getByText(/^Headers \(\d+\)$/).click();
+  await expect(result.getByRole('table', { name: 'Response headers' }).getByRole('rowheader', { name: 'content-type' }))
+    .toBeVisible();
+  await expect(result.getByRole('table', { name: 'Response headers' })).toContainText('application/json');
 
   // Saved means saved: a reload shows both steps; the seed's text is put back for other tests.
   await page.reload();

@@ -74,9 +74,9 @@ pub struct Confirmation {
     pub title: String,
     /// Facts as label/value rows ("Environments" → "All environments").
     pub rows: Vec<(String, String)>,
-    /// What uses it, listed under `items_label`.
-    pub items_label: String,
-    pub items: Vec<String>,
+    /// What it affects, as labelled lists ("Will ask for authorization again" → the
+    /// components); an empty list is left out.
+    pub lists: Vec<(String, Vec<String>)>,
     /// What happens, in sentences.
     pub consequence: String,
     /// The confirming button's text ("Revoke").
@@ -91,16 +91,16 @@ pub fn ConfirmDialog(
     #[prop(into)] on_confirm: Callback<()>,
     #[prop(into)] on_close: Callback<()>,
 ) -> impl IntoView {
-    let Confirmation { title, rows, items_label, items, consequence, confirm } = confirmation;
+    let Confirmation { title, rows, lists, consequence, confirm } = confirmation;
     view! {
         <Modal title=title on_close=on_close close_label="Cancel and close">
             <dl class="facts" aria-label="What it affects">
                 {rows.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
             </dl>
-            {(!items.is_empty()).then(|| view! {
-                <h3>{items_label.clone()}</h3>
-                <ul aria-label=items_label>{items.into_iter().map(|i| view! { <li>{i}</li> }).collect_view()}</ul>
-            })}
+            {lists.into_iter().filter(|(_, items)| !items.is_empty()).map(|(label, items)| view! {
+                <h3>{label.clone()}</h3>
+                <ul aria-label=label>{items.into_iter().map(|i| view! { <li>{i}</li> }).collect_view()}</ul>
+            }).collect_view()}
             <p>{consequence}</p>
             <div class="row dialog-actions">
                 <button type="button" data-autofocus="true" on:click=move |_| on_close.run(())>"Cancel"</button>

@@ -163,20 +163,22 @@ pub fn TopNav(user: SessionUser) -> impl IntoView {
 }
 
 /// What revoking asks before it is done: the connection, the environments it covers (one "All
-/// environments" row when they share one authorization), what uses it, and what happens at the
-/// service.
+/// environments" row when they share one authorization), the components that will ask for
+/// authorization again and the datasources whose syncs stop, and what happens at the service.
 pub fn revoke_confirmation(
     name: &str,
     service: &str,
     environment: &str,
     shared: bool,
-    used_by: &[String],
+    components: &[String],
+    datasources: &[String],
 ) -> dialog::Confirmation {
     let environments = if shared {
         "All environments (Development, Stage and Production share one authorization)".to_string()
     } else {
         environment.to_string()
     };
+    let syncs = if datasources.is_empty() { "" } else { " Syncing the datasources listed fails until then." };
     dialog::Confirmation {
         title: format!("Revoke {name}"),
         rows: vec![
@@ -184,11 +186,13 @@ pub fn revoke_confirmation(
             ("Service".into(), service.to_string()),
             ("Environments".into(), environments),
         ],
-        items_label: "Will ask for authorization again".into(),
-        items: used_by.to_vec(),
+        lists: vec![
+            ("Will ask for authorization again".into(), components.to_vec()),
+            ("Datasources that cannot sync".into(), datasources.to_vec()),
+        ],
         consequence: format!(
             "The authorization is revoked at {service} and the stored credentials are removed. \
-             Authorize it again to restore it."
+             Authorize it again to restore it.{syncs}"
         ),
         confirm: "Revoke".into(),
     }
@@ -200,15 +204,30 @@ mod tests {
 
     #[test]
     fn the_revoke_confirmation_names_the_connection_its_environments_its_users_and_the_service() {
-        let shared = revoke_confirmation("Sales CRM", "Sandbox CRM", "Development", true, &["Form Deal intake".into()]);
+        let shared = revoke_confirmation(
+            "Sales CRM",
+            "Sandbox CRM",
+            "Development",
+            true,
+            &["Form Deal intake".into()],
+            &["CRM Deals".into()],
+        );
         assert_eq!(shared.title, "Revoke Sales CRM");
         let envs: Vec<_> = shared.rows.iter().filter(|(k, _)| k == "Environments").collect();
         assert_eq!(envs.len(), 1, "one row when the authorization is shared");
         assert!(envs[0].1.starts_with("All environments"), "{:?}", envs);
-        assert_eq!(shared.items, vec!["Form Deal intake".to_string()]);
+        assert_eq!(
+            shared.lists,
+            vec![
+                ("Will ask for authorization again".to_string(), vec!["Form Deal intake".to_string()]),
+                ("Datasources that cannot sync".to_string(), vec!["CRM Deals".to_string()]),
+            ]
+        );
         assert!(shared.consequence.contains("revoked at Sandbox CRM"), "{}", shared.consequence);
-        let one = revoke_confirmation("Sales CRM", "Sandbox CRM", "Stage", false, &[]);
+        assert!(shared.consequence.contains("Syncing the datasources listed fails"), "{}", shared.consequence);
+        let one = revoke_confirmation("Sales CRM", "Sandbox CRM", "Stage", false, &[], &[]);
         assert!(one.rows.contains(&("Environments".into(), "Stage".into())), "{:?}", one.rows);
-        assert!(one.items.is_empty());
+        assert!(one.lists.iter().all(|(_, items)| items.is_empty()));
+        assert!(!one.consequence.contains("datasources"), "{}", one.consequence);
     }
 }

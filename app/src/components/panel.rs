@@ -186,12 +186,14 @@ fn AccountName(connection_id: i64, display_name: String, current: String) -> imp
     let value = RwSignal::new(current.clone());
     let input = NodeRef::<leptos::html::Input>::new();
     let opener = NodeRef::<leptos::html::Button>::new();
-    Effect::new(move |_| {
-        if let Some(Ok(saved)) = rename.value().get() {
+    Effect::new(move |_| match rename.value().get() {
+        Some(Ok(saved)) => {
             editing.set(false);
             toast::success(format!("Account renamed to {saved}."));
             cx.version.update(|v| *v += 1);
         }
+        Some(Err(e)) => toast::could_not("rename the account", &e),
+        None => {}
     });
     let check = move || DisplayName::parse("account_name", &value.get()).err().map(|e| e.to_string());
     // Both stay in the page (shown or hidden), so focus can move between them.

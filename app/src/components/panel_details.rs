@@ -6,7 +6,7 @@ use super::authorize::Target;
 use super::dialog::ConfirmDialog;
 use super::embed_events::{emit, EmbedEvents};
 use super::panel::{PanelApp, PanelCx};
-use super::{ErrorMessage, Skeleton};
+use super::{toast, ErrorMessage, Skeleton};
 use crate::connections::{ConnectionEntry, Status};
 use crate::domain::{ComponentKind, ConnectionType};
 use crate::policy::Contact;
@@ -48,12 +48,19 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
     let revoke = ServerAction::<RevokeAuthorization>::new();
     let events = use_context::<EmbedEvents>();
     let embedded = events.is_some();
-    let link = entry.link_name.clone();
-    Effect::new(move |_| {
-        if let Some(Ok(())) = revoke.value().get() {
+    let (link, revoked) = (entry.link_name.clone(), entry.display_name.clone());
+    Effect::new(move |_| match revoke.value().get() {
+        Some(Ok(())) => {
+            toast::success(format!("{revoked} revoked."));
             emit(&events, "connections.revoked", &link, cx.environment);
             cx.version.update(|v| *v += 1);
         }
+        Some(Err(e)) => {
+            toast::could_not(&format!("revoke {revoked}"), &e);
+            // Whatever made it fail (revoked elsewhere, say), the list shows how things are now.
+            cx.version.update(|v| *v += 1);
+        }
+        None => {}
     });
     let switch_to = Target::for_entry(&entry, cx.environment, true);
     let (service, shared) = (entry.service_name.clone(), entry.same_for_all_envs);
@@ -105,7 +112,7 @@ pub fn EntryDetails(entry: ConnectionEntry) -> impl IntoView {
                             })}
                             {(authorized && d.may_revoke).then(|| {
                                 let used_by: Vec<String> = d.references.iter().map(|r| format!("{} {}", r.kind.label(), r.name)).collect();
-                                let ask = super::revoke_confirmation(&name, &service, cx.environment.label(), shared, &used_by);
+                                let ask = super::revoke_confirmation(&name, &service, cx.environment.label(), shared, &used_by, &d.datasources);
                                 let asking = RwSignal::new(false);
                                 view! {
                                     <button type="button" class="danger" aria-label=format!("Revoke {name}")

@@ -41,11 +41,13 @@ fn Editor(app: String, component: String, name: String, text: String, on_integra
     let test = ServerAction::<TestScriptStep>::new();
     let step = RwSignal::new(0usize);
     let checked = Memo::new(move |_| parse(&text.get()));
-    Effect::new(move |_| {
-        if let Some(Ok(n)) = save.value().get() {
+    Effect::new(move |_| match save.value().get() {
+        Some(Ok(n)) => {
             saved.set(text.get_untracked());
             toast::success(format!("Script saved ({}).", steps_count(n)));
         }
+        Some(Err(e)) => toast::could_not("save the script", &e),
+        None => {}
     });
     let dirty = move || text.get() != saved.get();
     let (app_save, component_save) = (app.clone(), component.clone());

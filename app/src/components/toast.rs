@@ -64,6 +64,12 @@ pub fn failure(text: impl Into<String>) {
     }
 }
 
+/// Shows a failure toast saying what could not be done and why ("Could not revoke Sales CRM:
+/// …"), for actions whose own place may be out of view (a confirmation that has closed).
+pub fn could_not(what: &str, error: &crate::error::AppError) {
+    failure(format!("Could not {what}: {error}"));
+}
+
 /// Where toasts appear: a polite live region, so screen readers read them without moving focus.
 #[component]
 pub fn ToastRegion() -> impl IntoView {

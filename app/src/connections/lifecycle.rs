@@ -161,6 +161,7 @@ async fn used_by(state: &AppState, conn: &Connection) -> AppResult<Vec<UsedBy>> 
             href: format!("/app/{}/edit?component={}", c.app_link, c.link_name),
             name: c.name,
             application: c.application,
+            datasource: false,
         });
     }
     for d in datasources {
@@ -169,6 +170,7 @@ async fn used_by(state: &AppState, conn: &Connection) -> AppResult<Vec<UsedBy>> 
             href: format!("/app/{}/edit", d.app_link),
             name: d.name,
             application: d.application,
+            datasource: true,
         });
     }
     Ok(used)

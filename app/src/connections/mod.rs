@@ -245,6 +245,8 @@ pub struct UsedBy {
     pub application: String,
     /// Where to change it.
     pub href: String,
+    /// A datasource (its syncs read over the connection), not a component.
+    pub datasource: bool,
 }
 
 /// One user's authorization of a logged-in-user connection in one environment.

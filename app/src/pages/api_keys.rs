@@ -109,8 +109,7 @@ fn KeyTable(keys: Vec<ApiKeyInfo>, version: RwSignal<u32>) -> impl IntoView {
                     let ask = Confirmation {
                         title: format!("Revoke API key {}", k.name),
                         rows: vec![("API key".into(), k.name.clone()), ("Key".into(), format!("{}…", k.prefix))],
-                        items_label: String::new(),
-                        items: Vec::new(),
+                        lists: Vec::new(),
                         consequence: "Every call with this key is refused from now on. This cannot be undone.".into(),
                         confirm: "Revoke key".into(),
                     };

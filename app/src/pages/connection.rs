@@ -79,11 +79,13 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
     let revoke = ServerAction::<RevokeAuthorization>::new();
     let asking = RwSignal::new(None::<(Environment, Confirmation)>);
     let revoked_name = d.display_name.clone();
-    Effect::new(move |_| {
-        if let Some(Ok(())) = revoke.value().get() {
+    Effect::new(move |_| match revoke.value().get() {
+        Some(Ok(())) => {
             toast::success(format!("{revoked_name} revoked."));
             version.update(|v| *v += 1);
         }
+        Some(Err(e)) => toast::could_not(&format!("revoke {revoked_name}"), &e),
+        None => {}
     });
     let revoke_error = move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     let may_authorize = matches!(d.authorize, Decision::Allowed | Decision::Prompt);
@@ -95,10 +97,10 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
     let reauth = target(&d, Environment::ALL.to_vec(), true);
     let access = ServerAction::<SetConnectionAccess>::new();
     let access_error = move || access.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
-    Effect::new(move |_| {
-        if let Some(Ok(())) = access.value().get() {
-            toast::success("Access saved.");
-        }
+    Effect::new(move |_| match access.value().get() {
+        Some(Ok(())) => toast::success("Access saved."),
+        Some(Err(e)) => toast::could_not("save the access", &e),
+        None => {}
     });
     let (name, service, shared) = (d.display_name.clone(), d.service_name.clone(), d.same_for_all_envs);
     let rows = d
@@ -131,11 +133,15 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                                         let (name, service) = (name.clone(), service.clone());
                                         // What uses it (builders may ask), then the confirmation.
                                         leptos::task::spawn_local(async move {
-                                            let used_by: Vec<String> = connection_usage(ConnectionId(cid))
+                                            let (datasources, components): (Vec<_>, Vec<_>) = connection_usage(ConnectionId(cid))
                                                 .await
-                                                .map(|u| u.into_iter().map(|u| format!("{} {} ({})", u.kind, u.name, u.application)).collect())
-                                                .unwrap_or_default();
-                                            asking.set(Some((env, revoke_confirmation(&name, &service, env.label(), shared, &used_by))));
+                                                .unwrap_or_default()
+                                                .into_iter()
+                                                .partition(|u| u.datasource);
+                                            let components: Vec<String> = components.iter().map(|u| format!("{} {} ({})", u.kind, u.name, u.application)).collect();
+                                            let datasources: Vec<String> = datasources.iter().map(|u| format!("{} ({})", u.name, u.application)).collect();
+                                            let ask = revoke_confirmation(&name, &service, env.label(), shared, &components, &datasources);
+                                            asking.set(Some((env, ask)));
                                         });
                                     }
                                 }>"Revoke"</button>

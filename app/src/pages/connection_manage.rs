@@ -3,8 +3,8 @@
 //! and each user's authorization of a logged-in-user connection.
 
 use crate::components::dialog::Modal;
-use crate::components::ErrorMessage;
 use crate::components::Skeleton;
+use crate::components::{toast, ErrorMessage};
 use crate::connections::{
     connection_usage, users_authorizations, ConnectionDetails, ConnectionEdit, DeleteConnection, EditConnection,
     RevokeUserAuthorization, SetConnectionEnabled,
@@ -21,14 +21,17 @@ pub fn ManageActions(d: ConnectionDetails, version: RwSignal<u32>) -> impl IntoV
     let editing = RwSignal::new(false);
     let deleting = RwSignal::new(false);
     let toggle = ServerAction::<SetConnectionEnabled>::new();
-    Effect::new(move |_| {
-        if let Some(Ok(())) = toggle.value().get() {
+    let (name, enabled) = (d.display_name.clone(), d.enabled);
+    Effect::new(move |_| match toggle.value().get() {
+        Some(Ok(())) => {
+            toast::success(format!("{name} {}.", if enabled { "disabled" } else { "enabled" }));
             version.update(|v| *v += 1);
         }
+        Some(Err(e)) => toast::could_not(&format!("{} {name}", if enabled { "disable" } else { "enable" }), &e),
+        None => {}
     });
     let toggle_error = move || toggle.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     let id = ConnectionId(d.id);
-    let enabled = d.enabled;
     let edit_d = d.clone();
     let delete_d = d.clone();
     view! {
@@ -56,11 +59,14 @@ fn EditForm(d: ConnectionDetails, editing: RwSignal<bool>, version: RwSignal<u32
     let name = RwSignal::new(d.display_name.clone());
     let chosen = RwSignal::new(d.scopes.clone());
     let original = d.scopes.clone();
-    Effect::new(move |_| {
-        if let Some(Ok(())) = save.value().get() {
+    Effect::new(move |_| match save.value().get() {
+        Some(Ok(())) => {
             editing.set(false);
+            toast::success("Changes saved.");
             version.update(|v| *v += 1);
         }
+        Some(Err(e)) => toast::could_not("save the changes", &e),
+        None => {}
     });
     let error = move || save.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     let adds_scopes = move || chosen.read().iter().any(|s| !original.contains(s));
@@ -195,6 +201,11 @@ pub fn UsersAuthorizations(connection_id: i64, oversees: bool) -> impl IntoView 
             let _ = version;
             users_authorizations(ConnectionId(connection_id)).await
         }
+    });
+    Effect::new(move |_| match revoke.value().get() {
+        Some(Ok(())) => toast::success("Authorization revoked."),
+        Some(Err(e)) => toast::could_not("revoke the authorization", &e),
+        None => {}
     });
     let error = move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     let title = if oversees { "Users' authorizations" } else { "Your authorizations" };

@@ -128,8 +128,7 @@ fn EndpointCard(endpoint: EndpointInfo, version: RwSignal<u32>) -> impl IntoView
     let ask = Confirmation {
         title: format!("Delete webhook endpoint {}", endpoint.url),
         rows: vec![("Endpoint".into(), endpoint.url.clone()), ("Events".into(), events.clone())],
-        items_label: String::new(),
-        items: Vec::new(),
+        lists: Vec::new(),
         consequence: "No more events are sent to it, and its delivery log is deleted. This cannot be undone.".into(),
         confirm: "Delete endpoint".into(),
     };

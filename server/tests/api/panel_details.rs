@@ -25,6 +25,7 @@ async fn panel_details_follow_the_policy() {
     assert_eq!(names(&d), ["Deal Intake", "Contact Lookup", "Pipeline"]);
     assert_eq!(d["scopes"], serde_json::json!(["crm.deals.read"]));
     assert_eq!((d["may_switch"].as_bool(), d["may_revoke"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(d["datasources"], serde_json::json!([]), "datasources are for builders to see");
 
     // An admin connection is not theirs to see: not found, whatever the application.
     let (status, _) =
@@ -47,10 +48,12 @@ async fn panel_details_follow_the_policy() {
         app.json(&dev, "connection_panel_details", &[("app", "sales_hub"), ("connection_id", &sales_crm)]).await;
     assert_eq!(names(&d), ["Deal Intake", "Load Deals", "Forecast", "Deal Approval", "Nightly Refresh"]);
     assert_eq!((d["may_switch"].as_bool(), d["may_revoke"].as_bool()), (Some(false), Some(false)));
-    // An admin may do both.
+    // An admin may do both; the revoke confirmation names the datasources that sync over it
+    // (this application's only).
     let d: Value =
         app.json(&admin, "connection_panel_details", &[("app", "sales_hub"), ("connection_id", &sales_crm)]).await;
     assert_eq!((d["may_switch"].as_bool(), d["may_revoke"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(d["datasources"], serde_json::json!(["CRM Contacts", "CRM Deals"]));
 }
 
 /// Opens a live-mode component that needs a connection authorized first: the connection, whether
