@@ -52,10 +52,13 @@ test('the builder panel: below the top bar, closed by ✕, Esc or a click outsid
   await expect(panel).toBeHidden();
   await expect(integrations).toBeFocused();
 
-  await integrations.click();
-  await expect(panel).toBeVisible();
-  await page.mouse.click(40, 600); // the component list, outside the panel
-  await expect(panel).toBeHidden();
+  // A click outside closes it (on a phone the panel takes the whole width: there is no outside).
+  if (page.viewportSize()!.width > 640) {
+    await integrations.click();
+    await expect(panel).toBeVisible();
+    await page.mouse.click(40, 600); // the component list, outside the panel
+    await expect(panel).toBeHidden();
+  }
 
   await integrations.click();
   await panel.getByRole('button', { name: 'Close integrations' }).click();

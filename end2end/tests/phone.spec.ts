@@ -76,6 +76,35 @@ test('phone: the live slider takes the whole width and closes; the builder lists
   const integrations = page.getByRole('button', { name: 'Integrations' });
   await expect(integrations).toBeVisible();
   await withinScreen(page, 'Integrations', await integrations.boundingBox());
+  // The component list is above the canvas, the whole width, not a sidebar taking two thirds.
+  const list = (await page.getByRole('navigation', { name: 'Components' }).boundingBox())!;
+  const canvas = (await page.getByRole('region', { name: 'Component editor' }).boundingBox())!;
+  expect(list.width).toBeGreaterThan(page.viewportSize()!.width * 0.9);
+  expect(canvas.y).toBeGreaterThanOrEqual(list.y + list.height - 1);
+});
+
+test('desktop: builder component names stay on one line', async ({ page }) => {
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/sales_hub/edit?component=deal_intake');
+  await hydrated(page);
+  const links = page.getByRole('navigation', { name: 'Components' }).getByRole('link');
+  expect(await links.count()).toBeGreaterThan(3);
+  for (const link of await links.all()) {
+    // The name (the text after the kind's label, which has its own line) takes one line.
+    const lines = await link.evaluate((el) => {
+      const tops = new Set<number>();
+      for (const node of Array.from(el.childNodes)) {
+        if (node.nodeType !== Node.TEXT_NODE || !node.textContent?.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        for (const r of Array.from(range.getClientRects())) tops.add(Math.round(r.top));
+      }
+      return tops.size;
+    });
+    expect(lines, await link.innerText()).toBe(1);
+  }
 });
 
 test('before hydration, buttons look busy and take no click; after, they answer', async ({ page }) => {

@@ -33,10 +33,29 @@ pub fn SlideOver(
     #[prop(into)] on_close: Callback<()>,
     children: Children,
 ) -> impl IntoView {
-    view! {
-        <div class="backdrop slide-backdrop" on:click=move |_| on_close.run(())></div>
-        <Surface class="slider" title=title close_label=close_label on_close=on_close children=children/>
+    // The stylesheet puts it a one-line bar's height down; where the bar is taller (it wraps on
+    // a phone), it starts where the bar ends, measured once open and again on resize.
+    let top = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    {
+        let measure = move || top.set(bar_height().map(|h| format!("{h}px")));
+        Effect::new(move |_| measure());
+        let resized = window_event_listener(leptos::ev::resize, move |_| measure());
+        on_cleanup(move || resized.remove());
     }
+    view! {
+        <div class="backdrop slide-backdrop" style:top=move || top.get() on:click=move |_| on_close.run(())></div>
+        <Surface class="slider" top=top title=title close_label=close_label on_close=on_close children=children/>
+    }
+}
+
+/// The height of the page's top bar (the builder's, an application's or the main one), if the
+/// page has one.
+#[cfg(feature = "hydrate")]
+fn bar_height() -> Option<i32> {
+    use leptos::wasm_bindgen::JsCast;
+    let bar = document().query_selector("header.builder-header, header.app-header, header.topnav").ok().flatten()?;
+    Some(bar.dyn_into::<leptos::web_sys::HtmlElement>().ok()?.offset_height())
 }
 
 /// What [`Modal`] and [`SlideOver`] share: the labelled `role="dialog"` box with its title and
@@ -44,6 +63,9 @@ pub fn SlideOver(
 #[component]
 fn Surface(
     class: &'static str,
+    /// Where it starts from the top, when not where the stylesheet says.
+    #[prop(optional)]
+    top: Option<RwSignal<Option<String>>>,
     title: String,
     close_label: String,
     on_close: Callback<()>,
@@ -54,6 +76,7 @@ fn Surface(
     let label = title.clone();
     view! {
         <div class=class role="dialog" aria-modal="true" aria-label=label node_ref=root
+            style:top=move || top.and_then(|t| t.get())
             on:keydown=move |ev| on_key(&ev, root, on_close)>
             <header>
                 <h2>{title}</h2>
