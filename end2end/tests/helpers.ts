@@ -162,3 +162,14 @@ export async function clickUntil(target: Locator, done: Locator) {
     await expect(done).toBeVisible({ timeout: 2_000 });
   }).toPass({ timeout: 20_000 });
 }
+
+/** Revokes the connection from the panel if it is authorized (the tests share one database). */
+export async function ensureRevoked(panel: Locator, name: string) {
+  const row = panel.getByRole('listitem', { name, exact: true });
+  await expect(row.getByRole('button', { name: `Details of ${name}` })).toBeVisible();
+  if (await row.getByRole('button', { name: `Authorize ${name}` }).isVisible()) return;
+  await row.getByRole('button', { name: `Details of ${name}` }).click();
+  await row.getByRole('region', { name: `${name} details` }).getByRole('button', { name: `Revoke ${name}` }).click();
+  await confirmDialog(panel.page(), `Revoke ${name}`);
+  await expect(row.getByRole('button', { name: `Authorize ${name}` })).toBeVisible();
+}

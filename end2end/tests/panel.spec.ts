@@ -1,12 +1,14 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, consentInPopup, openConnectionsSlider, authorizeWithPopup, expectConnected } from './helpers';
+import { USERS, signIn, hydrated, consentInPopup, openConnectionsSlider, authorizeWithPopup, expectConnected, ensureRevoked } from './helpers';
 
 test('a user authorizes their own connection from the live-mode slider, with the countdown', async ({ page }) => {
   await signIn(page, USERS.user);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   const slider = await openConnectionsSlider(page);
   const row = slider.getByRole('listitem', { name: 'My CRM' });
-  // Never authorized, or revoked by another test (the tests share one database).
+  // Never authorized, or revoked here (the tests share one database; this one also runs at
+  // a phone's width after the desktop run).
+  await ensureRevoked(slider, 'My CRM');
   await expect(row).toContainText(/Not connected|Revoked/);
   await row.getByRole('button', { name: 'Authorize My CRM' }).click();
 
@@ -68,4 +70,46 @@ test('a user authorizes their own connection from the live-mode slider, with the
   const adminSlider = await openConnectionsSlider(adminPage);
   await expect(adminSlider.getByRole('listitem', { name: 'My CRM' })).toContainText('Not connected');
   await admin.close();
+});
+
+test('slider cards lead with the connection, then a visible type label and the service; a skeleton while loading; the header stays', async ({ page }) => {
+  await signIn(page, USERS.admin);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await page.goto('/app/sales_hub');
+  await hydrated(page);
+  // Hold the list back: the slider shows a skeleton, then the cards.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  await page.route('**/api/app_connections*', async (route) => {
+    await gate;
+    await route.continue();
+  });
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('menuitem', { name: 'Connections' }).click();
+  const slider = page.getByRole('dialog', { name: 'Connections' });
+  await expect(slider.locator('[aria-busy="true"]')).toContainText('Loading connections…');
+  release();
+  const card = slider.getByRole('listitem', { name: 'Sales CRM' });
+  await expect(card).toBeVisible();
+  await expect(slider.locator('[aria-busy="true"]')).toHaveCount(0);
+  await page.unroute('**/api/app_connections*');
+
+  // The connection's own name first and largest; then the type in words and the service.
+  const name = card.locator('.name');
+  await expect(name).toHaveText('Sales CRM');
+  const meta = card.locator('.meta');
+  await expect(meta.locator('.type-text')).toBeVisible();
+  await expect(meta).toHaveText(/^Admin · Sandbox CRM$/);
+  const nameBox = (await name.boundingBox())!;
+  const metaBox = (await meta.boundingBox())!;
+  expect(nameBox.y).toBeLessThan(metaBox.y);
+  const size = (l: typeof name) => l.evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
+  expect(await size(name)).toBeGreaterThan(await size(meta));
+  await expect(card.getByRole('img', { name: 'Admin connection' })).toBeVisible();
+
+  // Scrolled to its end, the slider keeps its title and ✕ in view.
+  await slider.evaluate((el) => el.scrollTo(0, el.scrollHeight));
+  const close = slider.getByRole('button', { name: 'Close connections' });
+  await expect(close).toBeInViewport();
+  await expect(slider.getByRole('heading', { name: 'Connections' })).toBeInViewport();
 });

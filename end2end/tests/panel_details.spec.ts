@@ -1,23 +1,12 @@
 import { test, expect, Page, Locator } from '@playwright/test';
 import {
   USERS, hydrated, signIn, consentInPopup, openConnectionsTab, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey,
-  openConnectionsSlider as openSlider, confirmDialog } from './helpers';
+  openConnectionsSlider as openSlider, confirmDialog, ensureRevoked } from './helpers';
 
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
 function entry(panel: Locator, name: string) {
   return panel.getByRole('listitem', { name, exact: true });
-}
-
-/** Revokes the connection from the panel if it is authorized (the tests share one database). */
-async function ensureRevoked(panel: Locator, name: string) {
-  const row = entry(panel, name);
-  await expect(row.getByRole('button', { name: `Details of ${name}` })).toBeVisible();
-  if (await row.getByRole('button', { name: `Authorize ${name}` }).isVisible()) return;
-  await row.getByRole('button', { name: `Details of ${name}` }).click();
-  await row.getByRole('region', { name: `${name} details` }).getByRole('button', { name: `Revoke ${name}` }).click();
-  await confirmDialog(panel.page(), `Revoke ${name}`);
-  await expect(row.getByRole('button', { name: `Authorize ${name}` })).toBeVisible();
 }
 
 async function signedInPage(page: Page, email: string) {
