@@ -1,5 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { existsSync, statSync } from 'node:fs';
+import { hydrated } from './helpers';
 
 // The client's files are named after their content and cached for a year; the page links those
 // names; other static files are revalidated; answers are compressed.
@@ -40,4 +41,28 @@ test('hashed client files with long-lived caching, compressed', async ({ page, r
   // The page itself is not cached as a file would be.
   const html = await request.get('/login');
   expect(html.headers()['cache-control'] ?? '').not.toContain('immutable');
+});
+
+// The budget of issues 12 and 15, kept: what the browser fetches for the first page (the
+// sign-in page) as WASM and JS — the main module, its glue, the chunk loader and the page's
+// chunks — is at most 300 KB sent with brotli (README, "Client weight").
+test('the first page downloads at most 300 KB of WASM and JS, brotli', async ({ page, request }) => {
+  const fetched = new Set<string>();
+  page.on('request', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (/^\/pkg\/.+\.(wasm|js)$/.test(path)) fetched.add(path);
+  });
+  await page.goto('/login');
+  await hydrated(page);
+  await page.waitForLoadState('networkidle');
+  expect([...fetched].some((p) => p.endsWith('.wasm'))).toBe(true);
+  let total = 0;
+  for (const path of fetched) {
+    const res = await request.get(path, { headers: { 'Accept-Encoding': 'br' } });
+    expect(res.headers()['content-encoding'], path).toBe('br');
+    // The bytes on the wire (the client decompresses the body it hands back).
+    total += Number(res.headers()['content-length']);
+  }
+  console.log(`first page: ${fetched.size} files, ${total} bytes of WASM + JS with brotli`);
+  expect(total).toBeLessThanOrEqual(300_000);
 });
