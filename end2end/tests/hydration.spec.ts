@@ -44,3 +44,22 @@ test('connection pages hydrate: a logged-in-user connection, and ?authorize=1 op
   expect(errors.filter((e) => /panicked|unreachable/.test(e))).toEqual([]);
   await expect(page.locator('.panic-banner')).toHaveCount(0);
 });
+
+// A client panic (here: the page the server sent does not match what the client builds, as a
+// proxy rewriting the page or a stale cached page would do) leaves the page looking normal with
+// every control dead: the banner says so and offers a reload, which works.
+test('a client panic shows "Something went wrong" with a Reload that works', async ({ page }) => {
+  await page.route('**/login', async (route) => {
+    const res = await route.fetch();
+    const html = (await res.text()).replace(/<form[\s\S]*?<\/form>/, '<p>changed on the way</p>');
+    await route.fulfill({ response: res, body: html });
+  });
+  await page.goto('/login');
+  const banner = page.getByRole('alert').filter({ hasText: 'Something went wrong on this page' });
+  await expect(banner).toBeVisible();
+  await page.unroute('**/login');
+  await banner.getByRole('button', { name: 'Reload' }).click();
+  await expect(banner).toHaveCount(0);
+  await hydrated(page);
+  await expect(page.getByLabel('Email')).toBeVisible();
+});
