@@ -1,8 +1,9 @@
 import { defineConfig } from '@playwright/test';
 
-/** The specs that also run at 390 px: dialogs, revoke, the authorization flow, the hydration
- * crash, wrong credentials, the slider's cards, renaming, the keyboard. */
-const PHONE_SPECS = /(dialogs|hydration|keyboard|panel|panel_details|create_authorize)\.spec\.ts$/;
+/** The specs that also run at 390 px: axe on every page and dialog, dialogs, revoke, the
+ * authorization flow, the hydration crash, wrong credentials, the slider's cards, renaming, the
+ * keyboard. */
+const PHONE_SPECS = /(a11y|dialogs|hydration|keyboard|panel|panel_details|create_authorize)\.spec\.ts$/;
 
 // Debian's Chromium: `npx playwright install` cannot download browsers here.
 export default defineConfig({

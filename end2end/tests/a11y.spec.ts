@@ -1,6 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
-import { USERS, hydrated, signIn, openConnectionsSlider, openConnectionsTab } from './helpers';
+import { USERS, hydrated, signIn, openConnectionsSlider, openConnectionsTab, authorizeWeatherKey } from './helpers';
 
 /**
  * axe (WCAG 2 A and AA rules) on every page and dialog: no serious or critical violation.
@@ -82,10 +82,40 @@ async function everyPage(page: Page) {
   await expectAccessible(page, 'delete dialog');
   await page.keyboard.press('Escape');
 
-  // The live slider and the builder's Integrations panel.
+  // The connector builder's second step (security), filled in as far as OAuth2 asks.
+  await page.goto('/microservices/connectors/new');
+  await hydrated(page);
+  await page.getByLabel('Connector Name').fill('Axe Check');
+  await page.getByRole('button', { name: 'Save & Continue' }).click();
+  await expect(page.getByLabel('API base URL')).toBeVisible();
+  await page.getByLabel('Authentication Type').selectOption('oauth2');
+  await expectAccessible(page, 'connector builder, security step');
+
+  // The live slider; a connection's details and its revoke confirmation (Weather, authorized
+  // with its demo key first if it is not).
   await openConnectionsSlider(page);
   await page.waitForLoadState('networkidle');
   await expectAccessible(page, 'live slider');
+  const slider = await openConnectionsSlider(page, 'field_service');
+  const weather = slider.getByRole('listitem', { name: 'Weather', exact: true });
+  await expect(weather.getByRole('button', { name: 'Details of Weather' })).toBeVisible();
+  const authorize = weather.getByRole('button', { name: 'Authorize Weather' });
+  const authorizedHere = await authorize.isVisible();
+  if (authorizedHere) {
+    await authorize.click();
+    await authorizeWeatherKey(page, page.getByRole('dialog', { name: 'Authorize Weather' }), 'Axe key');
+  }
+  await weather.getByRole('button', { name: 'Details of Weather' }).click();
+  await weather.getByRole('region', { name: 'Weather details' }).getByRole('button', { name: 'Revoke Weather' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Revoke Weather' });
+  await expect(confirm).toBeVisible();
+  await page.waitForLoadState('networkidle');
+  await expectAccessible(page, 'connection details and the revoke confirmation');
+  // Left as it was found (the tests share one database): revoked again if authorized here.
+  await confirm.getByRole('button', { name: authorizedHere ? 'Revoke' : 'Cancel', exact: true }).click();
+  await expect(confirm).toBeHidden();
+  if (authorizedHere) await expect(authorize).toBeVisible();
+  // The builder's Integrations panel.
   await openConnectionsTab(page, 'sales_hub', 'deal_intake');
   await page.waitForLoadState('networkidle');
   await expectAccessible(page, 'builder with its Integrations panel');

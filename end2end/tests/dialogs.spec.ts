@@ -96,7 +96,15 @@ test('revoking from the slider lists the datasources that stop syncing, over a b
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
   const row = await ensureSalesCrmAuthorized(page);
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
-  await row.getByRole('region', { name: 'Sales CRM details' }).getByRole('button', { name: 'Revoke Sales CRM' }).click();
+  // In live mode, references with a live view are links; a function or a schedule is named only.
+  const details = row.getByRole('region', { name: 'Sales CRM details' });
+  const references = details.getByRole('list', { name: 'References' });
+  await expect(references.getByRole('link', { name: 'Deal Intake' })).toBeVisible();
+  for (const name of ['Forecast', 'Nightly Refresh']) {
+    await expect(references.getByText(name, { exact: true })).toBeVisible();
+    await expect(references.getByRole('link', { name })).toHaveCount(0);
+  }
+  await details.getByRole('button', { name: 'Revoke Sales CRM' }).click();
   const confirm = page.getByRole('dialog', { name: 'Revoke Sales CRM' });
   await expect(confirm).toBeVisible();
   const synced = confirm.getByRole('list', { name: 'Datasources that cannot sync' });

@@ -36,20 +36,20 @@ pub fn OperationsPage() -> impl IntoView {
                         {if runs.is_empty() {
                             view! { <p class="muted">"No datasource has been synced yet."</p> }.into_any()
                         } else { view! {
-                            <table aria-label="Sync runs">
+                            <table class="stack" aria-label="Sync runs">
                                 <thead><tr><th>"Run"</th><th>"Datasource"</th><th>"Status"</th><th>"Initiated by"</th><th>"Queued at"</th><th>"Finished"</th><th>"Records"</th><th>"API calls"</th><th>"Error"</th></tr></thead>
                                 <tbody>
                                     {runs.into_iter().map(|r| view! {
                                         <tr id=format!("sync-run-{}", r.id) class=format!("sync-{}", r.status.as_str())>
-                                            <td>{r.id}</td>
-                                            <td>{r.datasource}</td>
-                                            <td>{r.status.label()}</td>
-                                            <td>{r.initiated_by}</td>
-                                            <td>{format_ms(r.created_at_ms)}</td>
-                                            <td>{r.finished_at_ms.map(format_ms).unwrap_or_default()}</td>
-                                            <td>{r.records}</td>
-                                            <td>{r.api_calls}</td>
-                                            <td>{r.error.unwrap_or_default()}</td>
+                                            <td data-label="Run">{r.id}</td>
+                                            <td data-label="Datasource">{r.datasource}</td>
+                                            <td data-label="Status">{r.status.label()}</td>
+                                            <td data-label="Initiated by">{r.initiated_by}</td>
+                                            <td data-label="Queued at">{format_ms(r.created_at_ms)}</td>
+                                            <td data-label="Finished">{r.finished_at_ms.map(format_ms).unwrap_or_default()}</td>
+                                            <td data-label="Records">{r.records}</td>
+                                            <td data-label="API calls">{r.api_calls}</td>
+                                            <td data-label="Error">{r.error.unwrap_or_default()}</td>
                                         </tr>
                                     }).collect_view()}
                                 </tbody>
