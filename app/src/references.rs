@@ -77,7 +77,8 @@ pub mod ssr {
         if references.is_empty() {
             return Err(not_found());
         }
-        let datasources: Vec<String> = if user.role.is_builder() {
+        let datasources: Vec<String> = if decide(user.role, conn.conn_type, Action::ManageDatasources, cx).is_allowed()
+        {
             sqlx::query_scalar(
                 "SELECT name FROM datasources WHERE connection_id = $1 AND application_id = $2 ORDER BY name",
             )
