@@ -1,8 +1,10 @@
 //! Operations entries written in batches, for the hot path (every invoke-URL call logs one).
 //!
 //! [`Queue::push`] keeps the entry (with the time it happened) and returns; the first entry of
-//! an empty queue starts a writer that takes everything queued by then and inserts it in one
-//! transaction, so entries that arrive while a batch is written go out together in the next.
+//! an empty queue starts a writer that waits [`GATHER`] for others, then takes everything queued
+//! by then and inserts it in one transaction, so entries that arrive meanwhile, or while a batch is
+//! written, go out together. The rows go in statements of a few fixed sizes
+//! ([`STATEMENT_SIZES`]), so each is prepared once per connection and then reused.
 //! The queue holds at most [`CAPACITY`] entries: when it is full, callers wait for room rather
 //! than drop an entry. Readers of the log call [`Queue::flush`] first (an entry a caller was
 //! answered for is on the Operations page), and so does a graceful shutdown.
@@ -15,8 +17,12 @@ use tokio::sync::Semaphore;
 
 /// Entries waiting at most; a caller beyond that waits for the writer.
 pub const CAPACITY: usize = 4096;
-/// Rows per `INSERT` statement (8 bound parameters each, under every backend's limit).
-const ROWS_PER_STATEMENT: usize = 200;
+/// How long the writer started by a first entry waits for more before writing: under load, one
+/// transaction per this interval instead of one per handful of calls.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+/// Rows per `INSERT` statement, largest first (8 bound parameters a row, under every backend's
+/// limit): a batch is cut greedily into these, so only these few statements are ever prepared.
+const STATEMENT_SIZES: [usize; 4] = [64, 16, 4, 1];
 
 #[derive(Clone)]
 pub struct Queue {
@@ -59,7 +65,10 @@ impl Queue {
         };
         if first {
             let queue = self.clone();
-            tokio::spawn(async move { queue.flush().await });
+            tokio::spawn(async move {
+                tokio::time::sleep(GATHER).await;
+                queue.flush().await
+            });
         }
     }
 
@@ -86,10 +95,25 @@ impl Queue {
     }
 }
 
+/// `n` rows cut greedily into [`STATEMENT_SIZES`].
+fn statement_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for size in STATEMENT_SIZES {
+        while n >= size {
+            sizes.push(size);
+            n -= size;
+        }
+    }
+    sizes
+}
+
 async fn write(db: &Db, batch: &[(i64, Operation<'static>)]) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 8 + 1, 8))).collect();
+    let mut rest = batch;
+    for size in statement_sizes(batch.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let rows: Vec<String> = (0..size).map(|i| format!("({})", placeholders(i * 8 + 1, 8))).collect();
         let sql = format!(
             "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
              VALUES {}",
@@ -110,4 +134,20 @@ async fn write(db: &Db, batch: &[(i64, Operation<'static>)]) -> Result<(), sqlx:
         query.execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_sizes;
+
+    #[test]
+    fn batches_are_cut_into_the_few_prepared_sizes() {
+        assert_eq!(statement_sizes(0), Vec::<usize>::new());
+        assert_eq!(statement_sizes(1), vec![1]);
+        assert_eq!(statement_sizes(7), vec![4, 1, 1, 1]);
+        assert_eq!(statement_sizes(150), vec![64, 64, 16, 4, 1, 1]);
+        for n in 0..300 {
+            assert_eq!(statement_sizes(n).iter().sum::<usize>(), n);
+        }
+    }
 }

@@ -196,7 +196,8 @@ async fn kill_mid_refresh(resolve: Resolve) {
 }
 
 /// SIGTERM stops taking new connections but lets in-flight requests finish — here a call held
-/// up by a slow third-party API still answers 200 — then the process exits cleanly. Its logs
+/// up by a slow third-party API still answers 200 — then writes the queued Operations entries
+/// and exits cleanly. Its logs
 /// (`--log-format json`) are one JSON object per line.
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_and_logs_json_lines() {
@@ -229,6 +230,9 @@ async fn sigterm_finishes_in_flight_requests_and_logs_json_lines() {
     assert!(exit.success(), "{exit:?}\n{}", p.log());
     let refused = common::http().get(p.url("/healthz")).send().await;
     assert!(refused.is_err(), "no new connections after shutdown");
+    // Invoke entries are queued and written in batches: the last one, answered just before
+    // the shutdown, was written before the process exited.
+    assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'invoke_url'").await, 2, "{}", p.log());
 
     let log = p.log();
     let lines: Vec<serde_json::Value> = log
