@@ -3,7 +3,7 @@
 //! revocation queue) and each user's authorization of a logged-in-user connection.
 
 use super::store::{checked_scopes, load, Connection};
-use super::{ConnectionEdit, Status, UsedBy, UserAuthorization};
+use super::{ConnectionEdit, Status, UseKind, UsedBy, UserAuthorization};
 use crate::auth::SessionUser;
 use crate::authorizations::ssr::reason;
 use crate::domain::{ComponentKind, ConnectionId, ConnectionType, DisplayName, Environment};
@@ -157,20 +157,18 @@ async fn used_by(state: &AppState, conn: &Connection) -> AppResult<Vec<UsedBy>> 
     let mut used = Vec::new();
     for c in components {
         used.push(UsedBy {
-            kind: ComponentKind::parse(&c.kind)?.label().to_string(),
+            kind: UseKind::Component(ComponentKind::parse(&c.kind)?),
             href: format!("/app/{}/edit?component={}", c.app_link, c.link_name),
             name: c.name,
             application: c.application,
-            datasource: false,
         });
     }
     for d in datasources {
         used.push(UsedBy {
-            kind: "Datasource".into(),
+            kind: UseKind::Datasource,
             href: format!("/app/{}/edit", d.app_link),
             name: d.name,
             application: d.application,
-            datasource: true,
         });
     }
     Ok(used)

@@ -239,14 +239,56 @@ pub struct ConnectionEdit {
 /// Something that uses a connection, which must be removed before the connection can be deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsedBy {
-    /// "Form", "Schedule", "Datasource", …
-    pub kind: String,
+    pub kind: UseKind,
     pub name: String,
     pub application: String,
     /// Where to change it.
     pub href: String,
-    /// A datasource (its syncs read over the connection), not a component.
-    pub datasource: bool,
+}
+
+/// What uses a connection: a component of some kind, or a datasource (its syncs read over the
+/// connection). Sent as its label ("Form", "Datasource"), as it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum UseKind {
+    Component(crate::domain::ComponentKind),
+    Datasource,
+}
+
+impl UseKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            UseKind::Component(kind) => kind.label(),
+            UseKind::Datasource => "Datasource",
+        }
+    }
+}
+
+impl std::fmt::Display for UseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+impl From<UseKind> for String {
+    fn from(kind: UseKind) -> String {
+        kind.label().to_string()
+    }
+}
+
+impl TryFrom<String> for UseKind {
+    type Error = String;
+
+    fn try_from(label: String) -> Result<Self, String> {
+        if label == UseKind::Datasource.label() {
+            return Ok(UseKind::Datasource);
+        }
+        crate::domain::ComponentKind::ALL
+            .into_iter()
+            .find(|k| k.label() == label)
+            .map(UseKind::Component)
+            .ok_or_else(|| format!("'{label}' is not something that uses a connection"))
+    }
 }
 
 /// One user's authorization of a logged-in-user connection in one environment.
@@ -348,4 +390,20 @@ pub mod ssr {
     pub use super::list::*;
     pub use super::listing::*;
     pub use super::store::*;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UseKind;
+    use crate::domain::ComponentKind;
+
+    #[test]
+    fn what_uses_a_connection_is_sent_as_its_label_and_read_back() {
+        for kind in ComponentKind::ALL.into_iter().map(UseKind::Component).chain([UseKind::Datasource]) {
+            let json = serde_json::to_string(&kind).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", kind.label()));
+            assert_eq!(serde_json::from_str::<UseKind>(&json).expect("deserialize"), kind);
+        }
+        assert!(serde_json::from_str::<UseKind>("\"Spreadsheet\"").is_err());
+    }
 }

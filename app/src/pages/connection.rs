@@ -6,7 +6,7 @@ use crate::components::dialog::{ConfirmDialog, Confirmation};
 use crate::components::icons::{Glyph, Icon};
 use crate::components::panel::TypeIcon;
 use crate::components::{revoke_confirmation, toast, ErrorMessage, RequireUser, Skeleton, TopNav};
-use crate::connections::{connection_usage, get_connection, ConnectionDetails, SetConnectionAccess, Status};
+use crate::connections::{connection_usage, get_connection, ConnectionDetails, SetConnectionAccess, Status, UseKind};
 use crate::domain::{ApplicationId, ConnectionId, ConnectionType, Environment};
 use crate::format::format_ms;
 use crate::pages::connection_manage::{ManageActions, UsersAuthorizations};
@@ -137,8 +137,8 @@ fn Details(d: ConnectionDetails, dialog: RwSignal<Option<Target>>, version: RwSi
                                                 .await
                                                 .unwrap_or_default()
                                                 .into_iter()
-                                                .partition(|u| u.datasource);
-                                            let components: Vec<String> = components.iter().map(|u| format!("{} {} ({})", u.kind, u.name, u.application)).collect();
+                                                .partition(|u| u.kind == UseKind::Datasource);
+                                            let components: Vec<String> = components.iter().map(|u| format!("{} {} ({})", u.kind.label(), u.name, u.application)).collect();
                                             let datasources: Vec<String> = datasources.iter().map(|u| format!("{} ({})", u.name, u.application)).collect();
                                             let ask = revoke_confirmation(&name, &service, env.label(), shared, &components, &datasources);
                                             asking.set(Some((env, ask)));

@@ -163,7 +163,7 @@ fn DeleteDialog(d: ConnectionDetails, open: RwSignal<bool>) -> impl IntoView {
                                     <p role="alert">{format!("{name} cannot be deleted while these use it. Remove it from them first:")}</p>
                                     <ul aria-label="Used by">
                                         {used.into_iter().map(|u| view! {
-                                            <li><span class="kind">{u.kind}</span>" "<a href=u.href>{u.name}</a>{format!(" ({})", u.application)}</li>
+                                            <li><span class="kind">{u.kind.label()}</span>" "<a href=u.href>{u.name}</a>{format!(" ({})", u.application)}</li>
                                         }).collect_view()}
                                     </ul>
                                 }.into_any(),
