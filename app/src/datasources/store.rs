@@ -199,11 +199,17 @@ pub async fn associated(
     connection_id: i64,
     environment: Environment,
 ) -> AppResult<Vec<DatasourceView>> {
-    if !user.role.is_builder() {
-        return Ok(vec![]);
-    }
     let app = crate::applications::ssr::find(state, user, app).await?;
     let conn = crate::connections::ssr::load(state, user.workspace_id, connection_id).await?;
+    let may = crate::policy::decide(
+        user.role,
+        conn.conn_type,
+        crate::policy::Action::ManageDatasources,
+        conn.policy_context(),
+    );
+    if !may.is_allowed() {
+        return Ok(vec![]);
+    }
     let rows: Vec<Row> =
         sqlx::query_as(&format!("{SELECT} WHERE d.application_id = $1 AND d.connection_id = $2 ORDER BY d.name"))
             .bind(app.id)
