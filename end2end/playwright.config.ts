@@ -34,8 +34,6 @@ export default defineConfig({
       name: 'phone',
       dependencies: ['desktop'],
       testMatch: PHONE_SPECS,
-      // These create connections and connectors, or need them unauthorized: they run once.
-      grepInvert: /builder creates a connection from a built-in card|a denied consent|custom connectors: basic auth|different authorizations per environment/,
       use: { viewport: { width: 390, height: 844 } },
     },
   ],

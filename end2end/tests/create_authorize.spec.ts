@@ -3,6 +3,10 @@ import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, expectConn
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
+/** The tests that create connections or connectors run in both projects on the same server:
+ * the phone run names its own (" Phone"), so each run starts from what it created. */
+const suffix = () => (test.info().project.name === 'phone' ? ' Phone' : '');
+
 async function pickAndCreate(page: Page, card: string, name: string, opts: { sameForAll?: boolean; scopes?: string[]; andAuthorize?: boolean } = {}) {
   await page.goto('/microservices');
   await hydrated(page);
@@ -38,32 +42,36 @@ test('builder creates a connection from a built-in card and authorizes it with O
   await page.getByRole('button', { name: 'CUSTOM CONNECTOR' }).click();
   await expect(page.getByRole('link', { name: 'Create New Custom Connector' })).toBeVisible();
 
-  await pickAndCreate(page, 'Sandbox CRM', 'Pipeline CRM', { scopes: ['crm.contacts.read'] });
-  await expect(page).toHaveURL(/\/microservices\/connections\/pipeline_crm/);
+  const name = `Pipeline CRM${suffix()}`;
+  const link = name.toLowerCase().replaceAll(' ', '_');
+  await pickAndCreate(page, 'Sandbox CRM', name, { scopes: ['crm.contacts.read'] });
+  await expect(page).toHaveURL(new RegExp(`/microservices/connections/${link}(\\?|$)`));
   await hydrated(page);
-  const dialog = page.getByRole('dialog', { name: 'Authorize Pipeline CRM' });
+  const dialog = page.getByRole('dialog', { name: `Authorize ${name}` });
   await expect(dialog).toBeVisible();
   // Same authorization everywhere: all environments locked.
   for (const env of ['Development', 'Stage', 'Production']) await expect(dialog.getByLabel(env)).toBeDisabled();
   await dialog.getByLabel('Name of the Authorization Account').fill('Alice at Sandbox');
-  const { popup } = await authorizeWithPopup(page, 'Authorize Pipeline CRM');
+  const { popup } = await authorizeWithPopup(page, `Authorize ${name}`);
   await expect(dialog.getByRole('timer', { name: 'Time left to authorize' })).toHaveText(/^(9[0-9]|8[0-9]) s$/);
   await consentInPopup(popup, true);
   await expectConnected(page, dialog, 'Alice at Sandbox');
   const table = page.getByRole('table', { name: 'Authorizations' });
   await expect(table.getByRole('row', { name: /Production/ })).toContainText('Alice at Sandbox');
   await expect(table.getByRole('row', { name: /Production/ })).toContainText('Connected');
-  await expect(page.getByText('pipeline_crm')).toBeVisible();
+  await expect(page.getByText(link, { exact: true })).toBeVisible();
 });
 
 test('a denied consent is reported and nothing is connected', async ({ page }) => {
   await signIn(page, USERS.admin);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  await page.goto('/microservices/connections/sales_crm');
+  const name = `Denied CRM${suffix()}`;
+  await pickAndCreate(page, 'Sandbox CRM', name, { sameForAll: false, andAuthorize: false });
+  await expect(page).toHaveURL(/\/microservices\/connections\/denied_crm/);
   await hydrated(page);
   await page.getByRole('button', { name: 'Authorize Development' }).click();
   await page.getByLabel('Name of the Authorization Account').fill('Denied one');
-  const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Sales CRM');
+  const { dialog, popup } = await authorizeWithPopup(page, `Authorize ${name}`);
   await consentInPopup(popup, false);
   await expect(dialog.getByRole('status')).toContainText('Access was denied');
   await dialog.getByRole('button', { name: 'Close' }).click();
@@ -133,10 +141,11 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
   await signIn(page, USERS.admin);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
 
+  const s = suffix();
   async function builder(name: string, security: (p: Page) => Promise<void>) {
     await page.goto('/microservices/connectors/new');
     await hydrated(page);
-    await page.getByLabel('Connector Name').fill(name);
+    await page.getByLabel('Connector Name').fill(name + s);
     await page.getByRole('button', { name: 'Save & Continue' }).click();
     await page.getByLabel('API base URL').fill(SANDBOX);
     await security(page);
@@ -177,16 +186,16 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
   });
 
   // Basic auth: the configured parameters are the fields asked for.
-  await pickAndCreate(page, 'Custom Atlassian Like', 'Jira Like');
-  const basic = page.getByRole('dialog', { name: 'Authorize Jira Like' });
+  await pickAndCreate(page, `Custom Atlassian Like${s}`, `Jira Like${s}`);
+  const basic = page.getByRole('dialog', { name: `Authorize Jira Like${s}` });
   await basic.getByLabel('Name of the Authorization Account').fill('Builder');
   await basic.getByLabel('Email').fill('builder@sandbox.test');
   await basic.getByLabel('API token').fill('atlassian-api-token');
   await basic.getByRole('button', { name: 'Authorize', exact: true }).click();
   await expectConnected(page, basic, 'Builder');
 
-  await pickAndCreate(page, 'Custom Open Weather Like', 'Weather Like');
-  const key = page.getByRole('dialog', { name: 'Authorize Weather Like' });
+  await pickAndCreate(page, `Custom Open Weather Like${s}`, `Weather Like${s}`);
+  const key = page.getByRole('dialog', { name: `Authorize Weather Like${s}` });
   await key.getByLabel('Name of the Authorization Account').fill('Weather key');
   await key.getByLabel('API key').fill('sandbox-weather-key');
   await key.getByRole('button', { name: 'Authorize', exact: true }).click();
@@ -194,9 +203,9 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
   // This custom connector declares no test request: the key is saved, and said to be unverified.
   await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Saved — not verified');
 
-  await pickAndCreate(page, 'Custom Dropbox Like', 'Files Like', { scopes: ['files.read'] });
-  await page.getByRole('dialog', { name: 'Authorize Files Like' }).getByLabel('Name of the Authorization Account').fill('Alice files');
-  const { dialog, popup } = await authorizeWithPopup(page, 'Authorize Files Like');
+  await pickAndCreate(page, `Custom Dropbox Like${s}`, `Files Like${s}`, { scopes: ['files.read'] });
+  await page.getByRole('dialog', { name: `Authorize Files Like${s}` }).getByLabel('Name of the Authorization Account').fill('Alice files');
+  const { dialog, popup } = await authorizeWithPopup(page, `Authorize Files Like${s}`);
   await consentInPopup(popup, true);
   await expectConnected(page, dialog, 'Alice files');
   await expect(page.getByText('custom connector: invoke URL tasks only')).toBeVisible();
@@ -205,13 +214,20 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
 test('different authorizations per environment: reuse, link new account, reauthorize', async ({ page }) => {
   await signIn(page, USERS.admin);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
-  await page.goto('/microservices/connections/issue_tracker');
+  // The desktop run uses the demo's Issue Tracker; the phone run makes its own the same way.
+  const name = `Issue Tracker${suffix()}`;
+  if (suffix()) {
+    await pickAndCreate(page, 'Sandbox Atlassian', name, { sameForAll: false, andAuthorize: false });
+    await expect(page).toHaveURL(/\/microservices\/connections\/issue_tracker_phone$/);
+  } else {
+    await page.goto('/microservices/connections/issue_tracker');
+  }
   await hydrated(page);
   const table = page.getByRole('table', { name: 'Authorizations' });
 
   // Development only.
   await page.getByRole('button', { name: 'Authorize Development' }).click();
-  let dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  let dialog = page.getByRole('dialog', { name: `Authorize ${name}` });
   await expect(dialog.getByLabel('Development')).toBeChecked();
   await expect(dialog.getByLabel('Stage')).not.toBeChecked();
   await dialog.getByLabel('Name of the Authorization Account').fill('Dev account');
@@ -224,16 +240,16 @@ test('different authorizations per environment: reuse, link new account, reautho
 
   // Stage: reuse the development account.
   await page.getByRole('button', { name: 'Authorize Stage' }).click();
-  dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  dialog = page.getByRole('dialog', { name: `Authorize ${name}` });
   await expect(dialog.getByLabel('Authorized Account')).toHaveValue(/\d+/);
   await dialog.getByRole('button', { name: 'Reuse' }).click();
   await expect(table.getByRole('row', { name: /Stage/ })).toContainText('Dev account');
-  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Issue Tracker now uses the chosen account.');
+  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText(`${name} now uses the chosen account.`);
   await expect(dialog).toBeHidden();
 
   // Production: link a new account.
   await page.getByRole('button', { name: 'Authorize Production' }).click();
-  dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  dialog = page.getByRole('dialog', { name: `Authorize ${name}` });
   await dialog.getByRole('button', { name: 'Link New Account' }).click();
   await dialog.getByLabel('Name of the Authorization Account').fill('Prod account');
   await dialog.getByLabel('Email').fill('builder@sandbox.test');
@@ -245,7 +261,7 @@ test('different authorizations per environment: reuse, link new account, reautho
   // Reauthorize from the ellipsis menu: a new account replaces the old one everywhere.
   await page.getByRole('button', { name: 'More actions' }).click();
   await page.getByRole('menuitem', { name: 'Reauthorize' }).click();
-  dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+  dialog = page.getByRole('dialog', { name: `Authorize ${name}` });
   await dialog.getByRole('button', { name: 'Link New Account' }).click();
   await dialog.getByLabel('Name of the Authorization Account').fill('Fresh account');
   await dialog.getByLabel('Email').fill('builder@sandbox.test');
@@ -257,8 +273,9 @@ test('different authorizations per environment: reuse, link new account, reautho
 
   // Connection access: a switch per application.
   const access = page.getByRole('region', { name: 'Connection Access' });
-  await expect(access.getByRole('switch', { name: 'Field Service' })).toBeChecked();
+  if (!suffix()) await expect(access.getByRole('switch', { name: 'Field Service' })).toBeChecked();
   await access.getByRole('switch', { name: 'Sales Hub' }).check();
+  await expect(page.getByRole('status', { name: 'Notifications' })).toContainText('Access saved.');
   await page.reload();
   await expect(page.getByRole('region', { name: 'Connection Access' }).getByRole('switch', { name: 'Sales Hub' })).toBeChecked();
 });
@@ -331,7 +348,7 @@ test('connection access switched off blocks use by that application', async ({ p
   const table = page.getByRole('table', { name: 'Authorizations' });
   if (await page.getByRole('button', { name: 'Authorize Production' }).isVisible()) {
     await page.getByRole('button', { name: 'Authorize Production' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Authorize Issue Tracker' });
+    const dialog = page.getByRole('dialog', { name: `Authorize ${name}` });
     const linkNew = dialog.getByRole('button', { name: 'Link New Account' });
     if (await linkNew.isVisible()) await linkNew.click();
     await dialog.getByLabel('Name of the Authorization Account').fill('Access check');

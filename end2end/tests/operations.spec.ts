@@ -60,4 +60,12 @@ test('Operations is filtered by connection through the form; disabling and enabl
   const connections = await log.locator('tbody tr td:nth-child(5)').allInnerTexts();
   expect(new Set(connections)).toEqual(new Set(['Weather']));
   await expect(form.getByLabel('Connection (link name)')).toHaveValue('weather');
+
+  // A filter nothing matches: no empty table, a sentence with the way back.
+  await page.goto('/operations?connection=no_such_connection');
+  await expect(page.getByText('Nothing matches. Clear the filters to see every event.')).toBeVisible();
+  await expect(page.getByRole('table', { name: 'Operations log' })).toHaveCount(0);
+  await page.getByRole('link', { name: 'Clear' }).click();
+  await expect(page).toHaveURL(/\/operations$/);
+  await expect(page.getByRole('table', { name: 'Operations log' })).toBeVisible();
 });
