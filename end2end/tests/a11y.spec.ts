@@ -1,6 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
-import { USERS, hydrated, signIn, openConnectionsSlider, openConnectionsTab, authorizeWeatherKey } from './helpers';
+import { USERS, hydrated, openConnectionsSlider, openConnectionsTab, authorizeWeatherKey, signedIn } from './helpers';
 
 /**
  * axe (WCAG 2 A and AA rules) on every page and dialog: no serious or critical violation.
@@ -44,8 +44,7 @@ test('dark mode follows the system', async ({ page }) => {
 });
 
 async function everyPage(page: Page) {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await expectAccessible(page, 'applications');
 
   for (const [path, what] of [

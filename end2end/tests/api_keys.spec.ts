@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn, confirmDialog } from './helpers';
+import { USERS, hydrated, signIn, confirmDialog, signedIn } from './helpers';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -37,8 +37,7 @@ test('an admin creates an API key (its secret shown once), the key works, and re
 });
 
 test('developers have no API keys page', async ({ page }) => {
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'API keys' })).toHaveCount(0);
   await page.goto('/settings/api-keys');
   await expect(page.getByRole('alert')).toContainText('Only admins and super admins can manage API keys.');

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, expectConnected, confirmDialog, linkNewIfOffered } from './helpers';
+import { USERS, hydrated, consentInPopup, authorizeWithPopup, expectConnected, confirmDialog, linkNewIfOffered, signedIn } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -26,8 +26,7 @@ async function pickAndCreate(page: Page, card: string, name: string, opts: { sam
 }
 
 test('builder creates a connection from a built-in card and authorizes it with OAuth2', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   // Cards are searchable; the left pane switches between built-in and custom connectors.
   await page.goto('/microservices/connections/new');
   await hydrated(page);
@@ -63,8 +62,7 @@ test('builder creates a connection from a built-in card and authorizes it with O
 });
 
 test('a denied consent is reported and nothing is connected', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const name = `Denied CRM${suffix()}`;
   await pickAndCreate(page, 'Sandbox CRM', name, { sameForAll: false, andAuthorize: false });
   await expect(page).toHaveURL(/\/microservices\/connections\/denied_crm/);
@@ -107,8 +105,7 @@ test('the 90-second window (4 s on the test server) expires: the service window 
 });
 
 test('closing the service window stops the wait and offers Retry; Cancel ends a flow for good', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/microservices/connections/sales_crm');
   await hydrated(page);
   await page.getByRole('button', { name: 'More actions' }).click();
@@ -138,8 +135,7 @@ test('closing the service window stops the wait and offers Retry; Cancel ends a 
 });
 
 test('custom connectors: basic auth, API key and OAuth2, each authorized', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
 
   const s = suffix();
   async function builder(name: string, security: (p: Page) => Promise<void>) {
@@ -212,8 +208,7 @@ test('custom connectors: basic auth, API key and OAuth2, each authorized', async
 });
 
 test('different authorizations per environment: reuse, link new account, reauthorize', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   // The desktop run uses the demo's Issue Tracker; the phone run makes its own the same way.
   const name = `Issue Tracker${suffix()}`;
   if (suffix()) {
@@ -281,8 +276,7 @@ test('different authorizations per environment: reuse, link new account, reautho
 });
 
 test('bad input: duplicate link names and markup in names are refused with clear errors', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await pickAndCreate(page, 'Sandbox CRM', 'Sales CRM', { andAuthorize: false });
   await expect(page.getByRole('alert')).toContainText("link name 'sales_crm' already exists");
   await page.getByLabel('Connection Name').fill('Deals <script>');
@@ -295,8 +289,7 @@ test('bad input: duplicate link names and markup in names are refused with clear
 });
 
 test('switch to another account, then revoke: the connection shows not connected', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/microservices/connections/weather');
   await hydrated(page);
   const table = page.getByRole('table', { name: 'Authorizations' });
@@ -341,8 +334,7 @@ test('switch to another account, then revoke: the connection shows not connected
 });
 
 test('connection access switched off blocks use by that application', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/microservices/connections/issue_tracker');
   await hydrated(page);
   const table = page.getByRole('table', { name: 'Authorizations' });

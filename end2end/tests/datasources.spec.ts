@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized, salesCrmInSlider, openConnectionsSlider, datasourcesOf } from './helpers';
+import { USERS, ensureSalesCrmAuthorized, salesCrmInSlider, openConnectionsSlider, datasourcesOf, signedIn } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -9,8 +9,7 @@ async function failSandbox(page: Page, query: string) {
 }
 
 test('configure a datasource, initiate a sync, watch Ongoing → Completed and the new values in the form', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const row = await ensureSalesCrmAuthorized(page);
 
   // Unconfigured, the section is unfolded on its own.
@@ -61,8 +60,7 @@ test('configure a datasource, initiate a sync, watch Ongoing → Completed and t
 });
 
 test('a failing service gives Failed with a log entry in Operations, and the sync can be initiated again', async ({ page }) => {
-  await signIn(page, USERS.superadmin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.superadmin);
   const row = await ensureSalesCrmAuthorized(page);
   const contacts = (await datasourcesOf(row)).getByRole('article', { name: 'Datasource CRM Contacts' });
   await expect(contacts).toContainText('Module: Contacts');
@@ -92,8 +90,7 @@ test('a failing service gives Failed with a log entry in Operations, and the syn
 });
 
 test('plain users see no datasources in the slider', async ({ page }) => {
-  await signIn(page, USERS.user);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.user);
   const slider = await openConnectionsSlider(page);
   await expect(slider.getByRole('listitem').first()).toBeVisible();
   await expect(slider.getByRole('region', { name: 'Associated Datasources' })).toHaveCount(0);

@@ -1,5 +1,5 @@
 import { test, expect, Page, Locator } from '@playwright/test';
-import { USERS, hydrated, signIn, ensureSalesCrmAuthorized, confirmDialog } from './helpers';
+import { USERS, hydrated, ensureSalesCrmAuthorized, confirmDialog, signedIn } from './helpers';
 
 /** Presses Tab `n` times and checks after each press that focus is still inside `dialog`. */
 async function tabStaysIn(page: Page, dialog: Locator, n: number, shift = false) {
@@ -10,8 +10,7 @@ async function tabStaysIn(page: Page, dialog: Locator, n: number, shift = false)
 }
 
 test('a dialog takes focus, keeps it, closes on Esc and gives focus back to what opened it', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/microservices/connections/sales_crm');
   await hydrated(page);
   const opener = page.getByRole('button', { name: 'Delete', exact: true });
@@ -33,8 +32,7 @@ test('a dialog takes focus, keeps it, closes on Esc and gives focus back to what
 });
 
 test('the builder panel: below the top bar, closed by ✕, Esc or a click outside, focus kept inside', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/app/sales_hub/edit?component=deal_intake');
   await hydrated(page);
   const integrations = page.getByRole('button', { name: 'Integrations' });
@@ -66,8 +64,7 @@ test('the builder panel: below the top bar, closed by ✕, Esc or a click outsid
 });
 
 test('a confirmation opened from the slider closes alone on Esc; Revoke is never focused first', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const row = await ensureSalesCrmAuthorized(page);
   const slider = page.getByRole('dialog', { name: 'Connections' });
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
@@ -92,8 +89,7 @@ test('a confirmation opened from the slider closes alone on Esc; Revoke is never
 });
 
 test('revoking from the slider lists the datasources that stop syncing, over a backdrop, and a revoke that fails says why', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const row = await ensureSalesCrmAuthorized(page);
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
   // In live mode, references with a live view are links; a function or a schedule is named only.

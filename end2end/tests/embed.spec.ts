@@ -1,9 +1,8 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil, confirmDialog, datasourcesOf } from './helpers';
+import { USERS, ensureSalesCrmAuthorized, authorizeWeatherKey, clickUntil, confirmDialog, datasourcesOf, signedIn } from './helpers';
 
 test('the embed example page gets authorized, switched and revoked events from the embedded panel', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/embed-example?app=field_service');
   await expect(page.locator('#snippet')).toContainText('/embed.js" data-app="field_service"');
   const frame = page.frameLocator('iframe[title="Connections"]');
@@ -41,8 +40,7 @@ test('the embed example page gets authorized, switched and revoked events from t
 });
 
 test('the embedded panel for one component links its references to live mode in a new tab', async ({ page }) => {
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   await page.goto('/embed/sales_hub?component=deal_intake');
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
   const panel = page.getByRole('main', { name: 'Connections' });
@@ -56,8 +54,7 @@ test('the embedded panel for one component links its references to live mode in 
 });
 
 test('the embed example page gets sync_finished when a datasource sync shown in the panel ends', async ({ page }) => {
-  await signIn(page, USERS.superadmin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.superadmin);
   await ensureSalesCrmAuthorized(page);
   await page.goto('/embed-example?app=sales_hub');
   const frame = page.frameLocator('iframe[title="Connections"]');
@@ -82,8 +79,7 @@ test('the embed example page gets sync_finished when a datasource sync shown in 
 });
 
 test('a builder sets who may embed the panel in edit mode; the embed route allows exactly those sites', async ({ page }) => {
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   await page.goto('/app/field_service/edit');
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
   await page.getByRole('button', { name: 'Embed the connections panel' }).click();

@@ -1,5 +1,5 @@
 import { test, expect, Browser, FrameLocator, Page } from '@playwright/test';
-import { USERS, signIn, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected } from './helpers';
+import { USERS, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected, signedIn } from './helpers';
 import { startHost, type Host } from '../host/backend';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
@@ -14,8 +14,7 @@ test.beforeAll(async ({ browser }) => {
   // An admin, in a browser of their own, creates the key and allows the host to embed the panel.
   const admin = await browser.newContext({ baseURL: BASE_URL });
   const adminPage = await admin.newPage();
-  await signIn(adminPage, USERS.admin);
-  await expect(adminPage.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(adminPage, USERS.admin);
   const created = await adminPage.request.post('/api/create_api_key', {
     form: { name: `Host backend ${Date.now()}`, scopes: 'connect_sessions' },
   });

@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { createServer, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
-import { USERS, PASSWORD, signIn, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected, confirmDialog } from './helpers';
+import { USERS, PASSWORD, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected, confirmDialog, signedIn } from './helpers';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -28,8 +28,7 @@ test('the panel embedded on another site: sign in inside the frame, authorize ov
   // A builder allows the site (in another browser: this one stays signed out at the top level).
   const builder = await browser.newContext({ baseURL: BASE_URL });
   const builderPage = await builder.newPage();
-  await signIn(builderPage, USERS.admin);
-  await expect(builderPage.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(builderPage, USERS.admin);
   const saved = await builderPage.request.post('/api/set_embed_origins', { form: { app: 'sales_hub', origins: siteOrigin } });
   expect(saved.status()).toBe(200);
   await builder.close();

@@ -21,6 +21,12 @@ export async function signIn(page: Page, email: string, password = PASSWORD) {
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
+/** Signs in and waits for the signed-in home page (Applications). */
+export async function signedIn(page: Page, email: string, password = PASSWORD) {
+  await signIn(page, email, password);
+  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+}
+
 /**
  * Plays the user on the sandbox provider's page opened in the popup: signs in if asked, then
  * allows or denies. (A second authorization in the same browser may skip both pages.)

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signedIn } from './helpers';
 
 /** Console errors and uncaught page errors, to assert that hydration did not panic. */
 function watchErrors(page: Page): string[] {
@@ -11,8 +11,7 @@ function watchErrors(page: Page): string[] {
 
 test('connection pages hydrate: a logged-in-user connection, and ?authorize=1 opening the dialog after a reload', async ({ page }) => {
   const errors = watchErrors(page);
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
 
   // A logged-in-user connection: its users' authorizations load after hydration; the page lives.
   await page.goto('/microservices/connections/my_crm');

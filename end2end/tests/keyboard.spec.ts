@@ -1,5 +1,5 @@
 import { test, expect, Page, Locator } from '@playwright/test';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signedIn } from './helpers';
 
 /** Presses Tab until `target` has the focus (at most `max` presses). Keyboard only. */
 async function tabTo(page: Page, target: Locator, max = 60) {
@@ -11,8 +11,7 @@ async function tabTo(page: Page, target: Locator, max = 60) {
 }
 
 test('keyboard only: open the live slider, authorize a connection, close everything', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/app/field_service');
   await hydrated(page);
 

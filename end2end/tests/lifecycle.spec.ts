@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, consentInPopup, authorizeWithPopup, openConnectionsSlider, expectConnected } from './helpers';
+import { USERS, hydrated, consentInPopup, authorizeWithPopup, openConnectionsSlider, expectConnected, signedIn } from './helpers';
 
 /** Creates an admin connection to the sandbox CRM through the page's own session; returns its link name. */
 async function createConnection(page: Page, name: string): Promise<string> {
@@ -18,8 +18,7 @@ async function createConnection(page: Page, name: string): Promise<string> {
 }
 
 test('builder edits, disables, enables and deletes a connection; delete is refused while it is used', async ({ page }) => {
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   const link = await createConnection(page, `Spare CRM ${Date.now() % 100000}`);
   await page.goto(`/microservices/connections/${link}`);
   await hydrated(page);
@@ -76,8 +75,7 @@ test('builder edits, disables, enables and deletes a connection; delete is refus
 
 test("an admin sees each user's authorization of a logged-in-user connection and revokes one", async ({ page }) => {
   // Uma authorizes My CRM with her own account (unless an earlier test left it connected).
-  await signIn(page, USERS.user);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.user);
   const slider = await openConnectionsSlider(page);
   const row = slider.getByRole('listitem', { name: 'My CRM' });
   await expect(row).toContainText(/Not connected|Revoked|Connected/);
@@ -97,8 +95,7 @@ test("an admin sees each user's authorization of a logged-in-user connection and
 
   // The admin sees her row among everyone's and revokes it.
   await page.context().clearCookies();
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/microservices/connections/my_crm');
   await hydrated(page);
   const all = page.getByRole('table', { name: "Users' authorizations" });
@@ -110,8 +107,7 @@ test("an admin sees each user's authorization of a logged-in-user connection and
 
 test('a builder edits a custom connector: the secret is write-only, a new one replaces it; unused, it is deleted', async ({ page }) => {
   const sandbox = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   const res = await page.request.post('/api/create_custom_connector', {
     form: {
       'input[name]': 'Rotating CRM',

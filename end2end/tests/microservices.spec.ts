@@ -1,9 +1,8 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signedIn } from './helpers';
 
 test('builder searches and filters the Microservices list, and the view is a link', async ({ page }) => {
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   await page.goto('/microservices');
   await hydrated(page);
   const table = page.getByRole('table', { name: 'Connections' });

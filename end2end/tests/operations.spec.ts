@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn } from './helpers';
+import { USERS, hydrated, signIn, signedIn } from './helpers';
 
 test('Operations is a table with time and events in words, sign-ins folded away, filtered through the URL', async ({ page }) => {
   // An event of its own, so the log is not empty when this file runs alone on a fresh server.
@@ -34,8 +34,7 @@ test('Operations is a table with time and events in words, sign-ins folded away,
 });
 
 test('Operations is filtered by connection through the form; disabling and enabling say so in toasts', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   // Two events of Weather's own.
   await page.goto('/microservices/connections/weather');
   await hydrated(page);

@@ -1,9 +1,8 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, hydrated, consentInPopup, openConnectionsSlider, authorizeWithPopup, expectConnected, ensureRevoked } from './helpers';
+import { USERS, hydrated, consentInPopup, openConnectionsSlider, authorizeWithPopup, expectConnected, ensureRevoked, signedIn } from './helpers';
 
 test('a user authorizes their own connection from the live-mode slider, with the countdown', async ({ page }) => {
-  await signIn(page, USERS.user);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.user);
   const slider = await openConnectionsSlider(page);
   const row = slider.getByRole('listitem', { name: 'My CRM' });
   // Never authorized, or revoked here (the tests share one database; this one also runs at
@@ -65,16 +64,14 @@ test('a user authorizes their own connection from the live-mode slider, with the
   // It is Uma's own authorization: the admin still sees My CRM as not connected for them.
   const admin = await page.context().browser()!.newContext({ baseURL: process.env.BASE_URL ?? 'http://127.0.0.1:3000' });
   const adminPage = await admin.newPage();
-  await signIn(adminPage, USERS.admin);
-  await expect(adminPage.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(adminPage, USERS.admin);
   const adminSlider = await openConnectionsSlider(adminPage);
   await expect(adminSlider.getByRole('listitem', { name: 'My CRM' })).toContainText('Not connected');
   await admin.close();
 });
 
 test('slider cards lead with the connection, then a visible type label and the service; a skeleton while loading; the header stays', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/app/sales_hub');
   await hydrated(page);
   // Hold the list back: the slider shows a skeleton, then the cards.

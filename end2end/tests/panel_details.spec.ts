@@ -1,7 +1,5 @@
 import { test, expect, Page, Locator } from '@playwright/test';
-import {
-  USERS, hydrated, signIn, consentInPopup, openConnectionsTab, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey,
-  openConnectionsSlider as openSlider, confirmDialog, ensureRevoked } from './helpers';
+import { USERS, hydrated, consentInPopup, openConnectionsTab, authorizeWithPopup, linkNewIfOffered, authorizeWeatherKey, openConnectionsSlider as openSlider, confirmDialog, ensureRevoked, signedIn } from './helpers';
 
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -12,14 +10,12 @@ function entry(panel: Locator, name: string) {
 async function signedInPage(page: Page, email: string) {
   const ctx = await page.context().browser()!.newContext({ baseURL: BASE });
   const p = await ctx.newPage();
-  await signIn(p, email);
-  await expect(p.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(p, email);
   return { ctx, p };
 }
 
 test('live slider: details, switch to another account and back, revoke (admin, API key)', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const slider = await openSlider(page, 'field_service');
   const row = entry(slider, 'Weather');
   await ensureRevoked(slider, 'Weather');
@@ -65,8 +61,7 @@ test('live slider: details, switch to another account and back, revoke (admin, A
 });
 
 test('edit-mode tab: a developer sees details and references, but may not switch or revoke an admin connection', async ({ page }) => {
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   const tab = await openConnectionsTab(page, 'sales_hub', 'deal_intake');
   const row = entry(tab, 'Sales CRM');
   await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
@@ -95,8 +90,7 @@ test('a form with an unauthorized admin connection: users are told to contact th
   const failed: string[] = [];
   page.on('console', (m) => { if (m.type() === 'error') failed.push(m.text()); });
   page.on('response', (r) => { if (r.url().includes('/api/run_component') && r.status() !== 200) failed.push(`${r.status()} ${r.url()}`); });
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await ensureRevoked(await openSlider(page, 'sales_hub'), 'Sales CRM');
 
   // A plain user cannot use the form until an admin authorizes its connection.
@@ -154,8 +148,7 @@ test('a form with an unauthorized admin connection: users are told to contact th
 });
 
 test('a page panel over the user\'s own connection: the user is prompted, authorizes, and the panel loads', async ({ page }) => {
-  await signIn(page, USERS.user);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.user);
   const slider = await openSlider(page, 'sales_hub');
   await ensureRevoked(slider, 'My CRM');
   await slider.getByRole('button', { name: 'Close connections' }).click();

@@ -1,9 +1,8 @@
 import { test, expect } from '@playwright/test';
-import { USERS, signIn, openConnectionsSlider, clickUntil, linkNewIfOffered, hydrated, expectConnected } from './helpers';
+import { USERS, openConnectionsSlider, clickUntil, linkNewIfOffered, hydrated, expectConnected, signedIn } from './helpers';
 
 test('payment gateways are listed apart in the slider; authorized, the payment form shows recent charges', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const slider = await openConnectionsSlider(page, 'field_service');
   const gateways = slider.getByRole('list', { name: 'Payment gateways' });
   const row = gateways.getByRole('listitem', { name: 'Checkout', exact: true });

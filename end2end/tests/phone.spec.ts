@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, openConnectionsSlider } from './helpers';
+import { USERS, hydrated, signIn, openConnectionsSlider, signedIn } from './helpers';
 
 // A phone: 390×844 (issue 15, item 10). Nothing is clipped, nothing scrolls sideways, tables are
 // stacked cards whose cells say which column they belong to.
@@ -27,8 +27,7 @@ test('phone: the top bar wraps (Sign out reachable) and the tables stack', async
   // also passes alone on a fresh server.
   await signIn(page, USERS.user, 'not-the-password');
   await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const signOut = page.getByRole('button', { name: 'Sign out' });
   await expect(signOut).toBeVisible();
   await withinScreen(page, 'Sign out', await signOut.boundingBox());
@@ -61,8 +60,7 @@ test('phone: the top bar wraps (Sign out reachable) and the tables stack', async
 });
 
 test('phone: the live slider takes the whole width and closes; the builder lists components above the canvas', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   const slider = await openConnectionsSlider(page);
   const box = await slider.boundingBox();
   await withinScreen(page, 'the slider', box);
@@ -85,8 +83,7 @@ test('phone: the live slider takes the whole width and closes; the builder lists
 
 test('desktop: builder component names stay on one line', async ({ page }) => {
   await page.setViewportSize({ width: 1280, height: 800 });
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await page.goto('/app/sales_hub/edit?component=deal_intake');
   await hydrated(page);
   const links = page.getByRole('navigation', { name: 'Components' }).getByRole('link');
@@ -108,8 +105,7 @@ test('desktop: builder component names stay on one line', async ({ page }) => {
 });
 
 test('before hydration, buttons look busy and take no click; after, they answer', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   // Hold the WASM back so the server-rendered page is seen before it hydrates.
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));

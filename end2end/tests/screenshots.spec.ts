@@ -1,6 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import * as path from 'path';
-import { USERS, signIn, openConnectionsSlider, openConnectionsTab } from './helpers';
+import { USERS, openConnectionsSlider, openConnectionsTab, signedIn } from './helpers';
 
 // Refreshes the README's screenshots: SCREENSHOTS=1 (skipped otherwise).
 // Playwright runs from end2end/.
@@ -30,8 +30,7 @@ test.describe('screenshots', () => {
 
   test('live-mode slider with an entry\'s details', async ({ page }) => {
     await page.setViewportSize(DESKTOP);
-    await signIn(page, USERS.admin);
-    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await signedIn(page, USERS.admin);
     const slider = await openConnectionsSlider(page);
     const row = slider.getByRole('listitem', { name: 'Sales CRM', exact: true });
     await row.getByRole('button', { name: 'Details of Sales CRM' }).click();
@@ -41,8 +40,7 @@ test.describe('screenshots', () => {
 
   test('edit-mode Connections tab', async ({ page }) => {
     await page.setViewportSize(DESKTOP);
-    await signIn(page, USERS.developer);
-    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await signedIn(page, USERS.developer);
     const tab = await openConnectionsTab(page, 'sales_hub', 'deal_intake');
     const row = tab.getByRole('listitem', { name: 'My CRM', exact: true });
     await row.getByRole('button', { name: 'Details of My CRM' }).click();
@@ -53,8 +51,7 @@ test.describe('screenshots', () => {
   test('dark mode and a phone: the slider', async ({ page }) => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.setViewportSize(DESKTOP);
-    await signIn(page, USERS.admin);
-    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await signedIn(page, USERS.admin);
     await openConnectionsSlider(page);
     await page.waitForLoadState('networkidle');
     await page.screenshot({ path: path.join(DOCS, 'live-slider-dark.png') });
@@ -66,16 +63,14 @@ test.describe('screenshots', () => {
   });
 
   test('the script editor', async ({ page }) => {
-    await signIn(page, USERS.developer);
-    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await signedIn(page, USERS.developer);
     await shoot(page, 'script-editor.png', DESKTOP, 'light', '/app/sales_hub/edit?component=load_deals', () =>
       expect(page.getByLabel('Script of Load Deals')).toHaveValue(/Open deals/),
     );
   });
 
   test('Microservices, Operations and the builder: desktop and phone, light and dark', async ({ page }) => {
-    await signIn(page, USERS.admin);
-    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await signedIn(page, USERS.admin);
     const microservices = page.getByRole('table', { name: 'Connections' });
     await shoot(page, 'microservices.png', DESKTOP, 'light', '/microservices', () => expect(microservices).toBeVisible());
     await shoot(page, 'microservices-phone-dark.png', PHONE, 'dark', '/microservices', () => expect(microservices).toBeVisible());

@@ -1,11 +1,10 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn, ensureSalesCrmAuthorized } from './helpers';
+import { USERS, hydrated, ensureSalesCrmAuthorized, signedIn } from './helpers';
 
 // The script editor (the help page's third way to the connections panel): a function's steps as
 // text, a syntax check as it is typed, Save, Integrations and Test.
 test('a builder edits a function in the script editor, opens its integrations and tests a step', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await ensureSalesCrmAuthorized(page);
 
   await page.goto('/app/sales_hub/edit?component=forecast');
@@ -76,8 +75,7 @@ test('a builder edits a function in the script editor, opens its integrations an
 });
 
 test('the builder canvas draws a form, opens its integrations, and leads to its workflow', async ({ page }) => {
-  await signIn(page, USERS.developer);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.developer);
   await page.goto('/app/sales_hub/edit?component=deal_intake');
   await hydrated(page);
   const outline = page.getByRole('region', { name: 'Component outline' });

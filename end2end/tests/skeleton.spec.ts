@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn, openConnectionsTab } from './helpers';
+import { USERS, hydrated, signIn, openConnectionsTab, signedIn } from './helpers';
 
 const builders = [
   ['super admin', USERS.superadmin],
@@ -21,8 +21,7 @@ test('signed-out visitors are sent to the sign-in page', async ({ page }) => {
 
 for (const [role, email] of builders) {
   test(`${role}: live mode, edit mode and Microservices`, async ({ page }) => {
-    await signIn(page, email);
-    await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+    await signedIn(page, email);
 
     // Live mode: the settings icon beside the user name opens a menu (a client-side
     // interaction, so the page is hydrated) and the Connections slider.
@@ -53,8 +52,7 @@ for (const [role, email] of builders) {
 }
 
 test('user: live mode shows only their own connections; no edit mode or Microservices', async ({ page }) => {
-  await signIn(page, USERS.user);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.user);
   await expect(page.getByRole('link', { name: 'Edit Sales Hub' })).toHaveCount(0);
   await expect(page.getByRole('link', { name: 'Microservices' })).toHaveCount(0);
 
@@ -74,8 +72,7 @@ test('user: live mode shows only their own connections; no edit mode or Microser
 });
 
 test('signing out ends the session', async ({ page }) => {
-  await signIn(page, USERS.admin);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.admin);
   await hydrated(page);
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page).toHaveURL(/\/login/);

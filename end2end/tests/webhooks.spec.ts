@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { Webhook } from 'standardwebhooks';
-import { USERS, hydrated, signIn, confirmDialog } from './helpers';
+import { USERS, hydrated, signIn, confirmDialog, signedIn } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -69,8 +69,7 @@ test('an admin registers a webhook endpoint, its test event is delivered and ver
 });
 
 test('plain users have no webhooks page', async ({ page }) => {
-  await signIn(page, USERS.user);
-  await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
+  await signedIn(page, USERS.user);
   await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' })).toHaveCount(0);
   await page.goto('/settings/webhooks');
   await expect(page.getByRole('alert')).toContainText('Only builders (developers, admins and super admins) can manage webhooks.');
