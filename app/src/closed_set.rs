@@ -51,6 +51,14 @@ macro_rules! closed_set {
                 }
             }
         }
+
+        /// From a stored column (`#[sqlx(try_from = "String")]`).
+        impl TryFrom<String> for $name {
+            type Error = $crate::error::AppError;
+            fn try_from(s: String) -> Result<Self, $crate::error::AppError> {
+                Self::parse(&s)
+            }
+        }
     };
 }
 

@@ -6,8 +6,9 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 closed_set! {
-    /// What an Operations entry records (its `kind` column).
+    /// What an Operations entry records (its `kind` column; serialized as the stored form).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
     pub enum OperationKind ("kind", "operation kind") {
         SignedIn = "signed_in", "Signed in";
         SignInFailed = "sign_in_failed", "Sign-in failed";
@@ -59,13 +60,26 @@ closed_set! {
     }
 }
 
+closed_set! {
+    /// How serious an Operations entry is (its `level` column; serialized as the stored form).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Level ("level", "level") {
+        Info = "info", "OK";
+        Warn = "warn", "Warning";
+        Error = "error", "Error";
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct OperationEntry {
     pub id: i64,
     pub at_ms: i64,
-    pub level: String,
-    pub kind: String,
+    #[cfg_attr(feature = "ssr", sqlx(try_from = "String"))]
+    pub level: Level,
+    #[cfg_attr(feature = "ssr", sqlx(try_from = "String"))]
+    pub kind: OperationKind,
     pub actor: Option<String>,
     pub connection: Option<String>,
     pub environment: Option<String>,
@@ -105,23 +119,13 @@ pub mod queue;
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::OperationEntry;
-    pub use super::OperationKind;
+    pub use super::{Level, OperationKind};
     use crate::domain::Environment;
     use crate::error::AppResult;
     use crate::ssr::db::Db;
     use crate::ssr::ids::now_ms;
     use crate::ssr::AppState;
     use std::borrow::Cow;
-
-    closed_set! {
-        /// How serious an Operations entry is (its `level` column).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Level ("level", "level") {
-            Info = "info", "Info";
-            Warn = "warn", "Warning";
-            Error = "error", "Error";
-        }
-    }
 
     /// One Operations entry, built from the level and kind, then the parts it has:
     /// `Operation::by(user, Level::Info, OperationKind::Revoked).on(conn.id).envs(&envs).detail(d).record(&db)`.
@@ -271,5 +275,24 @@ pub mod ssr {
         .fetch_all(&state.db.pool)
         .await?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page, the `/v1` API and the filter carry the stored form, whichever way they read it.
+    #[test]
+    fn kinds_and_levels_serialize_as_their_stored_form() {
+        for kind in OperationKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(kind.as_str()));
+            assert_eq!(OperationKind::try_from(kind.as_str().to_string()).unwrap(), kind);
+        }
+        for level in Level::ALL {
+            assert_eq!(serde_json::to_value(level).unwrap(), serde_json::json!(level.as_str()));
+            assert_eq!(Level::try_from(level.as_str().to_string()).unwrap(), level);
+        }
+        assert!(OperationKind::try_from("no_such_kind".to_string()).is_err());
     }
 }

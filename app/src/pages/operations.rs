@@ -112,17 +112,11 @@ fn OperationsTable(list: Vec<OperationEntry>) -> impl IntoView {
             <thead><tr><th>"Time"</th><th>"Event"</th><th>"Result"</th><th>"Who"</th><th>"Connection"</th><th>"Environment"</th><th>"Detail"</th></tr></thead>
             <tbody>
                 {list.into_iter().map(|o| {
-                    let event = OperationKind::parse(&o.kind).map(|k| k.label().to_string()).unwrap_or_else(|_| o.kind.clone());
-                    let result = match o.level.as_str() {
-                        "error" => "Error",
-                        "warn" => "Warning",
-                        _ => "OK",
-                    };
                     view! {
-                        <tr class=format!("level-{}", o.level)>
+                        <tr class=format!("level-{}", o.level.as_str())>
                             <td data-label="Time">{format_ms(o.at_ms)}</td>
-                            <td data-label="Event">{event}</td>
-                            <td data-label="Result">{result}</td>
+                            <td data-label="Event">{o.kind.label()}</td>
+                            <td data-label="Result">{o.level.label()}</td>
                             <td data-label="Who">{o.actor.unwrap_or_else(|| "—".into())}</td>
                             <td data-label="Connection">{o.connection.unwrap_or_else(|| "—".into())}</td>
                             <td data-label="Environment">{o.environment.unwrap_or_else(|| "—".into())}</td>

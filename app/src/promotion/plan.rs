@@ -7,7 +7,7 @@ use super::{
     PlannedConnection, PlannedConnector,
 };
 use crate::connections::ssr::checked_scopes;
-use crate::connectors::{input_from_config, validate_custom, ConnectorConfig, GrantType, ScopeDef};
+use crate::connectors::{input_from_config, validate_custom, ConnectorConfig, ConnectorKind, GrantType, ScopeDef};
 use crate::domain::{AuthType, ConnectionType, DisplayName, Environment, LinkName};
 use crate::error::{AppError, AppResult};
 use crate::ssr::AppState;
@@ -78,10 +78,12 @@ struct StoredConnector {
 struct ExistingConnection {
     id: i64,
     display_name: String,
-    conn_type: String,
+    #[sqlx(try_from = "String")]
+    conn_type: ConnectionType,
     scopes: String,
     same_for_all_envs: i64,
-    connector_kind: String,
+    #[sqlx(try_from = "String")]
+    connector_kind: ConnectorKind,
     connector_link: String,
 }
 
@@ -344,19 +346,20 @@ async fn check_connection(
         };
         return Ok(Ok((planned, Target::New(new))));
     };
-    let (kind_here, kind_there) = match &c.connector {
-        ConnectorRef::Builtin { .. } => ("builtin", "built-in"),
-        ConnectorRef::Custom { .. } => ("custom", "custom"),
+    let kind_there = match &c.connector {
+        ConnectorRef::Builtin { .. } => ConnectorKind::BuiltIn,
+        ConnectorRef::Custom { .. } => ConnectorKind::Custom,
     };
-    if e.connector_kind != kind_here || e.connector_link != c.connector.link_name() {
+    if e.connector_kind != kind_there || e.connector_link != c.connector.link_name() {
         problems.push(format!(
-            "A connection with this link name is here, made from the {} connector '{}'; the document's is made from the {kind_there} connector '{}'.",
-            if e.connector_kind == "builtin" { "built-in" } else { "custom" },
+            "A connection with this link name is here, made from the {} connector '{}'; the document's is made from the {} connector '{}'.",
+            e.connector_kind.label().to_lowercase(),
             e.connector_link,
+            kind_there.label().to_lowercase(),
             c.connector.link_name()
         ));
     }
-    let type_here = ConnectionType::parse(&e.conn_type)?;
+    let type_here = e.conn_type;
     if type_here != conn_type {
         problems.push(format!(
             "A connection with this link name is here as a {}; the document's is a {}.",

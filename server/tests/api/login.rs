@@ -308,7 +308,7 @@ async fn the_operations_log_folds_sign_ins_and_filters_by_event_and_connection()
     assert!(!kinds(&all).contains(&"signed_in".to_string()), "sign-ins folded away: {:?}", kinds(&all));
     let with: Vec<serde_json::Value> = app.json(&admin, "list_operations", &[("filter[sign_ins]", "true")]).await;
     assert_eq!(kinds(&with).iter().filter(|k| *k == "signed_in").count(), 2, "{:?}", kinds(&with));
-    let only: Vec<serde_json::Value> = app.json(&admin, "list_operations", &[("filter[kind]", "SignedIn")]).await;
+    let only: Vec<serde_json::Value> = app.json(&admin, "list_operations", &[("filter[kind]", "signed_in")]).await;
     assert!(!only.is_empty() && kinds(&only).iter().all(|k| k == "signed_in"), "{:?}", kinds(&only));
 
     // By connection: a revoke of the weather connection, and nothing of other connections.

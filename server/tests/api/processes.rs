@@ -197,8 +197,7 @@ async fn kill_mid_refresh(resolve: Resolve) {
 
 /// SIGTERM stops taking new connections but lets in-flight requests finish — here a call held
 /// up by a slow third-party API still answers 200 — then writes the queued Operations entries
-/// and exits cleanly. Its logs
-/// (`--log-format json`) are one JSON object per line.
+/// and exits cleanly. Its logs (`--log-format json`) are one JSON object per line.
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_and_logs_json_lines() {
     let sandbox = Sandbox::start(&[]).await;

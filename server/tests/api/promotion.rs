@@ -263,6 +263,16 @@ async fn every_conflict_is_reported_and_nothing_is_written() {
     assert!(said("custom connector acme").contains("differs in: token_url"), "{}", said("custom connector acme"));
     assert!(said("connection nowhere").contains("no built-in connector 'no_such_service'"));
     assert!(said("connection my_crm").contains("User connection"), "{}", said("connection my_crm"));
+    assert!(
+        said("connection sales_crm").contains("here, made from the built-in connector 'sandbox_weather'; the document's is made from the built-in connector 'sandbox_crm'"),
+        "{}",
+        said("connection sales_crm")
+    );
+    assert!(
+        said("connection my_crm").contains("made from the custom connector 'acme'"),
+        "{}",
+        said("connection my_crm")
+    );
     assert!(said("connection sales_crm").contains("'sandbox_weather'"), "{}", said("connection sales_crm"));
     let (status, e) = app.fails(&admin2, "apply_import", &[("app", "sales_hub"), ("document", &text)]).await;
     assert_eq!(status, 409);

@@ -277,8 +277,8 @@ pub async fn operations(state: &AppState, caller: &ApiCaller, q: OperationsQuery
             .map(|r| Operation {
                 id: r.id,
                 at: rfc3339(r.at_ms),
-                level: r.level,
-                kind: r.kind,
+                level: r.level.as_str().to_string(),
+                kind: r.kind.as_str().to_string(),
                 actor: r.actor,
                 connection: r.connection,
                 environment: r.environment,
