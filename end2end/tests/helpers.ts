@@ -179,3 +179,39 @@ export async function ensureRevoked(panel: Locator, name: string) {
   await confirmDialog(panel.page(), `Revoke ${name}`);
   await expect(row.getByRole('button', { name: `Authorize ${name}` })).toBeVisible();
 }
+
+/** The page does not scroll sideways (the message names the elements that stick out). */
+export async function noSidewaysScroll(page: Page) {
+  const { scroll, client, wide } = await page.evaluate(() => {
+    const client = document.documentElement.clientWidth;
+    const wide = Array.from(document.body.querySelectorAll('*'))
+      .filter((el) => el.getBoundingClientRect().right > client + 0.5 && !el.closest('.sr-only, thead'))
+      .slice(-3)
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} (${Math.round(el.getBoundingClientRect().right)} px)`);
+    return { scroll: document.documentElement.scrollWidth, client, wide };
+  });
+  expect(scroll, `page wider than the screen: ${wide.join(', ')}`).toBeLessThanOrEqual(client);
+}
+
+/** The element lies within the screen's width. */
+export async function withinScreen(page: Page, name: string, box: { x: number; width: number } | null) {
+  expect(box, `${name} is not laid out`).not.toBeNull();
+  const width = page.viewportSize()!.width;
+  expect(box!.x, `${name} starts off screen`).toBeGreaterThanOrEqual(0);
+  expect(box!.x + box!.width, `${name} ends off screen`).toBeLessThanOrEqual(width);
+}
+
+/**
+ * On a narrow screen the table is a stack of cards: it fits the screen, its header row is hidden,
+ * and each labelled cell names its column (`label`) before its value.
+ */
+export async function expectStacked(page: Page, table: Locator, label: string) {
+  await expect(table).toBeVisible();
+  await withinScreen(page, `the table ${await table.getAttribute('aria-label')}`, await table.boundingBox());
+  const header = table.locator('thead');
+  if (await header.count()) expect((await header.boundingBox())?.height ?? 0).toBeLessThanOrEqual(1);
+  const cell = table.locator(`td[data-label="${label}"]`).first();
+  await expect(cell).toBeVisible();
+  expect(await cell.evaluate((el) => getComputedStyle(el, '::before').content)).toContain(label);
+  await noSidewaysScroll(page);
+}

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, consentInPopup, authorizeWithPopup, openConnectionsSlider, expectConnected, signedIn } from './helpers';
+import { USERS, hydrated, consentInPopup, authorizeWithPopup, openConnectionsSlider, expectConnected, signedIn, expectStacked } from './helpers';
 
 /** Creates an admin connection to the sandbox CRM through the page's own session; returns its link name. */
 async function createConnection(page: Page, name: string): Promise<string> {
@@ -101,6 +101,10 @@ test("an admin sees each user's authorization of a logged-in-user connection and
   const all = page.getByRole('table', { name: "Users' authorizations" });
   const uma = all.getByRole('row', { name: /Uma User/ });
   await expect(uma.first()).toBeVisible();
+  // On a phone, everyone's authorizations are a stack of cards.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expectStacked(page, all, 'Environment');
+  await page.setViewportSize({ width: 1280, height: 800 });
   await uma.first().getByRole('button', { name: /^Revoke Uma User's authorization/ }).click();
   await expect(uma).toHaveCount(0);
 });

@@ -1,26 +1,9 @@
-import { test, expect, Page } from '@playwright/test';
-import { USERS, hydrated, signIn, openConnectionsSlider, signedIn } from './helpers';
+import { test, expect } from '@playwright/test';
+import { USERS, hydrated, signIn, openConnectionsSlider, signedIn, noSidewaysScroll, withinScreen, expectStacked } from './helpers';
 
 // A phone: 390×844 (issue 15, item 10). Nothing is clipped, nothing scrolls sideways, tables are
 // stacked cards whose cells say which column they belong to.
 test.use({ viewport: { width: 390, height: 844 } });
-
-/** The page does not scroll sideways. */
-async function noSidewaysScroll(page: Page) {
-  const { scroll, client } = await page.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth,
-    client: document.documentElement.clientWidth,
-  }));
-  expect(scroll, 'page wider than the screen').toBeLessThanOrEqual(client);
-}
-
-/** The element lies within the screen's width. */
-async function withinScreen(page: Page, name: string, box: { x: number; width: number } | null) {
-  expect(box, `${name} is not laid out`).not.toBeNull();
-  const width = page.viewportSize()!.width;
-  expect(box!.x, `${name} starts off screen`).toBeGreaterThanOrEqual(0);
-  expect(box!.x + box!.width, `${name} ends off screen`).toBeLessThanOrEqual(width);
-}
 
 test('phone: the top bar wraps (Sign out reachable) and the tables stack', async ({ page }) => {
   // An Operations event of its own (the log is a table only when it has entries), so this file
@@ -57,6 +40,39 @@ test('phone: the top bar wraps (Sign out reachable) and the tables stack', async
   await expect(page.getByRole('table', { name: 'Operations log' })).toBeVisible();
   await withinScreen(page, 'the Operations log', await page.getByRole('table', { name: 'Operations log' }).boundingBox());
   await noSidewaysScroll(page);
+});
+
+test('phone: API keys, form records and an import preview stack too', async ({ page }) => {
+  await signedIn(page, USERS.admin);
+
+  await page.goto('/settings/api-keys');
+  await hydrated(page);
+  const form = page.getByRole('form', { name: 'Create an API key' });
+  const name = `Phone key ${Date.now() % 100000}`;
+  await form.getByLabel('Name').fill(name);
+  await form.getByLabel(/Read connections and operations/).check();
+  await form.getByRole('button', { name: 'Create key' }).click();
+  await expect(page.getByLabel('New API key')).toHaveValue(/^cmk_/);
+  const keys = page.getByRole('table', { name: 'API keys' });
+  await expect(keys.getByRole('row', { name: new RegExp(name) })).toContainText('Active');
+  await expectStacked(page, keys, 'Scopes');
+
+  await page.goto('/app/sales_hub/records/deal_intake');
+  await hydrated(page);
+  await expectStacked(page, page.getByRole('table', { name: 'Deal Intake records' }), 'deal');
+
+  // An export of Sales Hub previewed as an import: every connection matches.
+  await page.goto('/microservices/promotion');
+  await hydrated(page);
+  await page.getByLabel('Application').selectOption({ label: 'Sales Hub' });
+  await page.getByRole('button', { name: 'Export connections' }).click();
+  const exported = page.getByLabel('Export (no secrets)');
+  await expect(exported).toHaveValue(/sales_crm/);
+  await page.getByLabel('Paste an export').fill(await exported.inputValue());
+  await page.getByRole('button', { name: 'Preview import' }).click();
+  const plan = page.getByRole('table', { name: 'Connections to import' });
+  await expect(plan).toContainText('Matched');
+  await expectStacked(page, plan, 'Needs authorizing');
 });
 
 test('phone: the live slider takes the whole width and closes; the builder lists components above the canvas', async ({ page }) => {

@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { Webhook } from 'standardwebhooks';
-import { USERS, hydrated, signIn, confirmDialog, signedIn } from './helpers';
+import { USERS, hydrated, signIn, confirmDialog, signedIn, expectStacked } from './helpers';
 
 const SANDBOX = process.env.SANDBOX_URL ?? 'http://127.0.0.1:4010';
 
@@ -40,6 +40,10 @@ test('an admin registers a webhook endpoint, its test event is delivered and ver
   const row = card.getByRole('table', { name: 'Deliveries' }).getByRole('row').filter({ hasText: eventId });
   await expect(row).toContainText('webhook.test');
   await expect(row).toContainText('Delivered (204)');
+  // On a phone the delivery log is a stack of cards.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expectStacked(page, card.getByRole('table', { name: 'Deliveries' }), 'Result');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // The receiver got it; an independent Standard Webhooks verifier accepts it with the secret.
   const received: Received[] = await (await request.get(`${SANDBOX}/_sandbox/webhooks`)).json();

@@ -129,11 +129,11 @@ fn Section(s: DataSection) -> impl IntoView {
                 view! { <p class="muted">"No records."</p> }.into_any()
             } else {
                 view! {
-                    <table aria-label=s.title.clone()>
+                    <table class="stack" aria-label=s.title.clone()>
                         <thead><tr>{s.columns.iter().map(|c| view! { <th scope="col">{c.clone()}</th> }).collect_view()}</tr></thead>
                         <tbody>
                             {s.rows.iter().map(|r| view! {
-                                <tr>{r.iter().map(|v| view! { <td>{v.clone()}</td> }).collect_view()}</tr>
+                                <tr>{r.iter().zip(&s.columns).map(|(v, c)| view! { <td data-label=c.clone()>{v.clone()}</td> }).collect_view()}</tr>
                             }).collect_view()}
                         </tbody>
                     </table>

@@ -144,7 +144,7 @@ fn TestResult(res: InvokeResponse) -> impl IntoView {
                " " <span class="muted">{format!("in {} ms", res.duration_ms)}</span></p>
             <details>
                 <summary>{format!("Headers ({})", res.headers.len())}</summary>
-                <table aria-label="Response headers">
+                <table class="stack" aria-label="Response headers">
                     <tbody>{res.headers.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}</tbody>
                 </table>
             </details>

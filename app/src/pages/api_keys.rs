@@ -56,7 +56,7 @@ fn CreateKey(version: RwSignal<u32>) -> impl IntoView {
     let created = move || match create.value().get() {
         Some(Ok(k)) => Some(
             view! {
-                <div class="notice" role="status">
+                <div class="secret-once" role="status">
                     <p>"Copy the key now: it is not shown again."</p>
                     <label>"New API key "<input readonly value=k.secret size="50" aria-label="New API key"/></label>
                 </div>
@@ -100,7 +100,7 @@ fn KeyTable(keys: Vec<ApiKeyInfo>, version: RwSignal<u32>) -> impl IntoView {
     let error = move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorMessage error=e/> });
     view! {
         {error}
-        <table aria-label="API keys">
+        <table class="stack" aria-label="API keys">
             <thead><tr><th>"Name"</th><th>"Key"</th><th>"Scopes"</th><th>"Created"</th><th>"Last used"</th><th>"Status"</th><th></th></tr></thead>
             <tbody>
                 {keys.into_iter().map(|k| {
@@ -117,12 +117,12 @@ fn KeyTable(keys: Vec<ApiKeyInfo>, version: RwSignal<u32>) -> impl IntoView {
                     let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
                     view! {
                         <tr>
-                            <td>{k.name.clone()}</td>
-                            <td><code>{format!("{}…", k.prefix)}</code></td>
-                            <td>{scopes}</td>
-                            <td>{format!("{} by {}", format_ms(k.created_at_ms), k.created_by)}</td>
-                            <td>{k.last_used_at_ms.map(format_ms).unwrap_or_else(|| "Never".into())}</td>
-                            <td>{k.revoked_at_ms.map(|t| format!("Revoked {}", format_ms(t))).unwrap_or_else(|| "Active".into())}</td>
+                            <th scope="row">{k.name.clone()}</th>
+                            <td data-label="Key"><code>{format!("{}…", k.prefix)}</code></td>
+                            <td data-label="Scopes">{scopes}</td>
+                            <td data-label="Created">{format!("{} by {}", format_ms(k.created_at_ms), k.created_by)}</td>
+                            <td data-label="Last used">{k.last_used_at_ms.map(format_ms).unwrap_or_else(|| "Never".into())}</td>
+                            <td data-label="Status">{k.revoked_at_ms.map(|t| format!("Revoked {}", format_ms(t))).unwrap_or_else(|| "Active".into())}</td>
                             <td>
                                 <Show when=move || k.revoked_at_ms.is_none()>
                                     <button type="button" class="danger" aria-label=label.clone()

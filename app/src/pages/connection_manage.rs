@@ -220,7 +220,7 @@ pub fn UsersAuthorizations(connection_id: i64, oversees: bool) -> impl IntoView 
                         Err(e) => view! { <ErrorMessage error=e/> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <p class="muted">"Nobody has authorized this connection yet."</p> }.into_any(),
                         Ok(list) => view! {
-                            <table aria-label=title>
+                            <table class="stack" aria-label=title>
                                 <thead><tr><th>"User"</th><th>"Environment"</th><th>"Account"</th><th>"Authorized at"</th><th>"Status"</th><th></th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|a| {
@@ -229,10 +229,10 @@ pub fn UsersAuthorizations(connection_id: i64, oversees: bool) -> impl IntoView 
                                         view! {
                                             <tr>
                                                 <th scope="row">{a.user_name.clone()}</th>
-                                                <td>{a.environment.label()}</td>
-                                                <td>{a.account_name.clone().unwrap_or_else(|| "—".into())}</td>
-                                                <td>{format_ms(a.authorized_at_ms)}</td>
-                                                <td>{a.status.describe(a.status_reason.as_deref())}</td>
+                                                <td data-label="Environment">{a.environment.label()}</td>
+                                                <td data-label="Account">{a.account_name.clone().unwrap_or_else(|| "—".into())}</td>
+                                                <td data-label="Authorized at">{format_ms(a.authorized_at_ms)}</td>
+                                                <td data-label="Status">{a.status.describe(a.status_reason.as_deref())}</td>
                                                 <td><button type="button" aria-label=label disabled=move || revoke.pending().get()
                                                     on:click=move |_| { revoke.dispatch(RevokeUserAuthorization { connection_id: ConnectionId(connection_id), user_id, environment: Some(env) }); }>"Revoke"</button></td>
                                             </tr>

@@ -158,11 +158,11 @@ fn PlanView(plan: ImportPlan) -> impl IntoView {
     });
     let connectors = (!connectors.is_empty()).then(|| {
         view! {
-            <table aria-label="Custom connectors">
+            <table class="stack" aria-label="Custom connectors">
                 <thead><tr><th>"Custom connector"</th><th>"Link name"</th><th>"Action"</th><th>"Client secret"</th></tr></thead>
                 <tbody>{connectors.into_iter().map(|k| view! {
-                    <tr><td>{k.name}</td><td><code>{k.link_name}</code></td><td>{k.action.label()}</td>
-                        <td>{if k.needs_client_secret { "Needed: set it on the connector's Edit page" } else { "—" }}</td></tr>
+                    <tr><th scope="row">{k.name}</th><td data-label="Link name"><code>{k.link_name}</code></td><td data-label="Action">{k.action.label()}</td>
+                        <td data-label="Client secret">{if k.needs_client_secret { "Needed: set it on the connector's Edit page" } else { "—" }}</td></tr>
                 }).collect_view()}</tbody>
             </table>
         }
@@ -171,7 +171,7 @@ fn PlanView(plan: ImportPlan) -> impl IntoView {
         <h3>{format!("{heading} {application} ({envs})")}</h3>
         {conflicts}
         {connectors}
-        <table aria-label="Connections to import">
+        <table class="stack" aria-label="Connections to import">
             <thead><tr><th>"Connection"</th><th>"Link name"</th><th>"Service"</th><th>"Type"</th><th>"Action"</th><th>"Access"</th><th>"Needs authorizing"</th></tr></thead>
             <tbody>{connections.into_iter().map(|c| {
                 let needs = c.needs_authorizing.iter().map(|e| e.label()).collect::<Vec<_>>().join(", ");
@@ -179,13 +179,13 @@ fn PlanView(plan: ImportPlan) -> impl IntoView {
                 let created = c.action == PlanAction::Create;
                 view! {
                     <tr>
-                        <td>{c.display_name}{c.notes.into_iter().map(|n| view! { <br/><small class="muted">{n}</small> }).collect_view()}</td>
-                        <td><code>{c.link_name}</code></td>
-                        <td>{c.service}</td>
-                        <td>{c.conn_type.label()}</td>
-                        <td>{if created { "Create (unauthorized)" } else { "Matched" }}</td>
-                        <td>{if c.grants_access { "Granted" } else { "—" }}</td>
-                        <td>{if needs.is_empty() { view! { "—" }.into_any() } else if applied { view! { <a href=href>{needs}</a> }.into_any() } else { view! { {needs} }.into_any() }}</td>
+                        <th scope="row">{c.display_name}{c.notes.into_iter().map(|n| view! { <br/><small class="muted">{n}</small> }).collect_view()}</th>
+                        <td data-label="Link name"><code>{c.link_name}</code></td>
+                        <td data-label="Service">{c.service}</td>
+                        <td data-label="Type">{c.conn_type.label()}</td>
+                        <td data-label="Action">{if created { "Create (unauthorized)" } else { "Matched" }}</td>
+                        <td data-label="Access">{if c.grants_access { "Granted" } else { "—" }}</td>
+                        <td data-label="Needs authorizing">{if needs.is_empty() { view! { "—" }.into_any() } else if applied { view! { <a href=href>{needs}</a> }.into_any() } else { view! { {needs} }.into_any() }}</td>
                     </tr>
                 }
             }).collect_view()}</tbody>

@@ -21,14 +21,14 @@ pub fn FormRecordsPage() -> impl IntoView {
                             let columns: Vec<String> = r.rows.first().map(|row| row.iter().map(|c| c.field.clone()).collect()).unwrap_or_default();
                             view! {
                                 <h1>{format!("{} records", r.form)}</h1>
-                                <table aria-label=format!("{} records", r.form)>
+                                <table class="stack" aria-label=format!("{} records", r.form)>
                                     <thead><tr>{columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
                                     <tbody>
                                         {r.rows.into_iter().map(|row| view! {
                                             <tr>{row.into_iter().map(|c| {
                                                 let class = if c.integration { "integration" } else { "" };
                                                 view! {
-                                                    <td class=class>{c.value}{c.missing.then_some(" (not found at the service)")}</td>
+                                                    <td class=class data-label=c.field>{c.value}{c.missing.then_some(" (not found at the service)")}</td>
                                                 }
                                             }).collect_view()}</tr>
                                         }).collect_view()}

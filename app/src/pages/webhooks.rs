@@ -63,7 +63,7 @@ fn CreateEndpoint(version: RwSignal<u32>) -> impl IntoView {
         match create.value().get() {
         Some(Ok(c)) => Some(
             view! {
-                <div class="notice" role="status">
+                <div class="secret-once" role="status">
                     <p>"Copy the signing secret now: it is not shown again. Verify each delivery with it (see the README)."</p>
                     <label>"Signing secret "<input readonly value=c.secret size="56" aria-label="Signing secret"/></label>
                 </div>
@@ -194,16 +194,16 @@ fn DeliveryLog(rows: Vec<DeliveryInfo>) -> impl IntoView {
         return view! { <p class="muted">"No delivery yet."</p> }.into_any();
     }
     view! {
-        <table aria-label="Deliveries">
+        <table class="stack" aria-label="Deliveries">
             <thead><tr><th>"Event"</th><th>"Type"</th><th>"Created"</th><th>"Last attempt"</th><th>"Result"</th></tr></thead>
             <tbody>
                 {rows.into_iter().map(|d| view! {
                     <tr>
-                        <td><code>{d.event_id.clone()}</code></td>
-                        <td>{d.kind.clone()}</td>
-                        <td>{format_ms(d.created_at_ms)}</td>
-                        <td>{d.last_attempt_at_ms.map(format_ms).unwrap_or_else(|| "—".into())}</td>
-                        <td>{describe(&d)}</td>
+                        <td data-label="Event"><code>{d.event_id.clone()}</code></td>
+                        <td data-label="Type">{d.kind.clone()}</td>
+                        <td data-label="Created">{format_ms(d.created_at_ms)}</td>
+                        <td data-label="Last attempt">{d.last_attempt_at_ms.map(format_ms).unwrap_or_else(|| "—".into())}</td>
+                        <td data-label="Result">{describe(&d)}</td>
                     </tr>
                 }).collect_view()}
             </tbody>
