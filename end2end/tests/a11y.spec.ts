@@ -1,6 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
-import { USERS, hydrated, openConnectionsSlider, openConnectionsTab, authorizeWeatherKey, signedIn } from './helpers';
+import { USERS, hydrated, openConnectionsSlider, openConnectionsTab, authorizeWeatherKey, signedIn, noSidewaysScroll } from './helpers';
 
 /**
  * axe (WCAG 2 A and AA rules) on every page and dialog: no serious or critical violation.
@@ -15,6 +15,8 @@ async function expectAccessible(page: Page, what: string) {
   // Icons are inline SVG from one set, never text glyphs of mixed weights.
   const glyphs = (await page.locator('body').innerText()).match(/[◧⚙⇄✎⋯✕×☰⚠✓✔]/gu) ?? [];
   expect(glyphs, `${what}: text glyphs used as icons`).toEqual([]);
+  // On a phone, no page or dialog scrolls sideways.
+  if (page.viewportSize()!.width < 640) await noSidewaysScroll(page);
 }
 
 test('the sign-in page', async ({ page }) => {
