@@ -119,29 +119,38 @@ macro_rules! with_status {
     };
 }
 
-/// One page of the Microservices list, by link name (keyset: `$7` is the link name the page
-/// starts after, `$8` the page size plus one, to know whether another page follows).
-pub const PAGE: &str = concat!(scanned!(), " AND e.link_name > $7 ORDER BY e.link_name LIMIT $8");
+/// One page of `$rows`, by link name (keyset): `$after` is the link name the page starts after,
+/// `$limit` the page size plus one, to know whether another page follows.
+macro_rules! keyset_page {
+    ($rows:expr, $after:literal, $limit:literal) => {
+        concat!($rows, " AND e.link_name > ", $after, " ORDER BY e.link_name LIMIT ", $limit)
+    };
+}
+
+/// How many rows `$rows` matches.
+macro_rules! counted {
+    ($rows:expr) => {
+        concat!("SELECT COUNT(*) FROM (", $rows, ") m")
+    };
+}
+
+/// One page of the Microservices list, read in link-name order.
+pub const PAGE: &str = keyset_page!(scanned!(), "$7", "$8");
 /// How many rows [`PAGE`]'s filters match.
-const COUNT: &str = concat!("SELECT COUNT(*) FROM (", scanned!(), ") m");
+const COUNT: &str = counted!(scanned!());
 
-/// A page of a search the trigram index answers on SQLite: `$8` after, `$9` the limit.
-pub const SEARCH_PAGE_SQLITE: &str =
-    concat!(by_ids_sqlite!(searched_sqlite!()), " AND e.link_name > $8 ORDER BY e.link_name LIMIT $9");
-const SEARCH_COUNT_SQLITE: &str = concat!("SELECT COUNT(*) FROM (", by_ids_sqlite!(searched_sqlite!()), ") m");
-/// A page of a search the trigram indexes answer on PostgreSQL: `$7` after, `$8` the limit.
-const SEARCH_PAGE_POSTGRES: &str =
-    concat!(by_ids_postgres!(searched_postgres!()), " AND e.link_name > $7 ORDER BY e.link_name LIMIT $8");
-const SEARCH_COUNT_POSTGRES: &str = concat!("SELECT COUNT(*) FROM (", by_ids_postgres!(searched_postgres!()), ") m");
+/// A page of a search the trigram index answers on SQLite.
+pub const SEARCH_PAGE_SQLITE: &str = keyset_page!(by_ids_sqlite!(searched_sqlite!()), "$8", "$9");
+const SEARCH_COUNT_SQLITE: &str = counted!(by_ids_sqlite!(searched_sqlite!()));
+/// A page of a search the trigram indexes answer on PostgreSQL.
+const SEARCH_PAGE_POSTGRES: &str = keyset_page!(by_ids_postgres!(searched_postgres!()), "$7", "$8");
+const SEARCH_COUNT_POSTGRES: &str = counted!(by_ids_postgres!(searched_postgres!()));
 
-/// A page of the connections with a recorded status, without a search: `$7` after, `$8` the
-/// limit.
-pub const STATUS_PAGE_SQLITE: &str =
-    concat!(by_ids_sqlite!(with_status!()), " AND e.link_name > $7 ORDER BY e.link_name LIMIT $8");
-const STATUS_COUNT_SQLITE: &str = concat!("SELECT COUNT(*) FROM (", by_ids_sqlite!(with_status!()), ") m");
-const STATUS_PAGE_POSTGRES: &str =
-    concat!(by_ids_postgres!(with_status!()), " AND e.link_name > $7 ORDER BY e.link_name LIMIT $8");
-const STATUS_COUNT_POSTGRES: &str = concat!("SELECT COUNT(*) FROM (", by_ids_postgres!(with_status!()), ") m");
+/// A page of the connections with a recorded status, without a search.
+pub const STATUS_PAGE_SQLITE: &str = keyset_page!(by_ids_sqlite!(with_status!()), "$7", "$8");
+const STATUS_COUNT_SQLITE: &str = counted!(by_ids_sqlite!(with_status!()));
+const STATUS_PAGE_POSTGRES: &str = keyset_page!(by_ids_postgres!(with_status!()), "$7", "$8");
+const STATUS_COUNT_POSTGRES: &str = counted!(by_ids_postgres!(with_status!()));
 
 /// Up to this many matches, a page is read from the ids the indexes give (and sorted); more are
 /// read in link-name order, where a page of them is found after about
