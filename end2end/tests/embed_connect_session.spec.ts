@@ -1,5 +1,5 @@
 import { test, expect, Browser, FrameLocator, Page } from '@playwright/test';
-import { USERS, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected, signedIn } from './helpers';
+import { USERS, consentInPopup, linkNewIfOffered, authorizeWithPopup, expectConnected, signedIn } from './helpers';
 import { startHost, type Host } from '../host/backend';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
@@ -58,7 +58,8 @@ test("a host's backend opens the panel already signed in as its end user; author
 
   // A new end user: nothing authorized yet. Authorize My CRM through the provider's popup.
   const dialog = first.frame.getByRole('dialog', { name: 'Authorize My CRM' });
-  await clickUntil(row.getByRole('button', { name: 'Authorize My CRM' }), dialog);
+  await row.getByRole('button', { name: 'Authorize My CRM' }).click();
+  await expect(dialog).toBeVisible();
   await linkNewIfOffered(first.page, dialog);
   await dialog.getByLabel('Name of the Authorization Account').fill('Ada from the host');
   const { popup } = await authorizeWithPopup(first.page, 'Authorize My CRM', first.frame);

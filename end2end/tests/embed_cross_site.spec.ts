@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { createServer, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
-import { USERS, PASSWORD, consentInPopup, clickUntil, linkNewIfOffered, authorizeWithPopup, expectConnected, confirmDialog, signedIn } from './helpers';
+import { USERS, PASSWORD, consentInPopup, linkNewIfOffered, authorizeWithPopup, expectConnected, confirmDialog, signedIn } from './helpers';
 
 const BASE_URL = process.env.BASE_URL ?? 'http://127.0.0.1:3000';
 
@@ -50,11 +50,12 @@ test('the panel embedded on another site: sign in inside the frame, authorize ov
   if (!(await authorizeButton.isVisible())) {
     // Left connected by an earlier run: start from revoked.
     const revoke = row.getByRole('button', { name: 'Revoke My CRM' });
-    await clickUntil(row.getByRole('button', { name: 'Details of My CRM' }), revoke);
+    await row.getByRole('button', { name: 'Details of My CRM' }).click();
     await revoke.click();
     await confirmDialog(frame, 'Revoke My CRM');
   }
-  await clickUntil(authorizeButton, dialog);
+  await authorizeButton.click();
+  await expect(dialog).toBeVisible();
   await linkNewIfOffered(page, dialog);
   await dialog.getByLabel('Name of the Authorization Account').fill('Dev from the partner site');
   const { popup } = await authorizeWithPopup(page, 'Authorize My CRM', frame);

@@ -156,19 +156,6 @@ export async function ensureSalesCrmAuthorized(page: Page) {
 }
 
 
-/**
- * Clicks `target` until `done` shows. `body[data-hydrated]` is set when the page hydrates, but
- * content inside a Suspense boundary can become interactive a moment later; a click on it before
- * then is lost, so it is repeated (never once `done` is visible).
- */
-export async function clickUntil(target: Locator, done: Locator) {
-  await expect(async () => {
-    if (await done.isVisible()) return;
-    await target.click({ timeout: 2_000 });
-    await expect(done).toBeVisible({ timeout: 2_000 });
-  }).toPass({ timeout: 20_000 });
-}
-
 /** Revokes the connection from the panel if it is authorized (the tests share one database). */
 export async function ensureRevoked(panel: Locator, name: string) {
   const row = panel.getByRole('listitem', { name, exact: true });

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, openConnectionsSlider, clickUntil, linkNewIfOffered, hydrated, expectConnected, signedIn } from './helpers';
+import { USERS, openConnectionsSlider, linkNewIfOffered, hydrated, expectConnected, signedIn } from './helpers';
 
 test('payment gateways are listed apart in the slider; authorized, the payment form shows recent charges', async ({ page }) => {
   await signedIn(page, USERS.admin);
@@ -13,7 +13,8 @@ test('payment gateways are listed apart in the slider; authorized, the payment f
   const authorize = row.getByRole('button', { name: 'Authorize Checkout' });
   if (await authorize.isVisible()) {
     const dialog = page.getByRole('dialog', { name: 'Authorize Checkout' });
-    await clickUntil(authorize, dialog);
+    await authorize.click();
+    await expect(dialog).toBeVisible();
     await linkNewIfOffered(page, dialog);
     await dialog.getByLabel('Name of the Authorization Account').fill('Field payments');
     await dialog.getByLabel('API key').fill('sk_test_sandbox');
