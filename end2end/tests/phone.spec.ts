@@ -18,28 +18,16 @@ test('phone: the top bar wraps (Sign out reachable) and the tables stack', async
 
   await page.goto('/microservices');
   await hydrated(page);
-  const table = page.getByRole('table', { name: 'Connections' });
-  await expect(table).toBeVisible();
-  await withinScreen(page, 'the Connections table', await table.boundingBox());
   // Each cell is labelled by its column, the header row is off screen for sighted users.
-  const status = table.locator('td[data-label="Status"]').first();
-  await expect(status).toBeVisible();
-  const before = await status.evaluate((el) => getComputedStyle(el, '::before').content);
-  expect(before).toContain('Status');
-  await noSidewaysScroll(page);
+  await expectStacked(page, page.getByRole('table', { name: 'Connections' }), 'Status');
 
   await page.goto('/microservices/connections/sales_crm');
   await hydrated(page);
-  const auths = page.getByRole('table', { name: 'Authorizations' });
-  await expect(auths).toBeVisible();
-  await withinScreen(page, 'the Authorizations table', await auths.boundingBox());
-  await noSidewaysScroll(page);
+  await expectStacked(page, page.getByRole('table', { name: 'Authorizations' }), 'Status');
 
   await page.goto('/operations');
   await hydrated(page);
-  await expect(page.getByRole('table', { name: 'Operations log' })).toBeVisible();
-  await withinScreen(page, 'the Operations log', await page.getByRole('table', { name: 'Operations log' }).boundingBox());
-  await noSidewaysScroll(page);
+  await expectStacked(page, page.getByRole('table', { name: 'Operations log' }), 'Time');
 });
 
 test('phone: API keys, form records and an import preview stack too', async ({ page }) => {

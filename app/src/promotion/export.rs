@@ -111,11 +111,13 @@ struct ReferencedRow {
     scopes: String,
     same_for_all_envs: i64,
     access: i64,
-    connector_kind: String,
+    #[sqlx(try_from = "String")]
+    connector_kind: ConnectorKind,
     connector_link: String,
     connector_name: String,
     connector_description: String,
-    connector_auth: String,
+    #[sqlx(try_from = "String")]
+    connector_auth: AuthType,
     connector_config: String,
 }
 
@@ -151,18 +153,17 @@ pub async fn export(state: &AppState, actor: &Actor<'_>, app_link: &str) -> AppR
     let mut connections = Vec::with_capacity(rows.len());
     let mut custom_connectors: Vec<CustomConnectorDefinition> = Vec::new();
     for r in rows {
-        let connector = match ConnectorKind::parse(&r.connector_kind)? {
+        let connector = match r.connector_kind {
             ConnectorKind::BuiltIn => ConnectorRef::Builtin { link_name: r.connector_link },
             ConnectorKind::Custom => {
                 if !custom_connectors.iter().any(|d| d.link_name == r.connector_link) {
                     let config: ConnectorConfig = serde_json::from_str(&r.connector_config)
                         .map_err(|e| AppError::internal("connector config", e))?;
-                    let auth = AuthType::parse(&r.connector_auth)?;
                     let input = input_from_config(
                         &r.connector_name,
                         &r.connector_link,
                         &r.connector_description,
-                        auth,
+                        r.connector_auth,
                         &config,
                     );
                     custom_connectors

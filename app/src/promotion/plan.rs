@@ -359,11 +359,10 @@ async fn check_connection(
             c.connector.link_name()
         ));
     }
-    let type_here = e.conn_type;
-    if type_here != conn_type {
+    if e.conn_type != conn_type {
         problems.push(format!(
             "A connection with this link name is here as a {}; the document's is a {}.",
-            type_here.label(),
+            e.conn_type.label(),
             conn_type.label()
         ));
     }
