@@ -2,6 +2,12 @@
 use clap::{Parser, Subcommand};
 use std::io::Write as _;
 
+/// mimalloc rather than glibc's malloc: a request's buffers are allocated on one Tokio worker and
+/// often freed on the other, and glibc then locks the first thread's arena (futex waits on every
+/// request under load). README, "Why the allocator" under "Hot paths under load", has the figures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The settings (flags and environment) and, optionally, a maintenance command instead of serving.
 #[derive(Parser)]
 #[command(name = "server", about = "The connections manager: web app, server functions and OAuth callbacks.")]
