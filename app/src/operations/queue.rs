@@ -10,7 +10,7 @@
 //! answered for is on the Operations page), and so does a graceful shutdown.
 
 use super::ssr::Operation;
-use crate::ssr::db::{placeholders, Db};
+use crate::ssr::db::Db;
 use crate::ssr::ids::now_ms;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Semaphore;
@@ -113,7 +113,7 @@ async fn write(db: &Db, batch: &[(i64, Operation<'static>)]) -> Result<(), sqlx:
     for size in statement_sizes(batch.len()) {
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
-        let rows: Vec<String> = (0..size).map(|i| format!("({})", placeholders(i * 8 + 1, 8))).collect();
+        let rows: Vec<String> = (0..size).map(|i| format!("({})", db.backend.placeholders(i * 8 + 1, 8))).collect();
         let sql = format!(
             "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
              VALUES {}",

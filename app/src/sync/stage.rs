@@ -3,7 +3,7 @@
 //! and `COPY` on PostgreSQL; what a run that did not complete wrote is deleted.
 
 use crate::error::AppResult;
-use crate::ssr::db::{copy_text_row, placeholders};
+use crate::ssr::db::copy_text_row;
 use crate::ssr::AppState;
 
 /// Rows per INSERT statement when pages are written (two parameters per row).
@@ -37,14 +37,15 @@ pub(super) async fn stage(state: &AppState, datasource_id: i64, run_id: i64, row
     }
     let mut tx = state.db.pool.begin().await?;
     for chunk in rows.new.chunks(STAGE_CHUNK) {
-        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("($1, $2, {})", placeholders(2 * i + 3, 2))).collect();
+        let rows: Vec<String> =
+            (0..chunk.len()).map(|i| format!("({})", state.db.backend.placeholders(4 * i + 1, 4))).collect();
         let sql = format!(
             "INSERT INTO datasource_records (datasource_id, run_id, record_id, data) VALUES {}",
             rows.join(",")
         );
-        let mut q = sqlx::query(&sql).bind(datasource_id).bind(run_id);
+        let mut q = sqlx::query(&sql);
         for (id, data) in chunk {
-            q = q.bind(id.as_str()).bind(data.as_str());
+            q = q.bind(datasource_id).bind(run_id).bind(id.as_str()).bind(data.as_str());
         }
         q.execute(&mut *tx).await?;
     }

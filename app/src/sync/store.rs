@@ -9,7 +9,7 @@ use crate::datasources::ssr::Datasource;
 use crate::domain::Environment;
 use crate::error::{AppError, AppResult};
 use crate::operations::ssr::{Level, Operation, OperationKind};
-use crate::ssr::db::{is_unique_violation, placeholders};
+use crate::ssr::db::{is_unique_violation, Backend};
 use crate::ssr::ids::now_ms;
 use crate::ssr::AppState;
 use std::collections::HashMap;
@@ -204,6 +204,7 @@ const LOOKUP_CHUNK: usize = 500;
 /// The run's records with the given ids, parsed.
 async fn records_by_id(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     datasource_id: i64,
     run_id: i64,
     ids: &[String],
@@ -211,8 +212,10 @@ async fn records_by_id(
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(LOOKUP_CHUNK) {
         let sql = format!(
-            "SELECT record_id, data FROM datasource_records WHERE datasource_id = $1 AND run_id = $2 AND record_id IN ({})",
-            placeholders(3, chunk.len())
+            "SELECT record_id, data FROM datasource_records WHERE datasource_id = {} AND run_id = {} AND record_id IN ({})",
+            backend.placeholders(1, 1),
+            backend.placeholders(2, 1),
+            backend.placeholders(3, chunk.len())
         );
         let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(datasource_id).bind(run_id);
         for id in chunk {
@@ -280,7 +283,7 @@ pub(super) async fn apply(
             forms.iter().flat_map(|(_, v)| fields.iter().filter_map(|(f, _)| referenced(v, f))).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let found = records_by_id(&mut tx, ds.id, run_id, &wanted).await?;
+        let found = records_by_id(&mut tx, state.db.backend, ds.id, run_id, &wanted).await?;
         for (id, mut value) in forms {
             let mut changed = false;
             for (field, display_field) in &fields {
