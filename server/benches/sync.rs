@@ -67,9 +67,10 @@ async fn main() {
     let start = Instant::now();
     let mut tx = app.state.db.pool.begin().await.expect("tx");
     for chunk in rows.chunks(300) {
-        let values: Vec<String> =
-            (0..chunk.len()).map(|i| format!("({})", app.state.db.backend.placeholders(2 * i + 1, 2))).collect();
-        let sql = format!("INSERT INTO bench_rows (record_id, data) VALUES {}", values.join(","));
+        let sql = format!(
+            "INSERT INTO bench_rows (record_id, data) VALUES {}",
+            app.state.db.backend.value_rows(chunk.len(), 2)
+        );
         let mut q = sqlx::query(&sql);
         for (id, data) in chunk {
             q = q.bind(id.as_str()).bind(data.as_str());

@@ -113,11 +113,10 @@ async fn write(db: &Db, batch: &[(i64, Operation<'static>)]) -> Result<(), sqlx:
     for size in statement_sizes(batch.len()) {
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
-        let rows: Vec<String> = (0..size).map(|i| format!("({})", db.backend.placeholders(i * 8 + 1, 8))).collect();
         let sql = format!(
             "INSERT INTO operations (workspace_id, at, level, kind, actor_user_id, connection_id, environment, detail)
              VALUES {}",
-            rows.join(", ")
+            db.backend.value_rows(size, 8)
         );
         let mut query = sqlx::query(&sql);
         for (at, op) in chunk {

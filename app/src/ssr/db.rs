@@ -167,6 +167,12 @@ impl Backend {
             Backend::Sqlite => vec!["?"; count].join(", "),
         }
     }
+
+    /// The VALUES list of a multi-row INSERT written wholly with placeholders: `rows` rows of
+    /// `width` values each, `(…), (…)`, bound row by row in column order.
+    pub fn value_rows(self, rows: usize, width: usize) -> String {
+        (0..rows).map(|i| format!("({})", self.placeholders(i * width + 1, width))).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// Appends one row of `COPY … FROM STDIN` in PostgreSQL's text format: fields separated by tabs,
@@ -202,6 +208,9 @@ mod tests {
         assert_eq!(Backend::Sqlite.placeholders(3, 2), "?, ?");
         assert_eq!(Backend::Sqlite.placeholders(1, 1), "?");
         assert_eq!(Backend::Sqlite.placeholders(5, 0), "");
+        assert_eq!(Backend::Postgres.value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(Backend::Sqlite.value_rows(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(Backend::Sqlite.value_rows(0, 2), "");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::error::AppResult;
 use crate::ssr::db::copy_text_row;
 use crate::ssr::AppState;
 
-/// Rows per INSERT statement when pages are written (two parameters per row).
+/// Rows per INSERT statement when pages are written on SQLite (four parameters per row).
 const STAGE_CHUNK: usize = 200;
 
 /// A record read again replaces the version an earlier page of the run had.
@@ -37,11 +37,9 @@ pub(super) async fn stage(state: &AppState, datasource_id: i64, run_id: i64, row
     }
     let mut tx = state.db.pool.begin().await?;
     for chunk in rows.new.chunks(STAGE_CHUNK) {
-        let rows: Vec<String> =
-            (0..chunk.len()).map(|i| format!("({})", state.db.backend.placeholders(4 * i + 1, 4))).collect();
         let sql = format!(
             "INSERT INTO datasource_records (datasource_id, run_id, record_id, data) VALUES {}",
-            rows.join(",")
+            state.db.backend.value_rows(chunk.len(), 4)
         );
         let mut q = sqlx::query(&sql);
         for (id, data) in chunk {
