@@ -42,8 +42,9 @@ const file = (stem) => names.find((f) => f === `${stem}.wasm` || (f.startsWith(`
 const css = total(main.filter((f) => f.endsWith('.css')));
 console.log('\npage (lazy route) | chunks | bytes | brotli | first download, brotli | of which WASM + JS');
 const rows = Object.entries(manifest).map(([route, chunks]) => {
-  const own = file(`split_${route}`);
-  const files = [...chunks.map(file), own].filter(Boolean);
+  // The manifest lists the page's own module (`split_<route>`) among its chunks; a Set keeps
+  // it from being counted twice.
+  const files = [...new Set([...chunks.map(file), file(`split_${route}`)].filter(Boolean))];
   const t = total(files);
   return { route: route.replace(/^__/, '').replace(/_view_\d+$/, ''), n: files.length, t };
 });
