@@ -21,19 +21,18 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
-/// The signed-in user and the actions that change it, shared by every page.
+/// The signed-in user and the sign-in action that changes it, shared by every page. Signing out
+/// is a plain form post ([`SignOut`]): the browser loads the sign-in page afresh.
 #[derive(Clone, Copy)]
 pub struct SessionCx {
     pub user: Resource<Result<Option<SessionUser>, AppError>>,
     pub login: ServerAction<Login>,
-    pub logout: ServerAction<Logout>,
 }
 
 pub fn provide_session() {
     let login = ServerAction::<Login>::new();
-    let logout = ServerAction::<Logout>::new();
-    let user = Resource::new(move || (login.version().get(), logout.version().get()), |_| current_user());
-    provide_context(SessionCx { user, login, logout });
+    let user = Resource::new(move || login.version().get(), |_| current_user());
+    provide_context(SessionCx { user, login });
 }
 
 pub fn session() -> SessionCx {
@@ -122,14 +121,17 @@ pub fn ErrorMessage(error: AppError) -> impl IntoView {
     view! { <p class="error" role="alert">{error.to_string()}</p> }
 }
 
-/// The sign-out button (an ActionForm, so it works before hydration too).
+/// The sign-out button: a plain form posting to the `logout` server function, which answers a
+/// form post with a redirect to the sign-in page. It works the same before and after hydration,
+/// the new page starts with no client state of the signed-out user, and the pages that show it
+/// need none of `ActionForm`'s code (form decoding, actions) in their download.
 #[component]
 pub fn SignOut() -> impl IntoView {
-    let cx = session();
+    use leptos::server_fn::ServerFn;
     view! {
-        <ActionForm action=cx.logout attr:class="inline">
+        <form method="post" action=Logout::PATH class="inline">
             <button type="submit" class="link-button">"Sign out"</button>
-        </ActionForm>
+        </form>
     }
 }
 
@@ -143,14 +145,12 @@ pub fn TopNav(user: SessionUser) -> impl IntoView {
             <a href="/" class="brand">"Connections"</a>
             <nav aria-label="Main">
                 <a href="/">"Applications"</a>
-                <Show when=move || builder>
+                {builder.then(|| view! {
                     <a href="/microservices">"Microservices"</a>
                     <a href="/operations">"Operations"</a>
                     <a href="/settings/webhooks">"Webhooks"</a>
-                </Show>
-                <Show when=move || admin>
-                    <a href="/settings/api-keys">"API keys"</a>
-                </Show>
+                })}
+                {admin.then(|| view! { <a href="/settings/api-keys">"API keys"</a> })}
             </nav>
             <span class="who">
                 <span class="user-name">{user.name.clone()}</span>

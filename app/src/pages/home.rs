@@ -22,9 +22,9 @@ pub fn HomePage() -> impl IntoView {
                                             <h2>{a.name.clone()}</h2>
                                             {a.installed_from.clone().map(|f| view! { <p class="muted">"Installed from " {f}</p> })}
                                             <a href=live aria-label=format!("Open {} in live mode", a.name)>"Live mode"</a>
-                                            <Show when=move || builder>
-                                                <a href=edit.clone() aria-label=format!("Edit {}", a.name)>"Edit mode"</a>
-                                            </Show>
+                                            {builder.then(|| view! {
+                                                <a href=edit aria-label=format!("Edit {}", a.name)>"Edit mode"</a>
+                                            })}
                                         </li>
                                     }
                                 }).collect_view()}

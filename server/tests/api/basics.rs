@@ -60,6 +60,28 @@ async fn sign_in_sessions_and_sign_out() {
     assert_eq!(app.count("SELECT COUNT(*) FROM operations WHERE kind = 'signed_in'").await, 1);
 }
 
+/// The top bar's Sign out is a plain HTML form (no `ActionForm`): the browser's own post, before
+/// or after hydration, is answered with a redirect to the sign-in page, and the session is over.
+#[tokio::test]
+async fn sign_out_form_post_redirects_to_sign_in_and_ends_the_session() {
+    let app = spawn().await;
+    let (c, cookie) = app.signed_in_at(&app.url(""), "admin@demo.test").await;
+    let res = c
+        .post(app.url("/api/logout"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/microservices"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers().get("location").unwrap(), "/login");
+    let replay = app.client().post(app.url("/api/current_user")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(replay.json::<Option<Value>>().await.unwrap(), None);
+    assert_eq!(app.call(&c, "current_user", &[]).await.json::<Option<Value>>().await.unwrap(), None);
+}
+
 /// Server-function errors carry their own status (R18.6),
 /// while a sign-in form posted before hydration (an HTML form, `Accept: text/html`) is sent back
 /// to the form with the error in the URL rather than left on a bare error status.
