@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { USERS, hydrated, signIn, openConnectionsTab, signedIn } from './helpers';
+import { PASSWORD, USERS, hydrated, signIn, openConnectionsTab, signedIn } from './helpers';
 
 const builders = [
   ['super admin', USERS.superadmin],
@@ -10,6 +10,40 @@ const builders = [
 test('a wrong password is refused with a clear message', async ({ page }) => {
   await signIn(page, USERS.admin, 'not-the-password');
   await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+  await expect(page).toHaveURL(/\/login/);
+});
+
+// The sign-in form works before the client has hydrated and without JavaScript at all, and a
+// refused sign-in says why: the server sends the form back with the error in the URL, which the
+// page shows. (Without JavaScript the pages after it stay on their loading skeletons: their
+// content is streamed in by script.)
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('signing in says why it refused, then signs in', async ({ page }) => {
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(USERS.admin);
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page).toHaveURL(/\/login\?/);
+    await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+    await page.getByLabel('Email').fill(USERS.admin);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page).toHaveURL(/\/$/);
+  });
+});
+
+// Sign out is a plain form post: it works before the client has hydrated too.
+test('signing out before hydration ends the session', async ({ page }) => {
+  await signedIn(page, USERS.admin);
+  await page.route('**/*.wasm', () => {}); // the client never arrives
+  await page.goto('/', { waitUntil: 'domcontentloaded' });
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/login/);
+  await page.unroute('**/*.wasm');
+  await page.goto('/microservices');
   await expect(page).toHaveURL(/\/login/);
 });
 

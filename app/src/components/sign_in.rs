@@ -1,4 +1,6 @@
 use super::session;
+use crate::auth::Login;
+use crate::error::AppError;
 use leptos::prelude::*;
 
 /// The sign-in form (an ActionForm, so it works before hydration), going to `next` after.
@@ -6,7 +8,17 @@ use leptos::prelude::*;
 #[component]
 pub fn SignInForm(#[prop(into)] next: Signal<String>) -> impl IntoView {
     let cx = session();
-    let error = move || cx.login.value().get().and_then(|r| r.err());
+    // A form posted before hydration (or without JavaScript) comes back to this page with the
+    // error in the URL (`__path`, `__err`). The session's action is made above the router, which
+    // provides that error, so it is read here: shown until the form is sent again from the client.
+    let posted = use_context::<leptos::server::ServerActionError>()
+        .filter(|e| e.path() == <Login as leptos::server_fn::ServerFn>::PATH)
+        .map(|e| leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(e.err()));
+    let error = move || match cx.login.value().get() {
+        Some(result) => result.err(),
+        None if cx.login.version().get() == 0 => posted.clone(),
+        None => None,
+    };
     view! {
         <ActionForm action=cx.login attr:class="card form" attr:aria-label="Sign in">
             <input type="hidden" name="next" prop:value=next/>
