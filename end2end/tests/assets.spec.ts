@@ -1,6 +1,6 @@
 import { test, expect, type APIRequestContext, type Page } from '@playwright/test';
 import { existsSync, statSync } from 'node:fs';
-import { hydrated, PASSWORD, USERS } from './helpers';
+import { hydrated, signedInContext, USERS } from './helpers';
 
 // The client's files are named after their content and cached for a year; the page links those
 // names; other static files are revalidated; answers are compressed.
@@ -74,13 +74,7 @@ test('the first page downloads at most 300 KB of WASM and JS, brotli', async ({ 
 });
 
 test('a signed-in visitor coming back downloads at most 300 KB of WASM and JS, brotli', async ({ page, request }) => {
-  // Signed in through the browser context's own request client: the cookie is the page's, and
-  // the page has loaded nothing yet.
-  const res = await page.context().request.post('/api/login', {
-    form: { email: USERS.admin, password: PASSWORD, next: '/' },
-    maxRedirects: 0,
-  });
-  expect(res.status()).toBeLessThan(400);
+  await signedInContext(page.context(), USERS.admin);
   expect(await firstLoad(page, request, '/')).toBeLessThanOrEqual(300_000);
   await expect(page.getByRole('heading', { name: 'Applications' })).toBeVisible();
 });

@@ -1,4 +1,4 @@
-import { expect, FrameLocator, Locator, Page } from '@playwright/test';
+import { BrowserContext, expect, FrameLocator, Locator, Page } from '@playwright/test';
 
 export const PASSWORD = 'demo-password';
 export const USERS = {
@@ -19,6 +19,15 @@ export async function signIn(page: Page, email: string, password = PASSWORD) {
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/**
+ * Signs in through the browser context's own request client: its pages get the session cookie
+ * without loading anything first (a signed-in visitor coming back with nothing cached).
+ */
+export async function signedInContext(context: BrowserContext, email: string, password = PASSWORD) {
+  const res = await context.request.post('/api/login', { form: { email, password, next: '/' }, maxRedirects: 0 });
+  expect(res.status()).toBeLessThan(400);
 }
 
 /** Signs in and waits for the signed-in home page (Applications). */

@@ -1,5 +1,5 @@
 import { test, expect, type BrowserContext, type Page } from '@playwright/test';
-import { hydrated, PASSWORD, USERS } from './helpers';
+import { hydrated, signedInContext, USERS } from './helpers';
 
 // A measurement for README (issue 15: "time-to-interactive on a throttled link"), not a test of
 // speed: PERF=1 runs it (skipped otherwise) and prints the figures. Chromium's own network
@@ -44,13 +44,9 @@ test('first page on a 10 Mbps / 40 ms link', async ({ page, context }) => {
 });
 
 // A signed-in visitor coming back: the session cookie is set through the context's own request
-// client (not throttled), then the Applications page loads cold.
+// client (not throttled by CDP), then the Applications page loads cold.
 test('a signed-in visitor\'s first page on a 10 Mbps / 40 ms link', async ({ page, context }) => {
   test.skip(!process.env.PERF, 'set PERF=1 to measure');
-  const res = await context.request.post('/api/login', {
-    form: { email: USERS.admin, password: PASSWORD, next: '/' },
-    maxRedirects: 0,
-  });
-  expect(res.status()).toBeLessThan(400);
+  await signedInContext(context, USERS.admin);
   await measure(page, context, '/');
 });

@@ -10,7 +10,7 @@ pub fn SignInForm(#[prop(into)] next: Signal<String>) -> impl IntoView {
     let cx = session();
     // A form posted before hydration (or without JavaScript) comes back to this page with the
     // error in the URL (`__path`, `__err`). The session's action is made above the router, which
-    // provides that error, so it is read here: shown until the form is sent again from the client.
+    // provides that error, so it is read here: shown until the client's own first answer arrives.
     let posted = use_context::<leptos::server::ServerActionError>()
         .filter(|e| e.path() == <Login as leptos::server_fn::ServerFn>::PATH)
         .map(|e| leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(e.err()));
